@@ -1,0 +1,187 @@
+"""The `gantools` command line: parses options, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success, 1 a quality gate failed, 2 bad input or usage (one
+line on stderr, no traceback), 130 interrupted. Heavy modules (torch,
+onnxruntime) are imported inside the commands, so `--help` starts instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .errors import GanToolsError, GateFailed
+from .train import TrainConfig
+
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+def _fail(message: str, code: int = 2):
+    click.echo(f"gantools: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv=None) -> None:
+    """Entry point: run the click group without its own exception printing."""
+    try:
+        code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx else ""
+        _fail(f"{where}{exc.format_message()} (see --help)")
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except click.Abort:
+        _fail("aborted", 130)
+    except GanToolsError as exc:
+        _fail(str(exc))
+    except GateFailed:
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except OSError as exc:  # disk full, permission denied: the user can fix these, no traceback
+        _fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             no_args_is_help=True)
+@click.version_option(package_name="gantools", prog_name="gantools")
+def cli():
+    """Train GANs, export them to ONNX, generate samples and score them.
+
+    \b
+    gantools train --data digits --model dcgan --steps 3000 --out runs/digits
+    gantools export runs/digits -o digits.onnx
+    gantools generate digits.onnx -n 10000 -o samples/ --seed 0
+    """
+
+
+def _given(ctx: click.Context, names) -> dict:
+    """The options the user typed (not defaults), so a resumed run can tell them apart."""
+    from click.core import ParameterSource
+
+    return {n: ctx.params[n] for n in names
+            if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)}
+
+
+_D = TrainConfig()
+
+
+@cli.command()
+@click.option("--data", default=_D.data, show_default=True,
+              help="digits, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run directory to create.")
+@click.option("--model", type=click.Choice(["mlp", "dcgan"]), default=_D.model, show_default=True)
+@click.option("--loss", type=click.Choice(["ns", "hinge", "wgan-gp"]), default=_D.loss, show_default=True,
+              help="ns = non-saturating.")
+@click.option("--steps", type=click.IntRange(min=1), default=_D.steps, show_default=True,
+              help="Generator updates.")
+@click.option("--image-size", type=click.IntRange(1, 1024), default=None, help="Resize images to SIZE x SIZE.")
+@click.option("--conditional", is_flag=True, help="Condition G and D on the class labels.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=_D.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_D.lr, show_default=True)
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=_D.beta1, show_default=True)
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=_D.beta2, show_default=True)
+@click.option("--n-critic", type=click.IntRange(min=1), default=None,
+              help="D updates per G update [default: 5 for wgan-gp, else 1].")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=_D.gp_weight, show_default=True,
+              help="WGAN-GP penalty weight.")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=_D.ema, show_default=True,
+              help="Decay of the generator's moving average (exported); 0 turns it off.")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=_D.latent_dim, show_default=True)
+@click.option("--width", type=click.IntRange(min=2), default=None,
+              help="Hidden units (mlp) or base channels (dcgan) [default: 128 / 64].")
+@click.option("--spectral-norm", is_flag=True, help="Spectral normalisation on the discriminator.")
+@click.option("--seed", type=click.IntRange(min=0), default=_D.seed, show_default=True)
+@click.option("--device", type=DEVICE, default=_D.device, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=_D.checkpoint_every, show_default=True)
+@click.option("--sample-every", type=click.IntRange(min=1), default=_D.sample_every, show_default=True)
+@click.option("--log-every", type=click.IntRange(min=1), default=_D.log_every, show_default=True)
+@click.option("--keep", type=click.IntRange(min=1), default=_D.keep, show_default=True,
+              help="Checkpoints to keep.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train(ctx, out, resume, quiet, **_):
+    """Train a GAN; write checkpoints, samples and logs to a run directory."""
+    from .train import train as run_training
+
+    options = _given(ctx, [n for n in ctx.params if n not in ("out", "resume", "quiet")])
+    ckpt = run_training(out, resume=resume, progress=not quiet, **options)
+    click.echo(f"trained: {ckpt}")
+    click.echo(f"next: gantools export {out} -o NAME.onnx")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Generator file NAME.onnx; the discriminator goes to NAME.disc.onnx.")
+@click.option("--no-discriminator", is_flag=True, help="Export the generator only.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Largest |torch - onnxruntime| difference accepted.")
+def export(run, out, no_discriminator, tolerance):
+    """Export a run's (EMA) generator and its discriminator to ONNX and verify them.
+
+    RUN is a run directory (its newest checkpoint is used) or a checkpoint file.
+    """
+    from .export import export_run
+
+    report = export_run(run, out, discriminator=not no_discriminator, tolerance=tolerance)
+    click.echo(f"wrote {report.generator}  (max |torch - onnxruntime| = {report.generator_max_abs_diff:.2e})")
+    if report.discriminator:
+        click.echo(f"wrote {report.discriminator}  (max |torch - onnxruntime| = "
+                   f"{report.discriminator_max_abs_diff:.2e})")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+def info(model, as_json, device):
+    """Show an exported model's metadata, inputs, outputs and the provider it would use."""
+    from .runtime import describe_model
+
+    desc = describe_model(model, device)
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    click.echo(f"{model}  ({desc['metadata']['role']}, provider: {desc['provider']})")
+    for key, value in desc["metadata"].items():
+        click.echo(f"  {key:18s} {value}")
+    for kind in ("inputs", "outputs"):
+        for io in desc[kind]:
+            click.echo(f"  {kind[:-1]:6s} {io['name']:11s} {io['type']} {io['shape']}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("-n", "n", type=click.IntRange(min=1), required=True, help="Number of samples.")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="A folder (PNG files 000000.png ...) or a file ending in .npz.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--class", "fixed_class", type=int, default=None, help="Class of every sample (conditional models).")
+@click.option("--grid", type=click.Path(dir_okay=False), default=None,
+              help="Also write a contact sheet of the first samples (PNG).")
+@click.option("--save-latents", is_flag=True, help="Store the latents z in the .npz.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted PNG folder.")
+@click.option("--overwrite", is_flag=True, help="Replace existing samples.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_latents, resume, overwrite, quiet):
+    """Generate samples from an exported generator with ONNX Runtime."""
+    from .generate import generate as run_generation
+
+    r = run_generation(model, n, out, seed=seed, batch_size=batch_size, device=device, fixed_class=fixed_class,
+                       grid=grid, save_latents=save_latents, resume=resume, overwrite=overwrite,
+                       progress=not quiet)
+    rate = r.written / r.seconds if r.seconds > 0 else float("inf")
+    skipped = f", {r.skipped} already there" if r.skipped else ""
+    click.echo(f"wrote {r.written} samples to {r.out}{skipped} ({r.provider}, {r.seconds:.1f} s, {rate:.0f}/s)")
+    if r.grid:
+        click.echo(f"wrote {r.grid}")

@@ -1,0 +1,354 @@
+"""Data sources behind one interface.
+
+`load_source(spec)` turns what a user typed after `--data` (a built-in name, a
+folder of images, an .npz/.npy file, an MNIST IDX file) into a source with:
+
+- `kind`: "image" (samples are C x H x W) or "points" (flat vectors, e.g. 2-D);
+- `sample_shape` and `num_classes` (0 when the source has no labels);
+- `draw(n, seed, step)`: a training batch in model space (images as float32
+  NCHW in [-1, 1], points as they are), a pure function of (seed, step) so
+  that training and its resumption see exactly the same batches;
+- `take(n, seed)`: n real samples for scoring, images as float32 NCHW in [0, 1].
+
+Images are kept as they were stored (uint8, or float32 in [0, 1]) so that
+scoring reads the same pixel values pytorch-fid would read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GanToolsError
+
+BUILTIN = ("digits", "ring", "grid")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+RING_SIGMA = 0.01
+GRID_SIGMA = 0.05
+
+
+def images_to_unit(x: np.ndarray) -> np.ndarray:
+    """NHWC uint8 (0..255) or float (0..1) -> float32 NCHW in [0, 1]."""
+    x = np.asarray(x)
+    scaled = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
+
+
+def unit_to_uint8(x: np.ndarray) -> np.ndarray:
+    """float NCHW in [0, 1] -> uint8 NHWC, rounded as PNG writers do."""
+    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
+    return np.rint(x * 255.0).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+@dataclass
+class ArraySource:
+    """A finite set of samples held in memory."""
+
+    name: str
+    kind: str  # "image" or "points"
+    x: np.ndarray  # images: NHWC uint8 or float32 in [0, 1]; points: (N, D) float32
+    y: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if len(self.x) == 0:
+            raise GanToolsError(f"data source {self.name!r} holds no samples")
+        if self.y is not None and len(self.y) != len(self.x):
+            raise GanToolsError(
+                f"data source {self.name!r}: {len(self.y)} labels for {len(self.x)} samples"
+            )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        if self.kind == "image":
+            _, h, w, c = self.x.shape
+            return (c, h, w)
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) if self.y is not None else 0
+
+    def _model_space(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "image":
+            return images_to_unit(x) * 2.0 - 1.0
+        return np.asarray(x, dtype=np.float32)
+
+    def draw(self, n: int, seed: int, step: int):
+        """Batch `step` of a seeded stream of uniform draws (with replacement)."""
+        rng = np.random.default_rng([seed, step, 0xDA7A])
+        idx = rng.integers(0, len(self.x), size=n)
+        y = self.y[idx] if self.y is not None else None
+        return self._model_space(self.x[idx]), y
+
+    def take(self, n: int | None = None, seed: int = 0):
+        """n distinct samples (all when n is None or n >= len), images in [0, 1] NCHW."""
+        if n is None or n >= len(self.x):
+            idx = np.arange(len(self.x))
+        else:
+            idx = np.sort(np.random.default_rng(seed).permutation(len(self.x))[:n])
+        x = images_to_unit(self.x[idx]) if self.kind == "image" else self.x[idx].astype(np.float32)
+        return x, (self.y[idx] if self.y is not None else None)
+
+
+@dataclass
+class MixtureSource:
+    """A 2-D Gaussian mixture, sampled on the fly (labels are mode indices)."""
+
+    name: str
+    centers: np.ndarray  # (K, 2)
+    sigma: float
+    kind: str = "points"
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (2,)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.centers)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(k) for k in range(len(self.centers))]
+
+    def _sample(self, n: int, rng: np.random.Generator):
+        k = rng.integers(0, len(self.centers), size=n)
+        x = self.centers[k] + self.sigma * rng.standard_normal((n, 2))
+        return x.astype(np.float32), k.astype(np.int64)
+
+    def draw(self, n: int, seed: int, step: int):
+        return self._sample(n, np.random.default_rng([seed, step, 0xDA7A]))
+
+    def take(self, n: int | None = None, seed: int = 0):
+        return self._sample(2500 if n is None else n, np.random.default_rng(seed))
+
+
+def ring_centers() -> np.ndarray:
+    """8 modes evenly on the unit circle (k * 2pi/8; linspace(0, 2pi, 8) would give 7)."""
+    angles = 2 * np.pi * np.arange(8) / 8
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def grid_centers() -> np.ndarray:
+    """25 modes at {-4, -2, 0, 2, 4}^2."""
+    ticks = np.arange(-4.0, 5.0, 2.0)
+    return np.array([(a, b) for a in ticks for b in ticks])
+
+
+def load_source(spec: str, image_size: int | None = None):
+    """Resolve `--data SPEC` to a source; raise GanToolsError naming what to fix."""
+    spec = str(spec)
+    path = Path(spec).expanduser()
+    if image_size is not None and not 1 <= image_size <= 1024:
+        raise GanToolsError(f"--image-size must be between 1 and 1024, got {image_size}")
+    if path.exists():
+        if path.is_dir():
+            return _resized(_load_folder(path, image_size), image_size)
+        name = path.name.lower()
+        if name.endswith((".npz", ".npy")):
+            return _resized(_load_array_file(path), image_size)
+        if "idx" in name and "ubyte" in name:
+            return _resized(_load_idx(path), image_size)
+        if name.endswith(IMAGE_EXTENSIONS):
+            raise GanToolsError(f"{spec} is a single image; give the folder that holds the images")
+        raise GanToolsError(
+            f"cannot read {spec}: expected a folder of images, an .npz/.npy file or an "
+            "MNIST IDX file (*-images-idx3-ubyte[.gz])"
+        )
+    if spec == "digits":
+        return _resized(_load_digits(), image_size)
+    if spec in ("ring", "grid"):
+        if image_size is not None:
+            raise GanToolsError(f"--image-size does not apply to the 2-D source {spec!r}")
+        centers = ring_centers() if spec == "ring" else grid_centers()
+        return MixtureSource(spec, centers, RING_SIGMA if spec == "ring" else GRID_SIGMA)
+    raise GanToolsError(
+        f"no data source {spec!r}: give one of {', '.join(BUILTIN)}, a folder of images, "
+        "an .npz/.npy file or an MNIST IDX file"
+    )
+
+
+def _load_digits() -> ArraySource:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return ArraySource("digits", "image", x, digits.target.astype(np.int64), [str(d) for d in range(10)])
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise GanToolsError(f"cannot read image {path}: {exc}") from None
+
+
+def _load_folder(root: Path, image_size: int | None) -> ArraySource:
+    files = sorted(
+        p for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
+    if not files:
+        raise GanToolsError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(_read_image, files))
+    if image_size is not None:
+        images = [_resize_uint8(im, image_size) for im in images]
+    sizes = {im.shape[:2] for im in images}
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:4])
+        raise GanToolsError(
+            f"images under {root} have different sizes ({shown}); pass --image-size to resize them"
+        )
+    x = np.stack(images)
+    if np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]):
+        x = x[..., :1]  # every image is grayscale: keep one channel
+    parts = [f.relative_to(root).parts for f in files]
+    y, class_names = None, []
+    if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) > 1:
+        class_names = sorted({p[0] for p in parts})
+        index = {c: i for i, c in enumerate(class_names)}
+        y = np.array([index[p[0]] for p in parts], dtype=np.int64)
+    return ArraySource(str(root), "image", x, y, class_names)
+
+
+def _resize_uint8(im: np.ndarray, size: int) -> np.ndarray:
+    """Center-crop to a square, then resize to size x size (bicubic, antialiased)."""
+    from PIL import Image
+
+    h, w = im.shape[:2]
+    if (h, w) == (size, size):
+        return im
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    img = Image.fromarray(im[top:top + s, left:left + s].squeeze(-1) if im.shape[-1] == 1 else im[top:top + s, left:left + s])
+    out = np.asarray(img.resize((size, size), Image.BICUBIC))
+    return out[..., None] if out.ndim == 2 else out
+
+
+def _resized(src, image_size: int | None):
+    """Apply --image-size to an array source that was not resized while loading."""
+    if image_size is None or src.kind != "image":
+        if image_size is not None:
+            raise GanToolsError(f"--image-size applies to images, but {src.name} holds vectors")
+        return src
+    _, h, w, _ = src.x.shape
+    if (h, w) == (image_size, image_size):
+        return src
+    x = src.x if src.x.dtype == np.uint8 else np.rint(np.clip(src.x, 0, 1) * 255).astype(np.uint8)
+    src.x = np.stack([_resize_uint8(im, image_size) for im in x])
+    return src
+
+
+def _images_from_array(name: str, x: np.ndarray) -> np.ndarray:
+    """Accept N x H x W, N x H x W x C or N x C x H x W (C in 1, 3); return NHWC."""
+    if x.ndim == 3:
+        x = x[..., None]
+    elif x.ndim == 4:
+        if x.shape[-1] not in (1, 3):
+            if x.shape[1] not in (1, 3):
+                raise GanToolsError(
+                    f"{name}: cannot tell the channel axis of shape {x.shape}; "
+                    "give N x H x W, N x H x W x C or N x C x H x W with C = 1 or 3"
+                )
+            x = x.transpose(0, 2, 3, 1)
+    else:
+        raise GanToolsError(f"{name}: expected images of 3 or 4 dimensions, got shape {x.shape}")
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        raise GanToolsError(f"{name}: images must be uint8 or float, got {x.dtype}")
+    x = x.astype(np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return np.ascontiguousarray(x)
+    if lo >= -1.0 and hi <= 1.0:
+        return np.ascontiguousarray((x + 1.0) / 2.0)
+    raise GanToolsError(
+        f"{name}: float images must lie in [0, 1] or [-1, 1] (found {lo:g}..{hi:g}); "
+        "store 0..255 pixels as uint8"
+    )
+
+
+def _labels_from(name: str, y, n: int):
+    if y is None:
+        return None, []
+    y = np.asarray(y).reshape(-1)
+    if not np.issubdtype(y.dtype, np.integer) or len(y) != n or (len(y) and y.min() < 0):
+        raise GanToolsError(f"{name}: labels must be {n} non-negative integers, got {y.dtype} {y.shape}")
+    return y.astype(np.int64), [str(k) for k in range(int(y.max()) + 1)]
+
+
+def read_array_file(path: Path) -> dict:
+    """The arrays of an .npy/.npz file as a dict (an .npy gives {'x': ...})."""
+    try:
+        if path.suffix.lower() == ".npy":
+            return {"x": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise GanToolsError(f"cannot read {path}: {exc}") from None
+
+
+def _load_array_file(path: Path) -> ArraySource:
+    arrays = read_array_file(path)
+    if "mu" in arrays and "sigma" in arrays:
+        raise GanToolsError(
+            f"{path} holds reference statistics (mu, sigma), not samples; "
+            "use it as --real for `gantools score`"
+        )
+    key = next((k for k in ("x", "images", "arr_0") if k in arrays), None)
+    if key is None:
+        if len(arrays) != 1:
+            raise GanToolsError(f"{path}: no array named x, images or arr_0 (found {', '.join(arrays)})")
+        key = next(iter(arrays))
+    x = arrays[key]
+    ykey = next((k for k in ("y", "labels") if k in arrays), None)
+    y, names = _labels_from(str(path), arrays.get(ykey), len(x))
+    if x.ndim == 2:
+        if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+            raise GanToolsError(f"{path}: vectors must be numbers, got {x.dtype}")
+        return ArraySource(str(path), "points", x.astype(np.float32), y, names)
+    return ArraySource(str(path), "image", _images_from_array(str(path), x), y, names)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise GanToolsError(f"cannot read IDX file {path}: {exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise GanToolsError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != math.prod(dims):
+        raise GanToolsError(f"{path} is truncated: header says {dims}, found {body.size} bytes of data")
+    return body.reshape(dims)
+
+
+def _load_idx(path: Path) -> ArraySource:
+    images = _read_idx(path)
+    if images.ndim != 3:
+        raise GanToolsError(f"{path}: expected an images file (3 dimensions), got shape {images.shape}")
+    y, names = None, []
+    labels_path = path.with_name(path.name.replace("images-idx3", "labels-idx1"))
+    if labels_path != path and labels_path.exists():
+        y, names = _labels_from(str(labels_path), _read_idx(labels_path), len(images))
+    return ArraySource(str(path), "image", images[..., None].copy(), y, names)

@@ -1,0 +1,171 @@
+"""Checkpoint -> ONNX: the (EMA) generator and the discriminator, self-describing and verified.
+
+Each file carries its metadata in `metadata_props` (latent size, classes,
+sample shape, value range, training provenance) so that `generate`, `info`
+and `score` need nothing but the file. After writing, the same inputs run
+through PyTorch and ONNX Runtime; a difference above the tolerance fails the
+export and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GanToolsError
+from .files import atomic_path
+from .runtime import FORMAT_VERSION
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+PARITY_BATCH = 7  # differs from the export's dummy batch, so the dynamic axis is exercised
+
+
+@dataclass
+class ExportReport:
+    generator: Path
+    discriminator: Path | None
+    generator_max_abs_diff: float
+    discriminator_max_abs_diff: float | None
+
+
+def disc_path_for(generator_path) -> Path:
+    """NAME.onnx -> NAME.disc.onnx."""
+    p = Path(generator_path)
+    return p.with_name(p.name[: -len(".onnx")] + ".disc.onnx" if p.name.endswith(".onnx") else p.name + ".disc.onnx")
+
+
+def _checkpoint_for(source) -> Path:
+    from .checkpoint import latest_checkpoint
+
+    source = Path(source)
+    if source.is_dir():
+        return latest_checkpoint(source)
+    if source.is_file():
+        return source
+    raise GanToolsError(f"no run directory or checkpoint at {source}")
+
+
+def checkpoint_to_modules(state: dict):
+    """(generator for export, discriminator for export) in eval mode, spectral norm baked in."""
+    import torch
+    from torch.nn.utils import parametrize
+
+    from .models import build_models
+
+    config = state["config"]
+    G, D = build_models(config)
+    G.load_state_dict(state["generator_ema"] if config["ema"] > 0 else state["generator"])
+    D.load_state_dict(state["discriminator"])
+    for module in D.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    G.eval().requires_grad_(False)
+    D.eval().requires_grad_(False)
+    return G.to(torch.float32), D.to(torch.float32)
+
+
+def _metadata(state: dict, role: str) -> dict:
+    from . import __version__
+
+    c = state["config"]
+    meta = {
+        "gantools_format": FORMAT_VERSION,
+        "role": role,
+        "kind": c["kind"],
+        "latent_dim": c["latent_dim"],
+        "num_classes": c["num_classes"],
+        "class_names": json.dumps(c["class_names"]),
+        "sample_shape": json.dumps(c["sample_shape"]),
+        "value_range": "[-1, 1]" if c["kind"] == "image" else "data coordinates (unbounded)",
+        "data": c["data"],
+        "image_size": c["image_size"] or "",
+        "model": c["model"],
+        "loss": c["loss"],
+        "conditional": c["conditional"],
+        "spectral_norm": c["spectral_norm"],
+        "ema": c["ema"],
+        "steps": state["step"],
+        "seed": c["seed"],
+        "gantools_version": __version__,
+    }
+    if role == "discriminator":
+        # ns and hinge logits say "real" above 0; a WGAN critic has no threshold of its
+        # own, so take the midpoint of its running mean scores on real and fake batches.
+        s = state["d_stats"]
+        meta["decision_threshold"] = 0.5 * (s["real"] + s["fake"]) if c["loss"] == "wgan-gp" else 0.0
+    return {k: str(v) for k, v in meta.items()}
+
+
+def _module_to_onnx(module, example, input_names, output_name, path: Path, metadata: dict) -> None:
+    import onnx
+    import torch
+
+    dynamic = {name: {0: "batch"} for name in [*input_names, output_name]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, tuple(example), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=list(input_names), output_names=[output_name],
+                          dynamic_axes=dynamic, do_constant_folding=True)
+    model = onnx.load(str(path))
+    model.producer_name = "gantools"
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def _parity(module, path: Path, inputs: dict) -> float:
+    """Max |torch - onnxruntime| on the same inputs."""
+    import torch
+
+    from .runtime import open_session
+
+    with torch.no_grad():
+        expected = module(*[torch.from_numpy(v) for v in inputs.values()]).numpy()
+    got = open_session(path, "cpu").run(None, inputs)[0]
+    if got.shape != expected.shape:
+        return float("inf")
+    return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
+
+
+def export_run(source, out, *, discriminator: bool = True, tolerance: float = PARITY_TOLERANCE) -> ExportReport:
+    """Export the newest checkpoint of run directory `source` (or a checkpoint file) to `out`."""
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .latents import labels_for, latents_for
+
+    out = Path(out)
+    if not out.name.endswith(".onnx"):
+        raise GanToolsError(f"-o must name an .onnx file, got {out}")
+    state = load_checkpoint(_checkpoint_for(source))
+    config = state["config"]
+    G, D = checkpoint_to_modules(state)
+    z = latents_for(config["seed"], 0, PARITY_BATCH, config["latent_dim"])
+    y = labels_for(0, PARITY_BATCH, config["num_classes"])
+    extra = {"y": y} if y is not None else {}
+    targets = [("generator", G, out, {"z": z, **extra}, "x")]
+    if discriminator:
+        with torch.no_grad():
+            x = G(torch.from_numpy(z), None if y is None else torch.from_numpy(y)).numpy()
+        targets.append(("discriminator", D, disc_path_for(out), {"x": x, **extra}, "logit"))
+    diffs = {}
+    with contextlib.ExitStack() as stack:  # publish both files only when both pass
+        for role, module, path, inputs, output_name in targets:
+            tmp = stack.enter_context(atomic_path(path))
+            example = [torch.from_numpy(v[:2]) for v in inputs.values()]
+            _module_to_onnx(module, example, list(inputs), output_name, tmp, _metadata(state, role))
+            diffs[role] = _parity(module, tmp, inputs)
+            if not diffs[role] <= tolerance:
+                raise GanToolsError(f"export parity check failed for the {role}: max |torch - onnxruntime| = "
+                                    f"{diffs[role]:.3g} > {tolerance:g}; no file written")
+    return ExportReport(out, disc_path_for(out) if discriminator else None,
+                        diffs["generator"], diffs.get("discriminator"))

@@ -1,0 +1,175 @@
+"""The one place that opens ONNX Runtime sessions.
+
+`--device auto` uses CUDA when a session really gets the CUDA provider
+(checked with `session.get_providers()`, since `get_available_providers()`
+lists CUDA on any machine with onnxruntime-gpu), and quietly uses the CPU
+otherwise: on a machine without an NVIDIA driver CUDA is never even tried,
+so nothing is logged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GanToolsError
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+FORMAT_VERSION = "1"
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise GanToolsError("onnxruntime is not installed: pip install onnxruntime-gpu (or onnxruntime)") from None
+    return onnxruntime
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_unavailable_reason() -> str | None:
+    """None when ONNX Runtime may use CUDA here; else why not (probed once per process)."""
+    ort = _ort()
+    if CUDA not in ort.get_available_providers():
+        return "this onnxruntime build has no CUDA provider (pip install onnxruntime-gpu)"
+    driver = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+    try:
+        ctypes.CDLL(driver)
+    except OSError:
+        return "no NVIDIA driver found (cannot load " + driver + ")"
+    if hasattr(ort, "preload_dlls"):
+        try:  # CUDA/cuDNN from the pip-installed nvidia packages that PyTorch brings, if any
+            ort.preload_dlls()
+        except Exception:  # noqa: BLE001 - best effort; the session check below decides
+            pass
+    return None
+
+
+def open_session(path, device: str = "auto"):
+    """An InferenceSession on `device`; a missing or corrupt file is a GanToolsError."""
+    ort = _ort()
+    if device not in DEVICES:
+        raise GanToolsError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise GanToolsError(f"no such model file: {path}")
+    reason = cuda_unavailable_reason() if device != "cpu" else "not asked for"
+    if device == "cuda" and reason:
+        raise GanToolsError(f"--device cuda: ONNX Runtime cannot use CUDA here: {reason}; use --device cpu")
+    providers = [CUDA, CPU] if reason is None else [CPU]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    previous = 2
+    try:
+        ort.set_default_logger_severity(3 if device == "cuda" else 4)  # no error spam when probing CUDA
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GanToolsError(f"{path} is not a valid ONNX model (truncated or corrupt?): {first[:200]}") from None
+    finally:
+        ort.set_default_logger_severity(previous)
+    if device == "cuda" and session.get_providers()[0] != CUDA:
+        raise GanToolsError("--device cuda: the CUDA provider failed to load (CUDA 12/13 and cuDNN 9 "
+                            "libraries needed); use --device cpu")
+    return session
+
+
+def session_provider(session) -> str:
+    return "cuda" if session.get_providers()[0] == CUDA else "cpu"
+
+
+def read_metadata(session) -> dict:
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+class _OnnxModel:
+    """Shared loading and validation of gantools-exported models."""
+
+    role = ""
+
+    def __init__(self, path, device: str = "auto"):
+        self.path = Path(path)
+        self.session = open_session(self.path, device)
+        self.metadata = meta = read_metadata(self.session)
+        if meta.get("gantools_format") is None:
+            raise GanToolsError(f"{self.path} is not a gantools export (no gantools metadata); "
+                                "make one with `gantools export RUN_DIR -o FILE.onnx`")
+        if meta["gantools_format"] != FORMAT_VERSION:
+            raise GanToolsError(f"{self.path} has gantools format {meta['gantools_format']}; "
+                                f"this gantools reads format {FORMAT_VERSION}: re-export it")
+        if meta.get("role") != self.role:
+            raise GanToolsError(f"{self.path} is a {meta.get('role')}, not a {self.role}")
+        try:
+            self.num_classes = int(meta["num_classes"])
+            self.sample_shape = tuple(json.loads(meta["sample_shape"]))
+            self.kind = meta["kind"]
+            self.class_names = json.loads(meta.get("class_names", "[]"))
+        except (KeyError, ValueError) as exc:
+            raise GanToolsError(f"{self.path}: damaged gantools metadata ({exc})") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.provider = session_provider(self.session)
+
+    def _check_inputs(self, expected):
+        if self.input_names != expected:
+            raise GanToolsError(f"{self.path}: expected inputs {expected}, found {self.input_names}; "
+                                "it was not written by gantools export")
+
+    def _feed(self, first_name, first, y):
+        feed = {first_name: np.ascontiguousarray(first, dtype=np.float32)}
+        if self.num_classes:
+            if y is None:
+                raise GanToolsError(f"{self.path} is conditional: class labels are needed")
+            feed["y"] = np.ascontiguousarray(y, dtype=np.int64)
+        return feed
+
+
+class OnnxGenerator(_OnnxModel):
+    """The generator protocol over an ONNX session: z [B, latent_dim] (+ y [B]) -> samples."""
+
+    role = "generator"
+
+    def __init__(self, path, device: str = "auto"):
+        super().__init__(path, device)
+        self.latent_dim = int(self.metadata["latent_dim"])
+        self._check_inputs(["z", "y"] if self.num_classes else ["z"])
+
+    def __call__(self, z, y=None) -> np.ndarray:
+        return self.session.run(None, self._feed("z", z, y))[0]
+
+
+class OnnxDiscriminator(_OnnxModel):
+    """x (+ y) -> one logit per sample, with the decision threshold it was exported with."""
+
+    role = "discriminator"
+
+    def __init__(self, path, device: str = "auto"):
+        super().__init__(path, device)
+        self.threshold = float(self.metadata.get("decision_threshold", 0.0))
+        self._check_inputs(["x", "y"] if self.num_classes else ["x"])
+
+    def __call__(self, x, y=None) -> np.ndarray:
+        return self.session.run(None, self._feed("x", x, y))[0]
+
+
+def describe_model(path, device: str = "auto") -> dict:
+    """Metadata, inputs, outputs and provider of a gantools export (generator or discriminator)."""
+    session = open_session(path, device)
+    meta = read_metadata(session)
+    role = meta.get("role")
+    if meta.get("gantools_format") is None or role not in ("generator", "discriminator"):
+        raise GanToolsError(f"{path} is not a gantools export (no gantools metadata)")
+    model = (OnnxGenerator if role == "generator" else OnnxDiscriminator)(path, device)
+
+    def io(args):
+        return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}
+                for a in args]
+
+    return {"path": str(path), "provider": model.provider, "metadata": model.metadata,
+            "inputs": io(session.get_inputs()), "outputs": io(session.get_outputs())}

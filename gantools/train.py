@@ -1,0 +1,336 @@
+"""The training loop: seeded, checkpointed, resumable to the same weights.
+
+Every random draw of step t (the real batch, the latents, the WGAN-GP
+interpolation weights) comes from a generator seeded with (seed, t), so a
+run is a pure function of its config: resuming from a checkpoint replays
+exactly the batches an uninterrupted run would have seen.
+
+A run directory holds:
+  config.json        the resolved configuration
+  checkpoints/       step_NNNNNNN.pt (state dicts, optimizer and RNG state)
+  log.jsonl          one line of mean losses every `log_every` steps
+  samples/           step_NNNNNNN.png from fixed latents every `sample_every` steps
+  loss.png           the loss curves, drawn at the end
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GanToolsError
+from .files import write_text_atomic
+
+# Options that may differ when resuming: they change neither the weights nor the batches.
+RESUMABLE_OPTIONS = ("steps", "device", "checkpoint_every", "sample_every", "log_every", "keep")
+
+
+@dataclass
+class TrainConfig:
+    data: str = "digits"
+    image_size: int | None = None
+    model: str = "mlp"
+    conditional: bool = False
+    loss: str = "ns"
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int | None = None  # default: 5 for wgan-gp, else 1
+    gp_weight: float = 10.0
+    ema: float = 0.999  # 0 disables the moving average
+    latent_dim: int = 64
+    width: int | None = None  # default: 128 hidden units (mlp), 64 base channels (dcgan)
+    spectral_norm: bool = False
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    log_every: int = 50
+    keep: int = 3
+
+
+def _check_options(cfg: TrainConfig) -> None:
+    from .losses import LOSSES
+    from .models import MODELS
+
+    if cfg.model not in MODELS:
+        raise GanToolsError(f"--model must be one of {', '.join(MODELS)}, got {cfg.model!r}")
+    if cfg.loss not in LOSSES:
+        raise GanToolsError(f"--loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
+    positive = ("steps", "batch_size", "latent_dim", "checkpoint_every", "sample_every", "log_every", "keep")
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise GanToolsError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.n_critic is not None and cfg.n_critic < 1:
+        raise GanToolsError(f"--n-critic must be at least 1, got {cfg.n_critic}")
+    if cfg.width is not None and cfg.width < 2:
+        raise GanToolsError(f"--width must be at least 2, got {cfg.width}")
+    if not cfg.lr > 0:
+        raise GanToolsError(f"--lr must be positive, got {cfg.lr}")
+    if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
+        raise GanToolsError("--beta1 and --beta2 must lie in [0, 1)")
+    if not 0 <= cfg.ema < 1:
+        raise GanToolsError(f"--ema must lie in [0, 1) (0 turns it off), got {cfg.ema}")
+    if cfg.seed < 0:
+        raise GanToolsError(f"--seed must be non-negative, got {cfg.seed}")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise GanToolsError(f"--device must be auto, cpu or cuda, got {cfg.device!r}")
+
+
+def resolve_config(cfg: TrainConfig, source) -> dict:
+    """The config as saved in config.json: options plus what the data implies."""
+    from . import __version__
+    from .models import check_model_fits
+
+    _check_options(cfg)
+    check_model_fits(cfg.model, source.kind, source.sample_shape)
+    if cfg.conditional and not source.num_classes:
+        raise GanToolsError(f"--conditional needs labelled data, and {cfg.data} has no labels")
+    out = dataclasses.asdict(cfg)
+    out["n_critic"] = cfg.n_critic or (5 if cfg.loss == "wgan-gp" else 1)
+    out["width"] = cfg.width or (128 if cfg.model == "mlp" else 64)
+    out.update(
+        kind=source.kind,
+        sample_shape=list(source.sample_shape),
+        num_classes=source.num_classes if cfg.conditional else 0,
+        class_names=list(source.class_names) if cfg.conditional else [],
+        gantools_version=__version__,
+    )
+    return out
+
+
+def _pick_device(name: str):
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GanToolsError("--device cuda was asked for, but PyTorch sees no CUDA device; use --device cpu")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def _start_run(out: Path, options: dict, resume: bool):
+    """(config dict, source, checkpoint path or None) for a new or resumed run."""
+    from .checkpoint import list_checkpoints
+    from .data import load_source
+
+    cfg_path = out / "config.json"
+    if resume:
+        if not cfg_path.exists():
+            raise GanToolsError(f"--resume: {out} holds no config.json; is it a gantools run directory?")
+        saved = json.loads(cfg_path.read_text())
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        changed = [k for k, v in options.items() if k not in RESUMABLE_OPTIONS and v != saved.get(k)]
+        if changed:
+            names = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise GanToolsError(f"--resume keeps the run's own settings; drop {names} (or start a new --out)")
+        merged = {k: v for k, v in saved.items() if k in fields}
+        merged.update({k: options[k] for k in RESUMABLE_OPTIONS if k in options})
+        cfg = TrainConfig(**merged)
+        ckpts = list_checkpoints(out)
+        ckpt = ckpts[-1] if ckpts else None
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise GanToolsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        unknown = set(options) - {f.name for f in dataclasses.fields(TrainConfig)}
+        if unknown:
+            raise TypeError(f"unknown training options: {sorted(unknown)}")
+        cfg = TrainConfig(**options)
+        ckpt = None
+    source = load_source(cfg.data, cfg.image_size)
+    config = resolve_config(cfg, source)
+    if resume and saved.get("sample_shape") != config["sample_shape"]:
+        raise GanToolsError(f"--resume: the data {cfg.data} no longer has the shape the run was trained on")
+    return config, source, ckpt
+
+
+def train(out, *, resume: bool = False, progress: bool = True, **options) -> Path:
+    """Train a GAN into run directory `out`; return the final checkpoint's path.
+
+    `options` are TrainConfig fields. With resume=True, training continues from
+    the newest checkpoint in `out` under the saved config (only the options in
+    RESUMABLE_OPTIONS may change, e.g. a larger `steps`).
+    """
+    import torch
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .losses import d_loss, g_loss, gradient_penalty
+    from .models import build_models
+
+    out = Path(out)
+    config, source, ckpt = _start_run(out, options, resume)
+    device = _pick_device(config["device"])
+    torch.manual_seed(config["seed"])
+    G, D = build_models(config)
+    G.to(device), D.to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    betas = (config["beta1"], config["beta2"])
+    opt_g = torch.optim.Adam(G.parameters(), lr=config["lr"], betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config["lr"], betas=betas)
+    start, d_stats = 0, {"real": 0.0, "fake": 0.0}
+    if ckpt is not None:
+        state = load_checkpoint(ckpt)
+        G.load_state_dict(state["generator"])
+        D.load_state_dict(state["discriminator"])
+        G_ema.load_state_dict(state["generator_ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["torch_rng"])
+        start, d_stats = state["step"], dict(state["d_stats"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+    log = _Log(out / "log.jsonl", start)
+
+    B, L, K = config["batch_size"], config["latent_dim"], config["num_classes"]
+    loss, seed = config["loss"], config["seed"]
+
+    def tensor(a, dtype=torch.float32):
+        return None if a is None else torch.as_tensor(a, dtype=dtype, device=device)
+
+    def snapshot(step):
+        return {
+            "format": 1, "step": step, "config": config,
+            "generator": G.state_dict(), "discriminator": D.state_dict(), "generator_ema": G_ema.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(), "d_stats": dict(d_stats),
+        }
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=config["steps"], initial=start, desc="train", unit="step", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    G.train(), D.train()
+    for t in range(start, config["steps"]):
+        for k in range(config["n_critic"]):
+            sub = t * config["n_critic"] + k
+            rng = np.random.default_rng([seed, sub, 1])
+            x_real, y_real = source.draw(B, seed, sub)
+            x_real = tensor(x_real)
+            y = tensor(y_real, torch.int64) if K else None
+            z = tensor(rng.standard_normal((B, L), dtype=np.float32))
+            with torch.no_grad():
+                fake = G(z, y)
+            real_logits, fake_logits = D(x_real, y), D(fake, y)
+            ld = d_loss(loss, real_logits, fake_logits)
+            if loss == "wgan-gp":
+                eps = tensor(rng.random(B, dtype=np.float32))
+                ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
+            opt_d.zero_grad(set_to_none=True)
+            ld.backward()
+            opt_d.step()
+        rng = np.random.default_rng([seed, t, 2])
+        z = tensor(rng.standard_normal((B, L), dtype=np.float32))
+        y = tensor(rng.integers(0, K, size=B), torch.int64) if K else None
+        lg = g_loss(loss, D(G(z, y), y))
+        opt_g.zero_grad(set_to_none=True)
+        lg.backward()
+        opt_g.step()
+        _ema_update(G_ema, G, config["ema"], t)
+
+        r, f = float(real_logits.mean()), float(fake_logits.mean())
+        d_stats = {"real": 0.99 * d_stats["real"] + 0.01 * r, "fake": 0.99 * d_stats["fake"] + 0.01 * f}
+        log.add(d_loss=float(ld), g_loss=float(lg), d_real=r, d_fake=f)
+        step = t + 1
+        bar.update(1)
+        if step % config["log_every"] == 0 or step == config["steps"]:
+            row = log.flush(step)
+            bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
+        if step % config["sample_every"] == 0 or step == config["steps"]:
+            write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
+        if step % config["checkpoint_every"] == 0 or step == config["steps"]:
+            save_checkpoint(out, step, snapshot(step), keep=config["keep"])
+    bar.close()
+    if start >= config["steps"] and ckpt is not None:
+        return ckpt
+    _write_loss_plot(out)
+    from .checkpoint import latest_checkpoint
+
+    return latest_checkpoint(out)
+
+
+def _ema_update(ema, model, decay: float, t: int) -> None:
+    """ema <- d*ema + (1-d)*model with warm-up d = min(decay, (1+t)/(10+t)); buffers copied."""
+    import torch
+
+    d = min(decay, (1 + t) / (10 + t)) if decay > 0 else 0.0
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1.0 - d)
+        for be, b in zip(ema.buffers(), model.buffers()):
+            be.copy_(b)
+
+
+def write_samples(G, config: dict, source, path: Path, n: int = 64) -> None:
+    """A contact sheet (images) or scatter plot (points) of G on the run's fixed latents."""
+    import torch
+
+    from .latents import labels_for, latents_for
+    from .plots import image_grid, save_png, scatter_plot
+
+    if config["kind"] != "image":
+        n = 1000
+    device = next(G.parameters()).device
+    z = torch.as_tensor(latents_for(config["seed"], 0, n, config["latent_dim"]), device=device)
+    y = labels_for(0, n, config["num_classes"])
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        x = G(z, None if y is None else torch.as_tensor(y, device=device)).cpu().numpy()
+    G.train(was_training)
+    if config["kind"] == "image":
+        img = image_grid((x + 1) / 2, ncols=config["num_classes"] or None)
+    else:
+        img = scatter_plot(x, getattr(source, "centers", None))
+    save_png(img, path)
+
+
+class _Log:
+    """log.jsonl: means of each quantity over the steps since the last line.
+
+    On resume, lines past the checkpoint's step are dropped, so the log of a
+    resumed run reads as if it had never stopped.
+    """
+
+    def __init__(self, path: Path, start: int):
+        self.path, self.sums, self.count, self.t0 = path, {}, 0, time.perf_counter()
+        if path.exists():
+            kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= start]
+            write_text_atomic(path, "".join(ln + "\n" for ln in kept))
+
+    def add(self, **values) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def flush(self, step: int) -> dict:
+        row = {"step": step, **{k: v / self.count for k, v in self.sums.items()},
+               "seconds": round(time.perf_counter() - self.t0, 3)}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.sums, self.count = {}, 0
+        return row
+
+
+def _step_of(line: str) -> float:
+    """The step of a log line; infinity for a line a killed run left half-written."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
+
+
+def _write_loss_plot(out: Path) -> None:
+    from .plots import loss_plot, save_png
+
+    rows = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines() if ln.strip()]
+    if rows:
+        steps = [r["step"] for r in rows]
+        save_png(loss_plot(steps, {"D loss": [r["d_loss"] for r in rows], "G loss": [r["g_loss"] for r in rows]}),
+                 out / "loss.png")
