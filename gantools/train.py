@@ -186,7 +186,7 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
         start, d_stats = state["step"], dict(state["d_stats"])
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-    log = _Log(out / "log.jsonl", start)
+    log = _Log(out / "log.jsonl", start, state["log_partial"] if ckpt is not None else None)
 
     B, L, K = config["batch_size"], config["latent_dim"], config["num_classes"]
     loss, seed = config["loss"], config["seed"]
@@ -199,7 +199,7 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
             "format": 1, "step": step, "config": config,
             "generator": G.state_dict(), "discriminator": D.state_dict(), "generator_ema": G_ema.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "torch_rng": torch.get_rng_state(), "d_stats": dict(d_stats),
+            "torch_rng": torch.get_rng_state(), "d_stats": dict(d_stats), "log_partial": log.partial(),
         }
 
     from tqdm import tqdm
@@ -234,9 +234,9 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
         opt_g.step()
         _ema_update(G_ema, G, config["ema"], t)
 
-        r, f = float(real_logits.mean()), float(fake_logits.mean())
+        r, f = float(real_logits.detach().mean()), float(fake_logits.detach().mean())
         d_stats = {"real": 0.99 * d_stats["real"] + 0.01 * r, "fake": 0.99 * d_stats["fake"] + 0.01 * f}
-        log.add(d_loss=float(ld), g_loss=float(lg), d_real=r, d_fake=f)
+        log.add(d_loss=float(ld.detach()), g_loss=float(lg.detach()), d_real=r, d_fake=f)
         step = t + 1
         bar.update(1)
         if step % config["log_every"] == 0 or step == config["steps"]:
@@ -298,8 +298,9 @@ class _Log:
     resumed run reads as if it had never stopped.
     """
 
-    def __init__(self, path: Path, start: int):
-        self.path, self.sums, self.count, self.t0 = path, {}, 0, time.perf_counter()
+    def __init__(self, path: Path, start: int, partial: dict | None = None):
+        self.path, self.t0 = path, time.perf_counter()
+        self.sums, self.count = (dict(partial["sums"]), partial["count"]) if partial else ({}, 0)
         if path.exists():
             kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= start]
             write_text_atomic(path, "".join(ln + "\n" for ln in kept))
@@ -308,6 +309,10 @@ class _Log:
         for k, v in values.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.count += 1
+
+    def partial(self) -> dict:
+        """The sums since the last line, saved in checkpoints so a resumed log matches."""
+        return {"sums": dict(self.sums), "count": self.count}
 
     def flush(self, step: int) -> dict:
         row = {"step": step, **{k: v / self.count for k, v in self.sums.items()},

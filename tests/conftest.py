@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny trained runs and their exports, made once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from gantools.cli import main
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return exc.value.code, out, err
+
+    return run
+
+
+def assert_usage_error(result, *needles):
+    """Exit code 2, one line on stderr naming what to fix, no traceback, nothing on stdout."""
+    code, out, err = result
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gantools: error:"), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert out == ""
+
+
+def _train(out, **options):
+    from gantools.train import train
+
+    options.setdefault("checkpoint_every", 1000)
+    options.setdefault("sample_every", 1000)
+    options.setdefault("log_every", 5)
+    train(out, progress=False, **options)
+    return out
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """Tiny runs (a few steps each): enough to exercise shapes, files and parity, not quality."""
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "dcgan": _train(root / "dcgan", data="digits", model="dcgan", steps=6, width=8),
+        "cdcgan": _train(root / "cdcgan", data="digits", model="dcgan", steps=6, width=8, conditional=True,
+                         spectral_norm=True, loss="hinge"),
+        "ring": _train(root / "ring", data="ring", model="mlp", steps=6),
+    }
+
+
+@pytest.fixture(scope="session")
+def exported(runs, tmp_path_factory):
+    from gantools.export import export_run
+
+    root = tmp_path_factory.mktemp("exported")
+    out = {}
+    for name, run in runs.items():
+        out[name] = root / f"{name}.onnx"
+        export_run(run, out[name])
+    return out

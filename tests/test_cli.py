@@ -1,0 +1,86 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import assert_usage_error
+
+COMMANDS = ["train", "export", "info", "generate"]
+
+
+@pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
+def test_every_help_works(cli, command):
+    code, out, err = cli(*command, "--help")
+    assert code == 0 and "Usage:" in out and err == ""
+
+
+def test_help_does_not_import_torch_or_onnxruntime():
+    probe = ("import sys\nfrom gantools.cli import main\n"
+             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_python_dash_m_works():
+    done = subprocess.run([sys.executable, "-m", "gantools", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and "gantools" in done.stdout
+
+
+def test_train_export_info_generate_end_to_end(cli, tmp_path):
+    run, onnx_path = tmp_path / "run", tmp_path / "m.onnx"
+    code, out, _ = cli("train", "--data", "ring", "--steps", "3", "--out", run, "-q")
+    assert code == 0 and "step_0000003.pt" in out
+    code, out, _ = cli("export", run, "-o", onnx_path)
+    assert code == 0 and "max |torch - onnxruntime|" in out and (tmp_path / "m.disc.onnx").exists()
+    code, out, _ = cli("info", onnx_path, "--json")
+    desc = json.loads(out)
+    assert code == 0 and desc["provider"] == "cpu" and desc["metadata"]["role"] == "generator"
+    assert desc["inputs"][0]["name"] == "z" and desc["inputs"][0]["shape"][0] == "batch"
+    code, out, _ = cli("info", onnx_path)
+    assert code == 0 and "latent_dim" in out
+    code, out, _ = cli("generate", onnx_path, "-n", "10", "-o", tmp_path / "p.npz", "--seed", "3", "-q")
+    assert code == 0 and "wrote 10 samples" in out
+    assert np.load(tmp_path / "p.npz")["x"].shape == (10, 2)
+
+
+def test_resume_through_the_cli(cli, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "--data", "ring", "--steps", "2", "--out", run, "-q")[0] == 0
+    assert_usage_error(cli("train", "--data", "ring", "--steps", "2", "--out", run, "-q"), "--resume")
+    assert_usage_error(cli("train", "--resume", "--loss", "hinge", "--out", run, "-q"), "--loss")
+    code, out, _ = cli("train", "--resume", "--steps", "4", "--out", run, "-q")
+    assert code == 0 and "step_0000004.pt" in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--out", "r", "--loss", "foo"], "--loss"),
+    (["train", "--out", "r", "--steps", "0"], "--steps"),
+    (["train", "--out", "r", "--model", "gan"], "--model"),
+    (["train", "--out", "r", "--device", "tpu"], "--device"),
+    (["train", "--out", "r", "--data", "nowhere"], "nowhere"),
+    (["train", "--out", "r", "--data", "ring", "--model", "dcgan"], "--model mlp"),
+    (["train", "--out", "r", "--data", "digits", "--model", "dcgan", "--image-size", "28"], "--image-size"),
+    (["train", "--data", "ring"], "--out"),
+    (["export", "missing_run", "-o", "m.onnx"], "missing_run"),
+    (["generate", "missing.onnx", "-n", "4", "-o", "s"], "missing.onnx"),
+    (["info", "missing.onnx"], "missing.onnx"),
+    (["generate", "m.onnx", "-n", "0", "-o", "s"], "-n"),
+    (["bogus"], "bogus"),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    assert_usage_error(cli(*args), needle)
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_model_files_through_the_cli(cli, tmp_path, exported):
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(exported["dcgan"].read_bytes()[:3000])
+    assert_usage_error(cli("generate", cut, "-n", "4", "-o", tmp_path / "s"), "not a valid ONNX")
+    assert_usage_error(cli("info", cut), "not a valid ONNX")
+    assert not (tmp_path / "s").exists()
+    code, out, err = cli("generate", exported["cdcgan"], "-n", "4", "-o", tmp_path / "t.npz", "--class", "12")
+    assert_usage_error((code, out, err), "--class")
+    assert not (tmp_path / "t.npz").exists()

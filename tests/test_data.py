@@ -1,0 +1,199 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gantools.data import grid_centers, images_to_unit, load_source, ring_centers, unit_to_uint8
+from gantools.errors import GanToolsError
+
+
+def test_digits_is_sklearn_digits_scaled_to_bytes():
+    from sklearn.datasets import load_digits
+
+    src = load_source("digits")
+    ref = load_digits()
+    assert len(src) == 1797 and src.sample_shape == (1, 8, 8) and src.num_classes == 10
+    x, y = src.take()
+    np.testing.assert_array_equal(y, ref.target)
+    np.testing.assert_allclose(x[:, 0] * 16.0, ref.images, atol=16 / 255 / 2 + 1e-6)
+
+
+def test_digits_resized():
+    src = load_source("digits", image_size=16)
+    assert src.sample_shape == (1, 16, 16) and len(src) == 1797
+
+
+@pytest.mark.parametrize("name,k,sigma", [("ring", 8, 0.01), ("grid", 25, 0.05)])
+def test_mixtures_sample_around_their_modes(name, k, sigma):
+    src = load_source(name)
+    centers = ring_centers() if name == "ring" else grid_centers()
+    assert len({tuple(np.round(c, 6)) for c in centers}) == k
+    x, y = src.take(5000, seed=3)
+    assert x.shape == (5000, 2) and x.dtype == np.float32
+    offsets = x - centers[y]
+    assert abs(offsets.std() - sigma) < 0.1 * sigma
+    assert np.bincount(y, minlength=k).min() > 5000 / k * 0.7
+    if name == "ring":
+        np.testing.assert_allclose(np.linalg.norm(centers, axis=1), 1.0)
+    else:
+        assert set(np.unique(centers)) == {-4.0, -2.0, 0.0, 2.0, 4.0}
+
+
+def test_draw_is_a_pure_function_of_seed_and_step():
+    src = load_source("digits")
+    a, ya = src.draw(16, seed=1, step=5)
+    b, yb = src.draw(16, seed=1, step=5)
+    c, _ = src.draw(16, seed=1, step=6)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32 and a.min() >= -1 and a.max() <= 1 and a.shape == (16, 1, 8, 8)
+
+
+def test_take_subset_is_seeded_and_distinct():
+    src = load_source("digits")
+    x1, _ = src.take(100, seed=0)
+    x2, _ = src.take(100, seed=0)
+    x3, _ = src.take(100, seed=1)
+    np.testing.assert_array_equal(x1, x2)
+    assert not np.array_equal(x1, x3)
+
+
+def _png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_folder_with_class_subfolders_grayscale(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        for i in range(3):
+            _png(tmp_path / cls / f"{i}.png", rng.integers(0, 256, (12, 12), dtype=np.uint8))
+    src = load_source(str(tmp_path))
+    assert src.sample_shape == (1, 12, 12) and len(src) == 6
+    assert src.class_names == ["cat", "dog"] and list(src.y) == [0, 0, 0, 1, 1, 1]
+    x, _ = src.take()
+    saved = np.asarray(Image.open(tmp_path / "dog" / "0.png"))
+    np.testing.assert_array_equal(unit_to_uint8(x[3:4])[0, ..., 0], saved)
+
+
+def test_folder_rgb_flat_and_jpg_bmp(tmp_path):
+    rng = np.random.default_rng(1)
+    _png(tmp_path / "a.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    _png(tmp_path / "b.bmp", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    _png(tmp_path / "sub" / "c.jpg", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    src = load_source(str(tmp_path))
+    assert src.sample_shape == (3, 8, 8) and len(src) == 3 and src.num_classes == 0
+
+
+def test_folder_mixed_sizes_needs_image_size(tmp_path):
+    _png(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    _png(tmp_path / "b.png", np.zeros((10, 12), np.uint8))
+    with pytest.raises(GanToolsError, match="--image-size"):
+        load_source(str(tmp_path))
+    assert load_source(str(tmp_path), image_size=16).sample_shape == (1, 16, 16)
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(GanToolsError, match="no images"):
+        load_source(str(tmp_path))
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(GanToolsError, match="bad.png"):
+        load_source(str(tmp_path))
+    with pytest.raises(GanToolsError, match="single image"):
+        load_source(str(tmp_path / "bad.png"))
+
+
+@pytest.mark.parametrize("layout", ["nhw", "nhwc", "nchw"])
+def test_npz_layouts(tmp_path, layout):
+    rng = np.random.default_rng(0)
+    nhwc = rng.integers(0, 256, (5, 9, 9, 3 if layout != "nhw" else 1), dtype=np.uint8)
+    arr = {"nhw": nhwc[..., 0], "nhwc": nhwc, "nchw": nhwc.transpose(0, 3, 1, 2)}[layout]
+    np.savez(tmp_path / "d.npz", x=arr, y=np.arange(5))
+    src = load_source(str(tmp_path / "d.npz"))
+    x, y = src.take()
+    np.testing.assert_array_equal(unit_to_uint8(x), nhwc)
+    assert list(y) == [0, 1, 2, 3, 4] and src.num_classes == 5
+
+
+def test_float_arrays_in_both_ranges_give_the_same_images(tmp_path):
+    unit = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "a.npy", unit)
+    np.savez(tmp_path / "b.npz", images=unit * 2 - 1, labels=np.array([0, 1, 0, 1]))
+    a, _ = load_source(str(tmp_path / "a.npy")).take()
+    b, yb = load_source(str(tmp_path / "b.npz")).take()
+    np.testing.assert_allclose(a, unit[:, None], atol=1e-7)
+    np.testing.assert_allclose(b, unit[:, None], atol=1e-6)
+    assert list(yb) == [0, 1, 0, 1]
+
+
+def test_npz_errors(tmp_path):
+    np.savez(tmp_path / "range.npz", x=np.full((3, 8, 8), 7.0))
+    with pytest.raises(GanToolsError, match="uint8"):
+        load_source(str(tmp_path / "range.npz"))
+    np.savez(tmp_path / "shape.npz", x=np.zeros((3, 5, 8, 8), np.uint8))
+    with pytest.raises(GanToolsError, match="channel"):
+        load_source(str(tmp_path / "shape.npz"))
+    np.savez(tmp_path / "stats.npz", mu=np.zeros(4), sigma=np.eye(4))
+    with pytest.raises(GanToolsError, match="reference statistics"):
+        load_source(str(tmp_path / "stats.npz"))
+    np.savez(tmp_path / "labels.npz", x=np.zeros((3, 8, 8), np.uint8), y=np.zeros(2, np.int64))
+    with pytest.raises(GanToolsError, match="labels"):
+        load_source(str(tmp_path / "labels.npz"))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(GanToolsError, match="cannot read"):
+        load_source(str(tmp_path / "junk.npz"))
+
+
+def test_npz_points(tmp_path):
+    np.savez(tmp_path / "p.npz", x=np.random.default_rng(0).standard_normal((10, 2)))
+    src = load_source(str(tmp_path / "p.npz"))
+    assert src.kind == "points" and src.sample_shape == (2,)
+
+
+def _idx(path, array, magic_type=0x08, gz=False):
+    header = struct.pack(">BBBB", 0, 0, magic_type, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_idx_with_labels(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    labels = np.array([3, 1, 4, 1, 5, 9], np.uint8)
+    ext = ".gz" if gz else ""
+    _idx(tmp_path / f"train-images-idx3-ubyte{ext}", images, gz=gz)
+    _idx(tmp_path / f"train-labels-idx1-ubyte{ext}", labels, gz=gz)
+    src = load_source(str(tmp_path / f"train-images-idx3-ubyte{ext}"))
+    x, y = src.take()
+    np.testing.assert_array_equal(unit_to_uint8(x)[..., 0], images)
+    np.testing.assert_array_equal(y, labels)
+    assert src.num_classes == 10
+
+
+def test_mnist_idx_errors(tmp_path):
+    images = np.zeros((4, 5, 5), np.uint8)
+    _idx(tmp_path / "t10k-images-idx3-ubyte", images)
+    raw = (tmp_path / "t10k-images-idx3-ubyte").read_bytes()
+    (tmp_path / "cut-images-idx3-ubyte").write_bytes(raw[:-7])
+    with pytest.raises(GanToolsError, match="truncated"):
+        load_source(str(tmp_path / "cut-images-idx3-ubyte"))
+    (tmp_path / "bad-images-idx3-ubyte").write_bytes(b"\x01\x02\x03\x04" + raw[4:])
+    with pytest.raises(GanToolsError, match="magic"):
+        load_source(str(tmp_path / "bad-images-idx3-ubyte"))
+    assert load_source(str(tmp_path / "t10k-images-idx3-ubyte")).num_classes == 0
+
+
+def test_unknown_source_names_the_choices():
+    with pytest.raises(GanToolsError, match="digits, ring, grid"):
+        load_source("imagenet")
+    with pytest.raises(GanToolsError, match="2-D"):
+        load_source("ring", image_size=8)
+
+
+def test_unit_conversions_round_trip():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    np.testing.assert_array_equal(unit_to_uint8(images_to_unit(pixels)), pixels)

@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from gantools.errors import GanToolsError
+from gantools.generate import generate
+from gantools.latents import labels_for, latents_for
+from gantools.runtime import OnnxGenerator
+
+
+def test_latents_depend_only_on_seed_and_index():
+    whole = latents_for(3, 0, 20, 5)
+    np.testing.assert_array_equal(latents_for(3, 7, 6, 5), whole[7:13])
+    assert not np.array_equal(latents_for(4, 0, 20, 5), whole)
+    assert abs(latents_for(0, 0, 4000, 8).std() - 1) < 0.02
+
+
+def test_labels_are_balanced_or_fixed():
+    assert list(labels_for(8, 5, 10)) == [8, 9, 0, 1, 2]
+    assert list(labels_for(0, 3, 10, fixed_class=4)) == [4, 4, 4]
+    assert labels_for(0, 3, 0) is None
+
+
+def _npz(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cdcgan"])
+def test_same_seed_same_samples_at_batch_sizes_7_and_64(exported, tmp_path, name):
+    generate(exported[name], 100, tmp_path / "a.npz", seed=11, batch_size=7, progress=False, save_latents=True)
+    generate(exported[name], 100, tmp_path / "b.npz", seed=11, batch_size=64, progress=False, save_latents=True)
+    a, b = _npz(tmp_path / "a.npz"), _npz(tmp_path / "b.npz")
+    np.testing.assert_array_equal(a["x"], b["x"])
+    np.testing.assert_array_equal(a["z"], latents_for(11, 0, 100, a["z"].shape[1]))
+    assert a["x"].dtype == np.uint8 and a["x"].shape == (100, 8, 8, 1)
+    if name == "cdcgan":
+        np.testing.assert_array_equal(a["y"], np.arange(100) % 10)
+    generate(exported[name], 100, tmp_path / "c.npz", seed=12, progress=False)
+    assert not np.array_equal(_npz(tmp_path / "c.npz")["x"], a["x"])
+
+
+def test_npz_pixels_are_the_generator_output(exported, tmp_path):
+    g = OnnxGenerator(exported["dcgan"], "cpu")
+    generate(exported["dcgan"], 9, tmp_path / "s.npz", seed=2, progress=False)
+    x = g(latents_for(2, 0, 9, g.latent_dim))
+    expected = np.rint((x + 1) / 2 * 255).clip(0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(_npz(tmp_path / "s.npz")["x"], expected)
+
+
+def test_png_folder_matches_npz_and_resume_finishes_the_set(exported, tmp_path):
+    generate(exported["dcgan"], 30, tmp_path / "s.npz", seed=5, progress=False)
+    folder = tmp_path / "pngs"
+    report = generate(exported["dcgan"], 30, folder, seed=5, batch_size=8, progress=False)
+    assert report.written == 30
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"{i:06d}.png" for i in range(30)]
+    x = _npz(tmp_path / "s.npz")["x"]
+    for i in (0, 17, 29):
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / f"{i:06d}.png")), x[i, ..., 0])
+    before = (folder / "000012.png").read_bytes()
+    for i in (3, 12, 29):
+        (folder / f"{i:06d}.png").unlink()
+    report = generate(exported["dcgan"], 30, folder, seed=5, batch_size=8, resume=True, progress=False)
+    assert report.written == 3 and report.skipped == 27
+    assert (folder / "000012.png").read_bytes() == before
+    assert not [p for p in folder.iterdir() if not p.name.endswith(".png") or p.name.startswith(".")]
+
+
+def test_fixed_class_and_grid(exported, tmp_path):
+    generate(exported["cdcgan"], 20, tmp_path / "s.npz", fixed_class=3, grid=tmp_path / "g.png", progress=False)
+    assert set(_npz(tmp_path / "s.npz")["y"]) == {3}
+    grid = Image.open(tmp_path / "g.png")
+    assert grid.size[0] > 8 * 4 and grid.mode == "RGB"
+
+
+def test_points_model_writes_float_npz(exported, tmp_path):
+    generate(exported["ring"], 50, tmp_path / "p.npz", progress=False, grid=tmp_path / "scatter.png")
+    x = _npz(tmp_path / "p.npz")["x"]
+    assert x.shape == (50, 2) and x.dtype == np.float32
+    assert Image.open(tmp_path / "scatter.png").size == (512, 512)
+
+
+def test_generation_errors(exported, tmp_path):
+    with pytest.raises(GanToolsError, match="--class applies"):
+        generate(exported["dcgan"], 4, tmp_path / "a.npz", fixed_class=1, progress=False)
+    with pytest.raises(GanToolsError, match="0..9"):
+        generate(exported["cdcgan"], 4, tmp_path / "a.npz", fixed_class=10, progress=False)
+    with pytest.raises(GanToolsError, match=".npz"):
+        generate(exported["ring"], 4, tmp_path / "folder", progress=False)
+    with pytest.raises(GanToolsError, match="--save-latents"):
+        generate(exported["dcgan"], 4, tmp_path / "folder", save_latents=True, progress=False)
+    generate(exported["dcgan"], 4, tmp_path / "folder", progress=False)
+    with pytest.raises(GanToolsError, match="--resume"):
+        generate(exported["dcgan"], 4, tmp_path / "folder", progress=False)
+    assert not (tmp_path / "a.npz").exists()
+
+
+def test_bad_model_files(exported, tmp_path):
+    with pytest.raises(GanToolsError, match="no such model"):
+        OnnxGenerator(tmp_path / "missing.onnx")
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(exported["dcgan"].read_bytes()[:5000])
+    with pytest.raises(GanToolsError, match="not a valid ONNX"):
+        OnnxGenerator(cut)
+    with pytest.raises(GanToolsError, match="not a generator"):
+        OnnxGenerator(exported["dcgan"].with_name("dcgan.disc.onnx"))
+    foreign = tmp_path / "foreign.onnx"
+    _plain_onnx(foreign)
+    with pytest.raises(GanToolsError, match="not a gantools export"):
+        OnnxGenerator(foreign)
+    renamed = tmp_path / "renamed.onnx"
+    _rename_input(exported["dcgan"], renamed)
+    with pytest.raises(GanToolsError, match="expected inputs"):
+        OnnxGenerator(renamed)
+
+
+def _plain_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["a"], ["b"])], "g",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, 4])],
+                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [None, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+
+
+def _rename_input(src, dst):
+    import onnx
+
+    model = onnx.load(str(src))
+    model.graph.input[0].name = "latent"
+    for node in model.graph.node:
+        node.input[:] = ["latent" if i == "z" else i for i in node.input]
+    onnx.save(model, str(dst))
+
+
+def test_cuda_request_on_a_cpu_machine(exported):
+    from gantools.runtime import cuda_unavailable_reason
+
+    if cuda_unavailable_reason() is None:
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(GanToolsError, match="--device cpu"):
+        OnnxGenerator(exported["dcgan"], "cuda")
+    assert OnnxGenerator(exported["dcgan"], "auto").provider == "cpu"

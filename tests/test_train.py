@@ -1,0 +1,136 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import gantools.train as train_module
+from gantools.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from gantools.errors import GanToolsError
+from gantools.train import train
+
+SMALL = dict(checkpoint_every=1000, sample_every=1000, log_every=2)
+
+
+@pytest.mark.parametrize("options", [
+    dict(data="ring", model="mlp", loss="ns"),
+    dict(data="grid", model="mlp", loss="wgan-gp", n_critic=2),
+    dict(data="digits", model="mlp", loss="hinge", spectral_norm=True, conditional=True),
+    dict(data="digits", model="dcgan", loss="ns", width=8),
+    dict(data="digits", model="dcgan", loss="wgan-gp", width=8, image_size=16, n_critic=2),
+    dict(data="digits", model="dcgan", loss="hinge", width=8, conditional=True, spectral_norm=True, ema=0.0),
+])
+def test_each_model_and_loss_trains_a_few_steps(tmp_path, options):
+    ckpt = train(tmp_path / "run", progress=False, steps=4, **SMALL, **options)
+    state = load_checkpoint(ckpt)
+    assert state["step"] == 4
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
+    assert (tmp_path / "run" / "samples" / "step_0000004.png").exists()
+    assert (tmp_path / "run" / "loss.png").exists()
+
+
+def test_run_directory_layout_and_config(runs):
+    run = runs["dcgan"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "dcgan" and config["sample_shape"] == [1, 8, 8]
+    assert config["lr"] == 2e-4 and config["beta1"] == 0.5 and config["beta2"] == 0.999
+    assert config["n_critic"] == 1 and config["kind"] == "image"
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_checkpoint_loads_with_weights_only(runs):
+    raw = torch.load(latest_checkpoint(runs["cdcgan"]), weights_only=True)
+    assert {"generator", "discriminator", "generator_ema", "opt_g", "opt_d", "torch_rng", "config"} <= set(raw)
+    assert raw["opt_d"]["param_groups"][0]["lr"] == 2e-4
+
+
+def _assert_same_state(a, b):
+    for key in ("generator", "discriminator", "generator_ema"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    for key in ("opt_g", "opt_d"):
+        for pid, s in a[key]["state"].items():
+            for name, value in s.items():
+                assert torch.equal(value, b[key]["state"][pid][name]), (key, pid, name)
+
+
+def _log_rows(run):
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("options", [
+    dict(data="digits", model="dcgan", width=8, loss="wgan-gp", n_critic=2),
+    dict(data="ring", model="mlp", loss="ns", conditional=True),
+])
+def test_interrupted_then_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, options):
+    opts = dict(steps=12, checkpoint_every=4, sample_every=3, log_every=3, **options)
+    full = train(tmp_path / "full", progress=False, **opts)
+
+    real_write_samples = train_module.write_samples
+
+    def interrupt_at_step_9(G, config, source, path, n=64):
+        if path.name == "step_0000009.png":
+            raise KeyboardInterrupt
+        real_write_samples(G, config, source, path, n)
+
+    monkeypatch.setattr(train_module, "write_samples", interrupt_at_step_9)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "cut", progress=False, **opts)
+    assert [p.name for p in list_checkpoints(tmp_path / "cut")] == ["step_0000004.pt", "step_0000008.pt"]
+    monkeypatch.setattr(train_module, "write_samples", real_write_samples)
+    resumed = train(tmp_path / "cut", resume=True, progress=False)
+
+    _assert_same_state(load_checkpoint(full), load_checkpoint(resumed))
+    assert _log_rows(tmp_path / "full") == _log_rows(tmp_path / "cut")
+
+
+def test_resume_can_extend_steps(tmp_path):
+    opts = dict(data="ring", steps=8, **SMALL)
+    full = train(tmp_path / "full", progress=False, **opts)
+    train(tmp_path / "two", progress=False, **{**opts, "steps": 5})
+    resumed = train(tmp_path / "two", resume=True, progress=False, steps=8)
+    _assert_same_state(load_checkpoint(full), load_checkpoint(resumed))
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
+    a = load_checkpoint(train(tmp_path / "a", progress=False, data="ring", steps=3, seed=5, **SMALL))
+    b = load_checkpoint(train(tmp_path / "b", progress=False, data="ring", steps=3, seed=5, **SMALL))
+    c = load_checkpoint(train(tmp_path / "c", progress=False, data="ring", steps=3, seed=6, **SMALL))
+    _assert_same_state(a, b)
+    assert not torch.equal(a["generator"]["net.0.weight"], c["generator"]["net.0.weight"])
+
+
+def test_checkpoints_keep_only_the_newest(tmp_path):
+    train(tmp_path / "r", progress=False, data="ring", steps=10, checkpoint_every=2, keep=2,
+          sample_every=100, log_every=5)
+    assert [p.name for p in list_checkpoints(tmp_path / "r")] == ["step_0000008.pt", "step_0000010.pt"]
+
+
+def test_training_errors(tmp_path, runs):
+    with pytest.raises(GanToolsError, match="--conditional"):
+        train(tmp_path / "b", progress=False, data=str(_unlabelled(tmp_path)), conditional=True, steps=1)
+    with pytest.raises(GanToolsError, match="--resume"):
+        train(runs["ring"], progress=False, data="ring", steps=1)
+    with pytest.raises(GanToolsError, match="drop --loss"):
+        train(runs["ring"], resume=True, progress=False, loss="hinge")
+    with pytest.raises(GanToolsError, match="no config.json"):
+        train(tmp_path / "nothing", resume=True, progress=False)
+    with pytest.raises(GanToolsError, match="--model mlp"):
+        train(tmp_path / "c", progress=False, data="ring", model="dcgan", steps=1)
+
+
+def _unlabelled(tmp_path):
+    path = tmp_path / "unlabelled.npy"
+    np.save(path, np.zeros((4, 8, 8), np.uint8))
+    return path
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(GanToolsError, match="--device cpu"):
+        train(tmp_path / "r", progress=False, data="ring", steps=1, device="cuda", **SMALL)
