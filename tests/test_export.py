@@ -80,7 +80,7 @@ def test_spectral_norm_is_baked_into_the_discriminator(runs):
 
 
 def test_failed_parity_leaves_no_file(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(export_module, "_parity", lambda module, path, inputs: 0.5)
+    monkeypatch.setattr(export_module, "parity", lambda module, path, inputs: 0.5)
     out = tmp_path / "g.onnx"
     with pytest.raises(GanToolsError, match="parity"):
         export_run(runs["ring"], out)

@@ -1,0 +1,131 @@
+"""Feature extractors, each run through ONNX Runtime (CUDA when present, CPU otherwise).
+
+- inception: the FID Inception-v3, exported once from the project's own module
+  into the user cache directory (atomically) and reused; 2048-d pool3
+  features, plus the 1008 logits when the weights have the head.
+- classifier: a gantools-trained domain classifier (train-classifier): its
+  penultimate layer as features and its logits for a domain Inception Score.
+- raw: the samples themselves, flattened (for 2-D points).
+
+Every extractor takes float NCHW images in [0, 1] (or points) and returns
+(features float32 [N, D], logits float32 [N, K] or None).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GanToolsError
+
+EXTRACTORS = ("inception", "classifier", "raw")
+INCEPTION_ID = "inception-v3-2015-12-05/pool3"
+_CACHE_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    """$GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools."""
+    root = os.environ.get("GANTOOLS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantools"
+    return Path(root)
+
+
+class RawExtractor:
+    id = "raw"
+    weights_sha256 = ""
+    has_logits = False
+
+    def __call__(self, x):
+        return np.asarray(x, dtype=np.float32).reshape(len(x), -1), None
+
+
+class OnnxExtractor:
+    """An ONNX model with input `x` (NCHW in [0, 1]) and outputs `features` (and `logits`)."""
+
+    def __init__(self, path, extractor_id: str, weights_sha256: str, channels: int, device: str = "auto"):
+        from ..runtime import open_session, session_provider
+
+        self.session = open_session(path, device)
+        self.provider = session_provider(self.session)
+        self.id, self.weights_sha256, self.channels = extractor_id, weights_sha256, channels
+        outputs = [o.name for o in self.session.get_outputs()]
+        if [i.name for i in self.session.get_inputs()] != ["x"] or outputs[0] != "features":
+            raise GanToolsError(f"{path} is not a gantools feature extractor (inputs x, outputs features)")
+        self.has_logits = "logits" in outputs
+
+    def __call__(self, x):
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 4:
+            raise GanToolsError(f"the {self.id} extractor takes images, got samples of shape {x.shape[1:]}")
+        if x.shape[1] != self.channels:
+            if x.shape[1] == 1 and self.channels == 3:
+                x = np.repeat(x, 3, axis=1)  # grayscale as RGB, as pytorch-fid does
+            else:
+                raise GanToolsError(f"the {self.id} extractor takes {self.channels}-channel images, "
+                                    f"got {x.shape[1]} channels")
+        out = self.session.run(None, {"x": np.ascontiguousarray(x)})
+        return out[0], (out[1] if self.has_logits else None)
+
+
+def inception_module(weights=None):
+    """(PyTorch FIDInception, weights SHA-256): the reference path, kept for parity tests."""
+    from .inception import load_inception, resolve_weights
+
+    path, sha = resolve_weights(weights)
+    return load_inception(path), sha
+
+
+def inception_onnx_path(weights=None) -> tuple[Path, str]:
+    """The cached ONNX export of the FID Inception for these weights; built on first use."""
+    from .inception import resolve_weights
+
+    path, sha = resolve_weights(weights)
+    target = cache_dir() / f"inception-{sha[:16]}-v{_CACHE_VERSION}.onnx"
+    if not target.exists():
+        _export_inception(path, target)
+    return target, sha
+
+
+def _export_inception(weights_path: Path, target: Path) -> None:
+    import sys
+
+    import torch
+
+    from ..export import module_to_onnx
+    from ..files import atomic_path
+    from .inception import load_inception
+
+    print(f"gantools: building the Inception ONNX model once: {target}", file=sys.stderr)
+    model = load_inception(weights_path)
+    outputs = ["features", "logits"] if model.with_logits else ["features"]
+    dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, **{o: {0: "batch"} for o in outputs}}
+    meta = {"gantools_format": "1", "role": "extractor", "extractor": INCEPTION_ID}
+    with atomic_path(target) as tmp:
+        module_to_onnx(model, [torch.rand(2, 3, 64, 64)], ["x"], outputs, tmp, meta, dynamic)
+
+
+def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weights=None, classifier=None):
+    """The extractor called `name` ("inception", "classifier" or "raw") for samples of `kind`."""
+    if name not in EXTRACTORS:
+        raise GanToolsError(f"--extractor must be one of {', '.join(EXTRACTORS)}, got {name!r}")
+    if name == "raw":
+        return RawExtractor()
+    if kind != "image":
+        raise GanToolsError(f"the {name} extractor needs images; use --extractor raw for 2-D points")
+    if name == "inception":
+        path, sha = inception_onnx_path(inception_weights)
+        return OnnxExtractor(path, INCEPTION_ID, sha, channels=3, device=device)
+    if classifier is None:
+        raise GanToolsError("--extractor classifier needs --classifier FILE.onnx (make one with "
+                            "`gantools train-classifier --data SOURCE -o FILE.onnx`)")
+    from ..runtime import open_session, read_metadata
+    from .inception import sha256_of
+
+    meta = read_metadata(open_session(classifier, "cpu"))
+    if meta.get("role") != "classifier":
+        raise GanToolsError(f"{classifier} is not a gantools classifier (make one with train-classifier)")
+    sha = sha256_of(classifier)
+    channels = json.loads(meta["sample_shape"])[0]
+    return OnnxExtractor(classifier, f"classifier:{sha[:16]}", sha, channels=channels, device=device)

