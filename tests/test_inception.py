@@ -1,0 +1,140 @@
+"""The FID Inception network: our module vs the TorchScript original, ONNX vs PyTorch, FID vs a reference."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from gantools.errors import GanToolsError
+from gantools.metrics.features import INCEPTION_ID, OnnxExtractor, inception_onnx_path, make_extractor
+from gantools.metrics.inception import FID_HELPER_SHA256, FIDInception, load_inception, resolve_weights
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return resolve_weights()[0]
+
+
+@pytest.fixture(scope="module")
+def torchscript(weights):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(str(weights), map_location="cpu").eval()
+
+
+@pytest.fixture(scope="module")
+def ours(weights):
+    return load_inception(weights)
+
+
+def _pytorch_fid_input(x):
+    """pytorch-fid's preprocessing, written out: bilinear 299x299 (align_corners=False), then 2x - 1."""
+    return 2 * F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1
+
+
+def test_our_module_matches_the_torchscript_network(ours, torchscript):
+    x = torch.rand(2, 3, 40, 33, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = ours(x)
+        expected = torchscript(_pytorch_fid_input(x))
+    assert got.shape == (2, 2048)
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_onnx_extractor_matches_pytorch(ours):
+    path, sha = inception_onnx_path()
+    ex = OnnxExtractor(path, INCEPTION_ID, sha, channels=3, device="cpu")
+    rng = np.random.default_rng(1)
+    for shape in [(3, 3, 299, 299), (2, 1, 8, 8)]:
+        x = rng.random(shape, dtype=np.float32)
+        features, logits = ex(x)
+        with torch.no_grad():
+            expected = ours(torch.from_numpy(np.repeat(x, 3 // shape[1], axis=1))).numpy()
+        assert logits is None
+        assert np.abs(features - expected).max() <= 1e-4
+
+
+def test_pytorch_fid_style_weights_with_logits_head(ours, tmp_path, monkeypatch):
+    """A .pth in pytorch-fid / torch-fidelity naming, with the 1008-class head, gives logits = pool3 @ W^T."""
+    state = dict(ours.state_dict())
+    state["fc.weight"] = torch.randn(1008, 2048, generator=torch.Generator().manual_seed(0)) * 0.01
+    state["fc.bias"] = torch.full((1008,), 5.0)  # must not enter the "unbiased" logits
+    for name in [k for k in state if k.endswith("running_var")]:
+        state[name.replace("running_var", "num_batches_tracked")] = torch.tensor(0)
+    pth = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(state, pth)
+    model = load_inception(pth)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        features, logits = model(x)
+    torch.testing.assert_close(logits, features @ state["fc.weight"].T)
+    monkeypatch.setenv("GANTOOLS_INCEPTION_WEIGHTS", str(pth))
+    ex = make_extractor("inception", kind="image", device="cpu")
+    assert ex.has_logits and ex.weights_sha256 != FID_HELPER_SHA256
+    _, onnx_logits = ex(x.numpy())
+    assert np.abs(onnx_logits - logits.numpy()).max() <= 1e-3
+
+
+def test_weights_errors(tmp_path, monkeypatch):
+    with pytest.raises(GanToolsError, match="no Inception weights file"):
+        resolve_weights(tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(GanToolsError, match="not FID Inception-v3 weights"):
+        load_inception(bad)
+    monkeypatch.setenv("GANTOOLS_INCEPTION_WEIGHTS", str(tmp_path / "nope.pth"))
+    with pytest.raises(GanToolsError, match="GANTOOLS_INCEPTION_WEIGHTS"):
+        resolve_weights()
+
+
+def test_module_without_head_has_no_fc():
+    assert not hasattr(FIDInception(with_logits=False), "fc")
+
+
+def _write_folder(folder, images):
+    folder.mkdir()
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(folder / f"{i:04d}.png")
+
+
+def _reference_fid(folder_a, folder_b, torchscript):
+    """pytorch-fid's recipe, independently: PIL RGB -> [0, 1] -> bilinear 299 -> 2x-1 -> network; scipy sqrtm."""
+    def features(folder):
+        out = []
+        for path in sorted(folder.glob("*.png")):
+            x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0)
+            with torch.no_grad():
+                out.append(torchscript(_pytorch_fid_input(x.permute(2, 0, 1)[None])).numpy()[0])
+        return np.array(out, dtype=np.float64)
+
+    fa, fb = features(folder_a), features(folder_b)
+    mu1, mu2 = fa.mean(0), fb.mean(0)
+    s1, s2 = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(s1)) * 1e-6
+        covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+
+
+@pytest.mark.slow
+def test_fid_of_two_folders_agrees_with_an_independent_computation(tmp_path, torchscript, cli):
+    import json
+
+    from gantools.data import load_source
+
+    x, _ = load_source("digits", image_size=32).take(240, seed=0)
+    pixels = np.rint(x[:, 0] * 255).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(pixels[120:].astype(int) + rng.integers(-40, 41, pixels[120:].shape), 0, 255).astype(np.uint8)
+    _write_folder(tmp_path / "a", pixels[:120])
+    _write_folder(tmp_path / "b", noisy)
+    code, _, _ = cli("score", tmp_path / "b", "--real", tmp_path / "a", "--json", tmp_path / "r.json", "-q")
+    ours = json.loads((tmp_path / "r.json").read_text())["fid"]
+    reference = _reference_fid(tmp_path / "b", tmp_path / "a", torchscript)
+    assert code == 0
+    assert ours == pytest.approx(reference, rel=1e-3)
