@@ -205,6 +205,8 @@ def _extractor_options(f):
     f = click.option("--device", type=DEVICE, default="auto", show_default=True)(f)
     f = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Seed of generated samples and of subsets.")(f)
+    f = click.option("--no-cache", is_flag=True,
+                     help="Do not read or write the feature cache of data sources (under $GANTOOLS_CACHE).")(f)
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
 
 
@@ -215,12 +217,13 @@ def _extractor_options(f):
 @click.option("-n", "n", type=click.IntRange(min=2), default=None,
               help="Samples to use [default: all; 10,000 for a generator].")
 @_extractor_options
-def stats(source, out, n, extractor, inception_weights, classifier, image_size, batch_size, device, seed, quiet):
+def stats(source, out, n, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
+          quiet):
     from .metrics.score import compute_stats
 
     r = compute_stats(source, out, n=n, seed=seed, extractor=extractor, inception_weights=inception_weights,
                       classifier=classifier, device=device, batch_size=batch_size, image_size=image_size,
-                      progress=not quiet)
+                      cache=not no_cache, progress=not quiet)
     click.echo(f"wrote {r['out']}: mu, sigma of {r['n']} samples ({r['extractor']}, {r['dim']}-d)")
 
 
@@ -246,7 +249,7 @@ def stats(source, out, n, extractor, inception_weights, classifier, image_size, 
               help="Discriminator .onnx for --metrics disc [default: NAME.disc.onnx beside the generator].")
 @_extractor_options
 def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, bootstrap, discriminator,
-          extractor, inception_weights, classifier, image_size, batch_size, device, seed, quiet):
+          extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache, quiet):
     from .files import write_text_atomic
     from .metrics.score import format_table, parse_gate
     from .metrics.score import score as run_score
@@ -255,7 +258,7 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
     result = run_score(source, real, [m.strip() for m in metrics.split(",") if m.strip()], n=n, n_real=n_real,
                        seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
                        discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
-                       gates=gates, image_size=image_size, progress=not quiet)
+                       gates=gates, image_size=image_size, cache=not no_cache, progress=not quiet)
     click.echo(format_table(result))
     if json_out:
         write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")

@@ -100,6 +100,13 @@ class ArraySource:
         x = images_to_unit(self.x[idx]) if self.kind == "image" else self.x[idx].astype(np.float32)
         return x, (self.y[idx] if self.y is not None else None)
 
+    def fingerprint(self, n: int | None = None, seed: int = 0) -> str:
+        """SHA-256 of exactly the samples take(n, seed) returns: a cache key for their features."""
+        import hashlib
+
+        x = np.ascontiguousarray(self.x[self._subset(n, seed)])
+        return hashlib.sha256(f"{x.dtype}{x.shape}".encode() + x.tobytes()).hexdigest()
+
     def take(self, n: int | None = None, seed: int = 0):
         """n distinct samples (all when n is None or n >= len), images in [0, 1] NCHW."""
         return self._unit(self._subset(n, seed))

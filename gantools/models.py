@@ -42,8 +42,19 @@ class MLPGenerator(nn.Module):
         return x.reshape(x.shape[0], *self.sample_shape)
 
 
-class MLPDiscriminator(nn.Module):
-    """input -> 3 x 128 leaky ReLU -> logit; conditional by projection (Miyato & Koyama 2018)."""
+class ProjectionDiscriminator(nn.Module):
+    """logit = head(h) + <embed(y), h> with h = body(x): conditional by projection (Miyato & Koyama 2018)."""
+
+    def forward(self, x, y=None):
+        h = self.body(x)
+        logit = self.head(h).squeeze(1)
+        if self.embed is not None:
+            logit = logit + (self.embed(y) * h).sum(dim=1)
+        return logit
+
+
+class MLPDiscriminator(ProjectionDiscriminator):
+    """input -> 3 x 128 leaky ReLU -> logit."""
 
     def __init__(self, sample_shape, num_classes=0, hidden=128):
         super().__init__()
@@ -55,13 +66,6 @@ class MLPDiscriminator(nn.Module):
         )
         self.head = nn.Linear(hidden, 1)
         self.embed = nn.Embedding(num_classes, hidden) if num_classes else None
-
-    def forward(self, x, y=None):
-        h = self.body(x)
-        logit = self.head(h).squeeze(1)
-        if self.embed is not None:
-            logit = logit + (self.embed(y) * h).sum(dim=1)
-        return logit
 
 
 class DCGANGenerator(nn.Module):
@@ -90,7 +94,7 @@ class DCGANGenerator(nn.Module):
         return self.to_image(self.blocks(self.stem(z)))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(ProjectionDiscriminator):
     """Strided convs with leaky ReLU down to 4x4, then a linear logit (+ class projection)."""
 
     def __init__(self, sample_shape, num_classes=0, width=64):
@@ -106,13 +110,6 @@ class DCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(ch * 16, 1)
         self.embed = nn.Embedding(num_classes, ch * 16) if num_classes else None
-
-    def forward(self, x, y=None):
-        h = self.body(x)
-        logit = self.head(h).squeeze(1)
-        if self.embed is not None:
-            logit = logit + (self.embed(y) * h).sum(dim=1)
-        return logit
 
 
 def check_model_fits(model: str, kind: str, sample_shape) -> None:

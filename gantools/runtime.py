@@ -159,17 +159,17 @@ class OnnxDiscriminator(_OnnxModel):
 
 
 def describe_model(path, device: str = "auto") -> dict:
-    """Metadata, inputs, outputs and provider of a gantools export (generator or discriminator)."""
+    """Metadata, inputs, outputs and provider of any gantools export (generator, discriminator, classifier)."""
     session = open_session(path, device)
     meta = read_metadata(session)
-    role = meta.get("role")
-    if meta.get("gantools_format") is None or role not in ("generator", "discriminator"):
+    if meta.get("gantools_format") is None:
         raise GanToolsError(f"{path} is not a gantools export (no gantools metadata)")
-    model = (OnnxGenerator if role == "generator" else OnnxDiscriminator)(path, device)
+    if meta.get("role") in ("generator", "discriminator"):  # also checks the inputs
+        (OnnxGenerator if meta["role"] == "generator" else OnnxDiscriminator)(path, device)
 
     def io(args):
         return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}
                 for a in args]
 
-    return {"path": str(path), "provider": model.provider, "metadata": model.metadata,
+    return {"path": str(path), "provider": session_provider(session), "metadata": dict(sorted(meta.items())),
             "inputs": io(session.get_inputs()), "outputs": io(session.get_outputs())}

@@ -23,8 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .errors import GanToolsError
 from .files import write_text_atomic
 
@@ -158,6 +156,7 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     the newest checkpoint in `out` under the saved config (only the options in
     RESUMABLE_OPTIONS may change, e.g. a larger `steps`).
     """
+    import numpy as np
     import torch
 
     from .checkpoint import load_checkpoint, save_checkpoint

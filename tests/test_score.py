@@ -131,6 +131,10 @@ def test_classifier_extractor_and_domain_inception_score(cli, tmp_path):
     assert code == 0 and "held-out accuracy" in out
     accuracy = float(out.split("held-out accuracy ")[1].split()[0])
     assert accuracy > 0.9
+    code, out, _ = cli("info", tmp_path / "clf.onnx", "--json")
+    meta = json.loads(out)["metadata"]
+    assert code == 0 and meta["role"] == "classifier"
+    assert float(meta["heldout_accuracy"]) == pytest.approx(accuracy, abs=1e-4)
     got = score("digits", "digits", ["is", "fid"], extractor="classifier", classifier=tmp_path / "clf.onnx",
                 n_real=900, progress=False)
     assert got["is_mean"] > 7.0 and got["extractor"].startswith("classifier:")
@@ -141,3 +145,21 @@ def test_inception_fid_on_a_few_images(tmp_path):
     """The default extractor end to end (few images: FID is biased at n < 2048, and says so)."""
     got = score("digits", "digits", ["fid"], n=12, n_real=12, seed=0, progress=False)
     assert got["extractor"] == "inception-v3-2015-12-05/pool3" and got["fid"] > 0
+
+
+def test_feature_cache_of_real_data_gives_identical_results(tmp_path, monkeypatch, exported):
+    from gantools.classifier import train_classifier
+
+    monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
+    train_classifier("digits", tmp_path / "clf.onnx", epochs=1, progress=False)
+    kw = dict(real="digits", metrics=["fid", "kid"], n=50, n_real=400, extractor="classifier",
+              classifier=tmp_path / "clf.onnx", kid_subsets=3, kid_subset_size=40, progress=False)
+    first = score(exported["dcgan"], **kw)
+    cached = list((tmp_path / "cache" / "features").glob("*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (400, 128)
+    second = score(exported["dcgan"], **kw)
+    uncached = score(exported["dcgan"], cache=False, **kw)
+    for key in ("fid", "kid_mean"):
+        assert first[key] == second[key] == uncached[key]
+    score(exported["dcgan"], **{**kw, "n_real": 300})  # another subset: another entry
+    assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 2

@@ -38,6 +38,7 @@ class Samples:
     sample_shape: tuple
     count: int
     batches: Callable[[int], Iterator]  # batch_size -> (x in [0, 1] NCHW or points, labels or None)
+    seed: int = 0
     generator: object = None
     source: object = None
 
@@ -83,7 +84,7 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
                 _, y, x = sample_batch(g, seed, first, min(batch_size, count - first))
                 yield (_quantize(x) if g.kind == "image" else x.astype(np.float32)), y
 
-        return Samples(spec, g.kind, g.sample_shape, count, generated, generator=g)
+        return Samples(spec, g.kind, g.sample_shape, count, generated, seed=seed, generator=g)
     from ..data import load_source
 
     src = load_source(spec, image_size)
@@ -92,7 +93,7 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
     else:  # a mixture, sampled on the fly: 2,500 points, the literature's count
         count = 2500 if n is None else n
     return Samples(spec, src.kind, tuple(src.sample_shape), count,
-                   lambda batch_size: src.batches(batch_size, count, seed), source=src)
+                   lambda batch_size: src.batches(batch_size, count, seed), seed=seed, source=src)
 
 
 def parse_gate(op: str, text: str) -> tuple[str, str, float]:
@@ -132,15 +133,24 @@ def _find_discriminator(samples: Samples, given):
 
 
 def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits: bool, raw: bool,
-             disc=None, batch_size: int, progress: bool) -> Extracted:
-    """One pass over a side's batches, feeding every consumer that the requested metrics need."""
+             disc=None, batch_size: int, progress: bool, cache: bool = False) -> Extracted:
+    """One pass over a side's batches, feeding every consumer that the requested metrics need.
+
+    With cache, the features of a data source (not a generator) come from, or go to, the feature cache.
+    """
     from tqdm import tqdm
 
+    from .features import CachedExtractor, RawExtractor
     from .stats import StreamingStats
 
+    cached = None
+    if cache and not logits and samples.source is not None and hasattr(samples.source, "fingerprint") \
+            and extractor is not None and not isinstance(extractor, RawExtractor):
+        extractor = cached = CachedExtractor(extractor, samples.source.fingerprint(samples.count, samples.seed))
     out = Extracted()
     total = math.ceil(samples.count / batch_size)
-    label = "features" if extractor is not None else "samples"
+    label = "samples" if extractor is None else "features (cached)" if cached and cached.cached is not None \
+        else "features"
     for x, y in tqdm(samples.batches(batch_size), total=total, desc=f"{label} {Path(samples.name).name}",
                      unit="batch", file=sys.stderr, disable=not progress, dynamic_ncols=True):
         if raw:
@@ -159,6 +169,8 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
                 out.features.append(f)
             if logits:
                 out.logits.append(lg)
+    if cached is not None:
+        cached.save()
     return out
 
 
@@ -166,7 +178,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
           extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
           device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
           k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
-          progress: bool = True) -> dict:
+          cache: bool = True, progress: bool = True) -> dict:
     """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed)."""
     t0 = time.perf_counter()
     metrics = list(dict.fromkeys(metrics))
@@ -219,12 +231,13 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
 
     keep = any(m in metrics for m in ("kid", "prdc", "c2st")) or bootstrap > 0 and "fid" in metrics
     fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep, logits="is" in metrics,
-                      raw="modes" in metrics, disc=disc, batch_size=batch_size, progress=progress)
+                      raw="modes" in metrics, disc=disc, batch_size=batch_size, progress=progress, cache=cache)
     real_needs_features = any(m in metrics for m in ("fid", "kid", "prdc", "c2st")) and ref is None
     real_x = None
     if real_side is not None:
         real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics, features=keep,
-                          logits=False, raw=False, disc=disc, batch_size=batch_size, progress=progress)
+                          logits=False, raw=False, disc=disc, batch_size=batch_size, progress=progress,
+                          cache=cache)
 
     result: dict = {}
     f_fake = np.concatenate(fake_x.features) if fake_x.features else None
@@ -326,7 +339,7 @@ def _check_gate(op: str, key: str, limit: float, value: float) -> dict:
 
 def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor: str | None = None,
                   inception_weights=None, classifier=None, device: str = "auto", batch_size: int = 64,
-                  image_size: int | None = None, progress: bool = True) -> dict:
+                  image_size: int | None = None, cache: bool = True, progress: bool = True) -> dict:
     """Reference statistics of SOURCE written to `out` (pytorch-fid's mu/sigma keys plus provenance)."""
     from .features import make_extractor
     from .stats import save_ref_stats
@@ -335,7 +348,7 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
     ex = make_extractor(extractor or ("inception" if samples.kind == "image" else "raw"), kind=samples.kind,
                         device=device, inception_weights=inception_weights, classifier=classifier)
     got = _extract(samples, ex, stats=True, features=False, logits=False, raw=False, batch_size=batch_size,
-                   progress=progress)
+                   progress=progress, cache=cache)
     if got.stats is None or got.stats.n < 2:
         raise GanToolsError(f"{source}: statistics need at least 2 samples")
     save_ref_stats(out, got.stats.mean, got.stats.cov, ex.id, ex.weights_sha256, got.stats.n)
