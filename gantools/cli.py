@@ -215,7 +215,7 @@ def _extractor_options(f):
 @click.argument("source")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
 @click.option("-n", "n", type=click.IntRange(min=2), default=None,
-              help="Samples to use [default: all; 10,000 for a generator].")
+              help="Samples to use [default: all; 10,000 from an image generator, 2,500 from a 2-D one].")
 @_extractor_options
 def stats(source, out, n, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
           quiet):
@@ -236,7 +236,7 @@ def stats(source, out, n, extractor, inception_weights, classifier, image_size, 
 @click.option("--metrics", default="fid", show_default=True,
               help="Comma-separated: fid, is, kid, prdc, modes, disc, c2st.")
 @click.option("-n", "n", type=click.IntRange(min=1), default=None,
-              help="SOURCE samples [default: all; 10,000 for a generator].")
+              help="SOURCE samples [default: all; 10,000 from an image generator, 2,500 from a 2-D one].")
 @click.option("--n-real", type=click.IntRange(min=1), default=None, help="Real samples [default: all].")
 @click.option("--max", "max_gates", multiple=True, metavar="METRIC=V", help="Fail (exit 1) when METRIC > V.")
 @click.option("--min", "min_gates", multiple=True, metavar="METRIC=V", help="Fail (exit 1) when METRIC < V.")

@@ -27,6 +27,7 @@ GATE_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "re
              "modes", "hq_fraction", "reverse_kl", "disc_accuracy", "disc_auc", "c2st_accuracy")
 ALIASES = {"kid": "kid_mean", "is": "is_mean", "c2st": "c2st_accuracy", "disc": "disc_accuracy"}
 DEFAULT_GENERATED = 10_000
+DEFAULT_POINTS = 2_500  # the mode-collapse literature scores 2,500 samples
 
 
 @dataclass
@@ -77,7 +78,7 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
         from ..runtime import OnnxGenerator
 
         g = OnnxGenerator(spec, device)  # --image-size resizes data sources only
-        count = DEFAULT_GENERATED if n is None else n
+        count = n if n is not None else DEFAULT_GENERATED if g.kind == "image" else DEFAULT_POINTS
 
         def generated(batch_size):
             for first in range(0, count, batch_size):
@@ -90,8 +91,8 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
     src = load_source(spec, image_size)
     if hasattr(src, "__len__"):
         count = len(src) if n is None else min(n, len(src))
-    else:  # a mixture, sampled on the fly: 2,500 points, the literature's count
-        count = 2500 if n is None else n
+    else:  # a mixture, sampled on the fly
+        count = DEFAULT_POINTS if n is None else n
     return Samples(spec, src.kind, tuple(src.sample_shape), count,
                    lambda batch_size: src.batches(batch_size, count, seed), seed=seed, source=src)
 
