@@ -22,7 +22,12 @@ def main():
     parser.add_argument("--batch-size", type=int, default=50, help="pytorch-fid's default is 50")
     args = parser.parse_args()
 
-    from gantools.metrics.features import INCEPTION_ID, OnnxExtractor, inception_module, inception_onnx_path
+    from gantools.metrics.features import (
+        INCEPTION_ID,
+        OnnxExtractor,
+        inception_module,
+        inception_onnx_path,
+    )
 
     path, sha = inception_onnx_path()
     ours = OnnxExtractor(path, INCEPTION_ID, sha, channels=3, device="auto")

@@ -9,7 +9,6 @@ measured on a seeded split and stored in the file's metadata.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +57,9 @@ class ClassifierReport:
 def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                      test_fraction: float = 0.2, image_size: int | None = None, progress: bool = True):
     """Train on `data` (labelled images), measure held-out accuracy, export to `out` (.onnx)."""
-    from tqdm import tqdm
-
     from .data import load_source
     from .export import module_to_onnx, parity
+    from .progress import progress_bar
 
     out = Path(out)
     if not out.name.endswith(".onnx"):
@@ -85,7 +83,7 @@ def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = torch.from_numpy(x[train]), torch.from_numpy(y[train])
     rng = np.random.default_rng([seed, 1])
-    for _ in tqdm(range(epochs), desc="train-classifier", unit="epoch", file=sys.stderr, disable=not progress):
+    for _ in progress_bar(range(epochs), enabled=progress, desc="train-classifier", unit="epoch"):
         model.train()
         for batch in np.array_split(rng.permutation(len(train)), max(1, len(train) // batch_size)):
             loss = F.cross_entropy(model(xt[batch])[1], yt[batch])

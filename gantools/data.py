@@ -257,7 +257,8 @@ def _resize_uint8(im: np.ndarray, size: int) -> np.ndarray:
         return im
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    img = Image.fromarray(im[top:top + s, left:left + s].squeeze(-1) if im.shape[-1] == 1 else im[top:top + s, left:left + s])
+    square = im[top:top + s, left:left + s]
+    img = Image.fromarray(square[..., 0] if square.shape[-1] == 1 else square)
     out = np.asarray(img.resize((size, size), Image.BICUBIC))
     return out[..., None] if out.ndim == 2 else out
 

@@ -9,7 +9,6 @@ so a file that exists is complete.
 from __future__ import annotations
 
 import re
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -69,8 +68,7 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
              fixed_class: int | None = None, grid=None, save_latents: bool = False, resume: bool = False,
              overwrite: bool = False, progress: bool = True) -> GenerateReport:
     """Write n samples of the generator at `model_path` to `out` (a folder, or a file ending .npz)."""
-    from tqdm import tqdm
-
+    from .progress import progress_bar
     from .runtime import OnnxGenerator
 
     out = Path(out)
@@ -101,7 +99,7 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     keep = min(n, GRID_MAX) if grid is not None else 0
     kept, xs, ys, zs = [], [], [], []
     written = skipped = 0
-    bar = tqdm(total=n, desc="generate", unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=n, enabled=progress, desc="generate", unit="img")
     with ThreadPoolExecutor(max_workers=4) as pool:
         writes = []
         for first in range(0, n, batch_size):

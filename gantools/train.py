@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,10 +200,9 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
             "torch_rng": torch.get_rng_state(), "d_stats": dict(d_stats), "log_partial": log.partial(),
         }
 
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    bar = tqdm(total=config["steps"], initial=start, desc="train", unit="step", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=config["steps"], initial=start, enabled=progress, desc="train", unit="step")
     G.train(), D.train()
     for t in range(start, config["steps"]):
         for k in range(config["n_critic"]):
@@ -260,9 +258,9 @@ def _ema_update(ema, model, decay: float, t: int) -> None:
 
     d = min(decay, (1 + t) / (10 + t)) if decay > 0 else 0.0
     with torch.no_grad():
-        for pe, p in zip(ema.parameters(), model.parameters()):
+        for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
             pe.lerp_(p, 1.0 - d)
-        for be, b in zip(ema.buffers(), model.buffers()):
+        for be, b in zip(ema.buffers(), model.buffers(), strict=True):
             be.copy_(b)
 
 

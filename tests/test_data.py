@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gantools.data import grid_centers, images_to_unit, load_source, ring_centers, unit_to_uint8
+from gantools.data import (
+    grid_centers,
+    images_to_unit,
+    load_source,
+    ring_centers,
+    unit_to_uint8,
+)
 from gantools.errors import GanToolsError
 
 

@@ -61,7 +61,8 @@ def test_onnx_matches_torch_at_any_batch_size(runs, exported, name, batch):
         logits = D(x, ty).numpy()
     np.testing.assert_allclose(got, x.numpy(), atol=1e-4, rtol=0)
     dfeed = {"x": x.numpy(), **({"y": y} if y is not None else {})}
-    dgot = ort.InferenceSession(str(disc_path_for(exported[name])), providers=["CPUExecutionProvider"]).run(None, dfeed)[0]
+    disc = ort.InferenceSession(str(disc_path_for(exported[name])), providers=["CPUExecutionProvider"])
+    dgot = disc.run(None, dfeed)[0]
     np.testing.assert_allclose(dgot, logits, atol=1e-4, rtol=0)
 
 

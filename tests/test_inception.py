@@ -10,8 +10,18 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gantools.errors import GanToolsError
-from gantools.metrics.features import INCEPTION_ID, OnnxExtractor, inception_onnx_path, make_extractor
-from gantools.metrics.inception import FID_HELPER_SHA256, FIDInception, load_inception, resolve_weights
+from gantools.metrics.features import (
+    INCEPTION_ID,
+    OnnxExtractor,
+    inception_onnx_path,
+    make_extractor,
+)
+from gantools.metrics.inception import (
+    FID_HELPER_SHA256,
+    FIDInception,
+    load_inception,
+    resolve_weights,
+)
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,8 @@ def test_gates_exit_codes_and_json(cli, tmp_path):
     result = json.loads((tmp_path / "ok.json").read_text())
     assert result["passed"] is True and len(result["gates"]) == 2
     assert {"fid", "modes", "hq_fraction", "reverse_kl", "n", "extractor", "gates", "passed"} <= set(result)
-    code, out, _ = cli(*args, "--max", "fid=0.000001", "--json", tmp_path / "fail.json", "--log", tmp_path / "log.jsonl")
+    code, out, _ = cli(*args, "--max", "fid=0.000001", "--json", tmp_path / "fail.json",
+                       "--log", tmp_path / "log.jsonl")
     assert code == 1 and "FAIL" in out
     assert json.loads((tmp_path / "fail.json").read_text())["passed"] is False
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2

@@ -28,8 +28,9 @@ _CACHE_VERSION = "1"
 
 def cache_dir() -> Path:
     """$GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools."""
-    root = os.environ.get("GANTOOLS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantools"
-    return Path(root)
+    if os.environ.get("GANTOOLS_CACHE"):
+        return Path(os.environ["GANTOOLS_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantools"
 
 
 class RawExtractor:

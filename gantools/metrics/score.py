@@ -139,8 +139,7 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
 
     With cache, the features of a data source (not a generator) come from, or go to, the feature cache.
     """
-    from tqdm import tqdm
-
+    from ..progress import progress_bar
     from .features import CachedExtractor, RawExtractor
     from .stats import StreamingStats
 
@@ -152,8 +151,8 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
     total = math.ceil(samples.count / batch_size)
     label = "samples" if extractor is None else "features (cached)" if cached and cached.cached is not None \
         else "features"
-    for x, y in tqdm(samples.batches(batch_size), total=total, desc=f"{label} {Path(samples.name).name}",
-                     unit="batch", file=sys.stderr, disable=not progress, dynamic_ncols=True):
+    for x, y in progress_bar(samples.batches(batch_size), enabled=progress, total=total,
+                             desc=f"{label} {Path(samples.name).name}", unit="batch"):
         if raw:
             out.raw.append(x)
         if disc is not None:
