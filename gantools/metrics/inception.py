@@ -18,6 +18,7 @@ Inception Score code (Salimans et al. 2016) and torch-fidelity use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -265,6 +266,13 @@ def fid_helper_weights_path() -> Path | None:
 
 
 def sha256_of(path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) so an 87 MB file is hashed once per process."""
+    st = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
