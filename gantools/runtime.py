@@ -164,8 +164,8 @@ def describe_model(path, device: str = "auto") -> dict:
     meta = read_metadata(session)
     if meta.get("gantools_format") is None:
         raise GanToolsError(f"{path} is not a gantools export (no gantools metadata)")
-    if meta.get("role") in ("generator", "discriminator"):  # also checks the inputs
-        (OnnxGenerator if meta["role"] == "generator" else OnnxDiscriminator)(path, device)
+    if meta.get("role") in ("generator", "discriminator"):  # the class also checks the inputs
+        session = (OnnxGenerator if meta["role"] == "generator" else OnnxDiscriminator)(path, device).session
 
     def io(args):
         return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}

@@ -57,10 +57,7 @@ class TrainConfig:
 
 def _check_options(cfg: TrainConfig) -> None:
     from .losses import LOSSES
-    from .models import MODELS
 
-    if cfg.model not in MODELS:
-        raise GanToolsError(f"--model must be one of {', '.join(MODELS)}, got {cfg.model!r}")
     if cfg.loss not in LOSSES:
         raise GanToolsError(f"--loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
     positive = ("steps", "batch_size", "latent_dim", "checkpoint_every", "sample_every", "log_every", "keep")
@@ -89,7 +86,7 @@ def resolve_config(cfg: TrainConfig, source) -> dict:
     from .models import check_model_fits
 
     _check_options(cfg)
-    check_model_fits(cfg.model, source.kind, source.sample_shape)
+    check_model_fits(cfg.model, source.kind, source.sample_shape)  # also checks the model name
     if cfg.conditional and not source.num_classes:
         raise GanToolsError(f"--conditional needs labelled data, and {cfg.data} has no labels")
     out = dataclasses.asdict(cfg)

@@ -46,14 +46,16 @@ class OnnxExtractor:
     """An ONNX model with input `x` (NCHW in [0, 1]) and outputs `features` (and `logits`)."""
 
     def __init__(self, path, extractor_id: str, weights_sha256: str, channels: int, device: str = "auto"):
-        from ..runtime import open_session, session_provider
+        from ..runtime import open_session, read_metadata, session_provider
 
         self.session = open_session(path, device)
+        self.metadata = read_metadata(self.session)
         self.provider = session_provider(self.session)
         self.id, self.weights_sha256, self.channels = extractor_id, weights_sha256, channels
         outputs = [o.name for o in self.session.get_outputs()]
         if [i.name for i in self.session.get_inputs()] != ["x"] or outputs[0] != "features":
-            raise GanToolsError(f"{path} is not a gantools feature extractor (inputs x, outputs features)")
+            raise GanToolsError(f"{path} is not a gantools feature extractor (inputs x, outputs features); "
+                                "make a classifier with `gantools train-classifier`")
         self.has_logits = "logits" in outputs
 
     def __call__(self, x):
@@ -170,12 +172,12 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
     if classifier is None:
         raise GanToolsError("--extractor classifier needs --classifier FILE.onnx (make one with "
                             "`gantools train-classifier --data SOURCE -o FILE.onnx`)")
-    from ..runtime import open_session, read_metadata
     from .inception import sha256_of
 
-    meta = read_metadata(open_session(classifier, "cpu"))
-    if meta.get("role") != "classifier":
+    ex = OnnxExtractor(classifier, "classifier", "", channels=0, device=device)  # a missing file fails here
+    if ex.metadata.get("role") != "classifier":
         raise GanToolsError(f"{classifier} is not a gantools classifier (make one with train-classifier)")
-    sha = sha256_of(classifier)
-    channels = json.loads(meta["sample_shape"])[0]
-    return OnnxExtractor(classifier, f"classifier:{sha[:16]}", sha, channels=channels, device=device)
+    ex.weights_sha256 = sha256_of(classifier)
+    ex.id = f"classifier:{ex.weights_sha256[:16]}"
+    ex.channels = json.loads(ex.metadata["sample_shape"])[0]
+    return ex

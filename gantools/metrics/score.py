@@ -22,9 +22,17 @@ import numpy as np
 
 from ..errors import GanToolsError
 
-METRICS = ("fid", "is", "kid", "prdc", "modes", "disc", "c2st")
-GATE_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density", "coverage",
-             "modes", "hq_fraction", "reverse_kl", "disc_accuracy", "disc_auc", "c2st_accuracy")
+# Each metric and the JSON keys it reports (the keys a gate may name).
+METRIC_KEYS = {
+    "fid": ("fid",), "kid": ("kid_mean", "kid_std"), "is": ("is_mean", "is_std"),
+    "prdc": ("precision", "recall", "density", "coverage"), "modes": ("modes", "hq_fraction", "reverse_kl"),
+    "disc": ("disc_accuracy", "disc_auc"), "c2st": ("c2st_accuracy",),
+}
+METRICS = tuple(METRIC_KEYS)
+GATE_KEYS = tuple(key for keys in METRIC_KEYS.values() for key in keys)
+METRIC_OF = {key: metric for metric, keys in METRIC_KEYS.items() for key in keys}
+FEATURE_METRICS = ("fid", "is", "kid", "prdc", "c2st")  # need extractor features of SOURCE
+PAIRED_METRICS = ("kid", "prdc", "c2st")  # need every feature of both sides, not just statistics
 ALIASES = {"kid": "kid_mean", "is": "is_mean", "c2st": "c2st_accuracy", "disc": "disc_accuracy"}
 DEFAULT_GENERATED = 10_000
 DEFAULT_POINTS = 2_500  # the mode-collapse literature scores 2,500 samples
@@ -109,16 +117,6 @@ def parse_gate(op: str, text: str) -> tuple[str, str, float]:
         raise GanToolsError(f"--{op} {text}: {value!r} is not a number") from None
 
 
-def _needed_metric(key: str) -> str:
-    for metric, keys in (("kid", ("kid_mean", "kid_std")), ("is", ("is_mean", "is_std")),
-                         ("prdc", ("precision", "recall", "density", "coverage")),
-                         ("modes", ("modes", "hq_fraction", "reverse_kl")),
-                         ("disc", ("disc_accuracy", "disc_auc")), ("c2st", ("c2st_accuracy",)), ("fid", ("fid",))):
-        if key in keys:
-            return metric
-    raise KeyError(key)
-
-
 def _find_discriminator(samples: Samples, given):
     from ..export import disc_path_for
     from ..runtime import OnnxDiscriminator
@@ -190,8 +188,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         if value is not None and value < low:
             raise GanToolsError(f"{name} must be at least {low}, got {value}")
     for _, key, _ in gates:
-        if _needed_metric(key) not in metrics:
-            raise GanToolsError(f"a gate is set on {key}, but --metrics does not include {_needed_metric(key)}")
+        if METRIC_OF[key] not in metrics:
+            raise GanToolsError(f"a gate is set on {key}, but --metrics does not include {METRIC_OF[key]}")
     if real is None:
         raise GanToolsError("--real is needed: a data source, an exported generator or reference statistics")
     fake = open_samples(source, n, seed, image_size, device)
@@ -200,8 +198,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         from .stats import load_ref_stats
 
         ref = load_ref_stats(real)
-        needs_real = [m for m in metrics if m in ("kid", "prdc", "c2st", "modes", "disc")]
-        if needs_real or bootstrap and "kid" in metrics:
+        needs_real = [m for m in metrics if m in (*PAIRED_METRICS, "modes", "disc")]
+        if needs_real:
             raise GanToolsError(f"{', '.join(needs_real)} need real samples, not statistics: give --real a "
                                 f"data source instead of {real}")
         real_side = None
@@ -209,7 +207,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         real_side = open_samples(real, n_real, seed + 1, image_size, device)
         if real_side.kind != fake.kind:
             raise GanToolsError(f"{source} holds {fake.kind}s but {real} holds {real_side.kind}s")
-    featured = [m for m in metrics if m in ("fid", "is", "kid", "prdc", "c2st")]
+    featured = any(m in FEATURE_METRICS for m in metrics)
     ex = None
     if featured:
         from .features import make_extractor
@@ -229,10 +227,10 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         raise GanToolsError(f"the discriminator takes samples of shape {tuple(disc.sample_shape)}, but {real} has "
                             f"{tuple(real_side.sample_shape)}: pass --image-size")
 
-    keep = any(m in metrics for m in ("kid", "prdc", "c2st")) or bootstrap > 0 and "fid" in metrics
+    keep = any(m in metrics for m in PAIRED_METRICS) or bootstrap > 0 and "fid" in metrics
     fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep, logits="is" in metrics,
                       raw="modes" in metrics, disc=disc, batch_size=batch_size, progress=progress, cache=cache)
-    real_needs_features = any(m in metrics for m in ("fid", "kid", "prdc", "c2st")) and ref is None
+    real_needs_features = any(m in metrics for m in ("fid", *PAIRED_METRICS)) and ref is None
     real_x = None
     if real_side is not None:
         real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics, features=keep,
