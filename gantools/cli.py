@@ -70,33 +70,58 @@ def _given(ctx: click.Context, names) -> dict:
 
 
 _D = TrainConfig()
+_RECIPE = "[default: the data set's recipe, see below]"
 
 
-@cli.command()
+def _recipes_epilog() -> str:
+    from .recipes import CLASSIC, RECIPES
+
+    def fmt(settings):
+        return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
+
+    lines = ["Recipes: options not given come from the recipe of the data set and model (an option you give wins).",
+             "", "\b", f"classic: {fmt(CLASSIC)}"]
+    lines += [f"{data}/{model}: {fmt(settings)}" for (data, model), settings in RECIPES.items()]
+    return "\n".join(lines)
+
+
+@cli.command(epilog=_recipes_epilog())
 @click.option("--data", default=_D.data, show_default=True,
-              help="digits, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file.")
+              help="digits, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file; "
+                   "add :train to hold out every fourth sample (SOURCE:test).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run directory to create.")
-@click.option("--model", type=click.Choice(["mlp", "dcgan"]), default=_D.model, show_default=True)
-@click.option("--loss", type=click.Choice(["ns", "hinge", "wgan-gp"]), default=_D.loss, show_default=True,
-              help="ns = non-saturating.")
-@click.option("--steps", type=click.IntRange(min=1), default=_D.steps, show_default=True,
-              help="Generator updates.")
+@click.option("--model", type=click.Choice(["mlp", "dcgan"]), default=None,
+              help="[default: dcgan for digits, else mlp]")
+@click.option("--loss", type=click.Choice(["ns", "hinge", "wgan-gp"]), default=None,
+              help=f"ns = non-saturating. {_RECIPE}")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help=f"Generator updates. {_RECIPE}")
 @click.option("--image-size", type=click.IntRange(1, 1024), default=None, help="Resize images to SIZE x SIZE.")
 @click.option("--conditional", is_flag=True, help="Condition G and D on the class labels.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=_D.batch_size, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_D.lr, show_default=True)
-@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=_D.beta1, show_default=True)
-@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=_D.beta2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help=_RECIPE)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help=_RECIPE)
+@click.option("--lr-schedule", type=click.Choice(["constant", "linear", "cosine"]), default=None,
+              help=f"Learning rate over the run: constant, or decaying to 0 at --steps. {_RECIPE}")
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None, help=_RECIPE)
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None, help=_RECIPE)
 @click.option("--n-critic", type=click.IntRange(min=1), default=None,
               help="D updates per G update [default: 5 for wgan-gp, else 1].")
 @click.option("--gp-weight", type=click.FloatRange(min=0), default=_D.gp_weight, show_default=True,
               help="WGAN-GP penalty weight.")
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=_D.ema, show_default=True,
-              help="Decay of the generator's moving average (exported); 0 turns it off.")
-@click.option("--latent-dim", type=click.IntRange(min=1), default=_D.latent_dim, show_default=True)
+@click.option("--r1", type=click.FloatRange(min=0), default=None,
+              help=f"R1 penalty weight gamma: (gamma/2) |grad D|^2 on real samples; 0 turns it off. {_RECIPE}")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help=f"Decay of the generator's moving average (exported); 0 turns it off. {_RECIPE}")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=None, help=_RECIPE)
 @click.option("--width", type=click.IntRange(min=2), default=None,
               help="Hidden units (mlp) or base channels (dcgan) [default: 128 / 64].")
-@click.option("--spectral-norm", is_flag=True, help="Spectral normalisation on the discriminator.")
+@click.option("--mixture", type=click.IntRange(min=0), default=None,
+              help="Generator components sharing weights, picked by one latent coordinate: separate modes "
+                   f"without samples between them; 0 turns it off. {_RECIPE}")
+@click.option("--levels", type=click.IntRange(min=0, max=256), default=None,
+              help="Round generated pixels to this many grey levels; 0 = continuous [default: the data's own "
+                   "levels when it has at most 64 (digits: 17), else 0].")
+@click.option("--spectral-norm/--no-spectral-norm", default=None,
+              help=f"Spectral normalisation on the discriminator. {_RECIPE}")
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, show_default=True)
 @click.option("--device", type=DEVICE, default=_D.device, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=_D.checkpoint_every, show_default=True)
@@ -170,16 +195,22 @@ def info(model, as_json, device):
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
               help="Also write a contact sheet of the first samples (PNG).")
 @click.option("--save-latents", is_flag=True, help="Store the latents z in the .npz.")
+@click.option("--refine", type=click.Choice(["drs", "mh"]), default=None,
+              help="Let the discriminator pick among candidates: drs = rejection sampling (Azadi et al. 2019), "
+                   "mh = Metropolis-Hastings (Turner et al. 2019). Deterministic per seed.")
+@click.option("--discriminator", type=click.Path(dir_okay=False), default=None,
+              help="Discriminator .onnx for --refine [default: NAME.disc.onnx beside the generator].")
 @click.option("--resume", is_flag=True, help="Finish an interrupted PNG folder.")
 @click.option("--overwrite", is_flag=True, help="Replace existing samples.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_latents, resume, overwrite, quiet):
+def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_latents, refine, discriminator, resume,
+             overwrite, quiet):
     """Generate samples from an exported generator with ONNX Runtime."""
     from .generate import generate as run_generation
 
     r = run_generation(model, n, out, seed=seed, batch_size=batch_size, device=device, fixed_class=fixed_class,
-                       grid=grid, save_latents=save_latents, resume=resume, overwrite=overwrite,
-                       progress=not quiet)
+                       grid=grid, save_latents=save_latents, resume=resume, overwrite=overwrite, refine=refine,
+                       discriminator=discriminator, progress=not quiet)
     rate = r.written / r.seconds if r.seconds > 0 else float("inf")
     skipped = f", {r.skipped} already there" if r.skipped else ""
     click.echo(f"wrote {r.written} samples to {r.out}{skipped} ({r.provider}, {r.seconds:.1f} s, {rate:.0f}/s)")

@@ -1,7 +1,8 @@
 """Data sources behind one interface.
 
 `load_source(spec)` turns what a user typed after `--data` (a built-in name, a
-folder of images, an .npz/.npy file, an MNIST IDX file) into a source with:
+folder of images, an .npz/.npy file, an MNIST IDX file, any of them with a
+`:train` or `:test` suffix) into a source with:
 
 - `kind`: "image" (samples are C x H x W) or "points" (flat vectors, e.g. 2-D);
 - `sample_shape` and `num_classes` (0 when the source has no labels);
@@ -9,6 +10,11 @@ folder of images, an .npz/.npy file, an MNIST IDX file) into a source with:
   NCHW in [-1, 1], points as they are), a pure function of (seed, step) so
   that training and its resumption see exactly the same batches;
 - `take(n, seed)`: n real samples for scoring, images as float32 NCHW in [0, 1].
+
+`SOURCE:test` is every fourth sample of a finite source (index i % 4 == 3, in
+the order the source lists them) and `SOURCE:train` the other three quarters:
+a fixed, documented split, so that a model trained on `digits:train` can be
+scored against digits it never saw by anyone, with any tool.
 
 Images are kept as they were stored (uint8, or float32 in [0, 1]) so that
 scoring reads the same pixel values pytorch-fid would read.
@@ -29,6 +35,8 @@ import numpy as np
 from .errors import GanToolsError
 
 BUILTIN = ("digits", "ring", "grid")
+SPLITS = ("train", "test")
+HOLDOUT_EVERY = 4  # SOURCE:test is samples i with i % 4 == 3
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 RING_SIGMA = 0.01
 GRID_SIGMA = 0.05
@@ -168,8 +176,63 @@ def grid_centers() -> np.ndarray:
     return np.array([(a, b) for a in ticks for b in ticks])
 
 
+def grey_levels(source, most: int = 64) -> int:
+    """L when every pixel of an image source is one of L evenly spaced 8-bit levels (L <= most), else 0.
+
+    scikit-learn's digits are counts 0..16 stored as rint(k * 255 / 16): 17 levels.
+    Points and images that use the whole 8-bit range give 0 (continuous).
+    """
+    if source.kind != "image" or not isinstance(source, ArraySource):
+        return 0
+    values = np.unique(source.x)
+    if source.x.dtype != np.uint8:
+        as_bytes = np.rint(values * 255.0)
+        if np.abs(values * 255.0 - as_bytes).max() > 1e-3:
+            return 0
+        values = np.unique(as_bytes)
+    for levels in range(2, most + 1):
+        if np.isin(values, np.rint(np.arange(levels) * (255.0 / (levels - 1)))).all():
+            return levels
+    return 0
+
+
+def point_standardisation(source) -> tuple[list[float], float]:
+    """(centre, scale) of a point source: its mean, and the root mean square per coordinate about it."""
+    if isinstance(source, MixtureSource):
+        center = source.centers.mean(axis=0)
+        spread = ((source.centers - center) ** 2).sum(axis=1).mean() / source.centers.shape[1] + source.sigma ** 2
+    else:
+        x = np.asarray(source.x, dtype=np.float64)
+        center, spread = x.mean(axis=0), ((x - x.mean(axis=0)) ** 2).mean()
+    return [round(float(c), 12) for c in center], float(np.sqrt(spread)) if spread > 0 else 1.0
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """'digits:test' -> ('digits', 'test'); a spec without a split suffix -> (spec, None)."""
+    base, sep, split = str(spec).rpartition(":")
+    if sep and split in SPLITS and base and not Path(str(spec)).expanduser().exists():
+        return base, split
+    return str(spec), None
+
+
+def holdout_split(src, split: str, spec: str):
+    """The `split` part ('train' or 'test') of a finite source: test is every fourth sample."""
+    if not isinstance(src, ArraySource):
+        raise GanToolsError(f"{spec}: :train and :test split finite data sets; {src.name} is sampled "
+                            "on the fly, so every draw is already unseen")
+    test = np.arange(len(src.x)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    keep = test if split == "test" else ~test
+    if not keep.any():
+        raise GanToolsError(f"{spec}: {src.name} has too few samples ({len(src.x)}) to hold out a quarter")
+    y = src.y[keep] if src.y is not None else None
+    return ArraySource(spec, src.kind, src.x[keep], y, list(src.class_names))
+
+
 def load_source(spec: str, image_size: int | None = None):
     """Resolve `--data SPEC` to a source; raise GanToolsError naming what to fix."""
+    base, split = split_spec(spec)
+    if split is not None:
+        return holdout_split(load_source(base, image_size), split, str(spec))
     spec = str(spec)
     path = Path(spec).expanduser()
     if image_size is not None and not 1 <= image_size <= 1024:
@@ -197,7 +260,7 @@ def load_source(spec: str, image_size: int | None = None):
         return MixtureSource(spec, centers, RING_SIGMA if spec == "ring" else GRID_SIGMA)
     raise GanToolsError(
         f"no data source {spec!r}: give one of {', '.join(BUILTIN)}, a folder of images, "
-        "an .npz/.npy file or an MNIST IDX file"
+        "an .npz/.npy file or an MNIST IDX file (add :train or :test for a split)"
     )
 
 

@@ -8,6 +8,7 @@ so a file that exists is complete.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,8 @@ from .errors import GanToolsError
 from .files import atomic_path
 from .latents import labels_for, latents_for
 
-GRID_MAX = 100
+GRID_MAX = 100  # images on a contact sheet
+GRID_POINTS = 2500  # points on a scatter plot
 
 
 @dataclass
@@ -66,8 +68,13 @@ def _write_png(path: Path, pixels: np.ndarray) -> None:
 
 def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, device: str = "auto",
              fixed_class: int | None = None, grid=None, save_latents: bool = False, resume: bool = False,
-             overwrite: bool = False, progress: bool = True) -> GenerateReport:
-    """Write n samples of the generator at `model_path` to `out` (a folder, or a file ending .npz)."""
+             overwrite: bool = False, refine: str | None = None, discriminator=None,
+             progress: bool = True) -> GenerateReport:
+    """Write n samples of the generator at `model_path` to `out` (a folder, or a file ending .npz).
+
+    With `refine` ("drs" or "mh"), the discriminator (`discriminator`, else
+    NAME.disc.onnx beside the generator) picks among candidates (refine.py).
+    """
     from .progress import progress_bar
     from .runtime import OnnxGenerator
 
@@ -86,6 +93,13 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
         raise GanToolsError(f"-o {out} is a file; give a folder for PNGs or a name ending in .npz")
     model = OnnxGenerator(model_path, device)
     check_class(model, fixed_class)
+    draw = functools.partial(sample_batch, model, seed, fixed_class=fixed_class)
+    if refine is not None:
+        from .refine import Refiner, find_discriminator
+
+        draw = Refiner(model, find_discriminator(model_path, discriminator, device), refine, seed, fixed_class).batch
+    elif discriminator is not None:
+        raise GanToolsError("--discriminator is used by --refine; add --refine drs or --refine mh")
     if model.kind != "image" and not to_npz:
         raise GanToolsError(f"{model_path} makes {model.sample_shape[0]}-D points, not images: give -o FILE.npz")
     existing = {p.name for p in out.iterdir() if _PNG.match(p.name)} if out.is_dir() else set()
@@ -110,9 +124,9 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
             if not to_npz and not todo and first >= keep:
                 bar.update(m)
                 continue
-            z, y, x = sample_batch(model, seed, first, m, fixed_class)
+            z, y, x = draw(first, m)
             if first < keep:
-                kept.append(x[: keep - first])
+                kept.append((x[: keep - first], None if y is None else y[: keep - first]))
             if to_npz:
                 xs.append(unit_to_uint8((x + 1) / 2) if model.kind == "image" else x.astype(np.float32))
                 ys.append(y)
@@ -140,16 +154,21 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     grid_path = None
     if grid is not None:
         grid_path = Path(grid)
-        _write_grid(model, np.concatenate(kept) if model.kind == "image" else np.concatenate(xs), fixed_class,
-                    grid_path)
+        if model.kind == "image":
+            x_grid = np.concatenate([x for x, _ in kept])
+            y_grid = None if model.num_classes == 0 else np.concatenate([y for _, y in kept])
+        else:
+            x_grid, y_grid = np.concatenate(xs)[:GRID_POINTS], None
+        _write_grid(model, x_grid, y_grid, grid_path)
     return GenerateReport(out, written, skipped, model.provider, time.perf_counter() - t0, grid_path)
 
 
-def _write_grid(model, x: np.ndarray, fixed_class, path: Path) -> None:
-    from .plots import image_grid, save_png, scatter_plot
+def _write_grid(model, x: np.ndarray, y, path: Path) -> None:
+    from .data import BUILTIN, load_source
+    from .plots import samples_picture, save_png
 
-    if model.kind == "image":
-        ncols = model.num_classes if model.num_classes and fixed_class is None and len(x) >= model.num_classes else None
-        save_png(image_grid((x + 1) / 2, ncols=ncols), path)
-    else:
-        save_png(scatter_plot(x), path)
+    modes = None
+    if model.kind == "points" and model.metadata.get("data") in BUILTIN:
+        src = load_source(model.metadata["data"])
+        modes = (src.centers, src.sigma) if hasattr(src, "centers") else None
+    save_png(samples_picture(x, y, model.num_classes, modes), path)

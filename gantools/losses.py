@@ -42,3 +42,16 @@ def gradient_penalty(discriminator, real, fake, y, eps):
     out = discriminator(x_hat, y)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+
+def r1_penalty(real_logits, real):
+    """(1/2) E ||grad_x D(x)||^2 on real samples (Mescheder et al. 2018); the caller scales it by gamma.
+
+    `real` must have had requires_grad set before D ran on it. Penalising the
+    discriminator's slope where the data is keeps it from overshooting around
+    real samples, so training converges instead of circling, while its smooth
+    landscape still points towards modes the generator has not found yet.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return 0.5 * grad.flatten(1).pow(2).sum(dim=1).mean()

@@ -4,6 +4,23 @@ Every generator maps (z [B, latent_dim], y [B] or None) to samples: images as
 [B, C, H, W] in [-1, 1] (tanh), points as [B, D] in data coordinates (linear
 output, as in the mode-collapse literature). Every discriminator maps
 (x, y or None) to one logit per sample, shape [B].
+
+Point models work in standardised coordinates inside: the generator ends and
+the discriminator starts with a fixed affine map (buffers from the data's
+centre and scale), so one recipe suits a ring of radius 1 and a grid of
+width 8, and the exported files still speak data coordinates.
+
+A generator may also be a mixture (`mixture` = M components sharing their
+weights): one latent coordinate picks the component, a learned embedding
+tells the network which. A continuous map of a connected latent space cannot
+put mass on separate modes without a trail of samples between them
+(Khayatkhoei et al. 2018, "Disconnected manifold learning"); a discrete pick
+can, as in MGAN (Hoang et al. 2018).
+
+Images with few grey levels (scikit-learn's digits have 17) get generators
+whose last step rounds to those levels (`levels`), with a straight-through
+gradient in training: a model of discrete data outputs discrete values, and
+no pixel-level test can tell its samples by off-grid values.
 """
 
 from __future__ import annotations
@@ -19,23 +36,85 @@ MODELS = ("mlp", "dcgan")
 DCGAN_SIZES = (8, 16, 32, 64)
 
 
+class Affine(nn.Module):
+    """x * scale + shift with fixed (non-trained) buffers: the standardisation of point data."""
+
+    def __init__(self, scale: float, shift):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+
+
+class RoundToLevels(nn.Module):
+    """[-1, 1] -> the nearest of `levels` evenly spaced values; identity gradient (straight-through)."""
+
+    def __init__(self, levels: int):
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x):
+        u = (x + 1.0) * (0.5 * (self.levels - 1))
+        u = u + (torch.round(u) - u).detach()
+        return u * (2.0 / (self.levels - 1)) - 1.0
+
+
+MIXTURE_EMBEDDING = 16
+
+
+class LatentMixture(nn.Module):
+    """z -> [z without its first coordinate, embedding of component k], k picked by z[:, 0].
+
+    Component k holds the z_0 with k/M <= Phi(z_0) < (k+1)/M: each has probability
+    exactly 1/M, and the pick is a float comparison with fixed thresholds, so
+    PyTorch and ONNX Runtime pick the same component for the same z.
+    """
+
+    def __init__(self, components: int):
+        super().__init__()
+        quantiles = torch.arange(1, components, dtype=torch.float64) / components
+        self.register_buffer("thresholds", torch.special.ndtri(quantiles).to(torch.float32))
+        self.embed = nn.Embedding(components, MIXTURE_EMBEDDING)
+
+    @staticmethod
+    def out_dim(latent_dim: int, components: int) -> int:
+        return latent_dim - 1 + MIXTURE_EMBEDDING if components else latent_dim
+
+    def forward(self, z):
+        k = (z[:, :1] > self.thresholds).sum(dim=1)
+        return torch.cat([z[:, 1:], self.embed(k)], dim=1)
+
+
+def _latent_input(components: int) -> nn.Module:
+    return LatentMixture(components) if components else nn.Identity()
+
+
+def _image_output(levels: int) -> nn.Module:
+    return nn.Sequential(nn.Tanh(), RoundToLevels(levels)) if levels else nn.Tanh()
+
+
 class MLPGenerator(nn.Module):
     """latent -> 3 x 128 leaky ReLU -> output (the classic GAN of Goodfellow et al.)."""
 
-    def __init__(self, latent_dim, sample_shape, num_classes=0, hidden=128, images=True):
+    def __init__(self, latent_dim, sample_shape, num_classes=0, hidden=128, images=True, levels=0,
+                 point_scale=1.0, point_center=None, mixture=0):
         super().__init__()
         self.sample_shape = tuple(sample_shape)
+        self.latent = _latent_input(mixture)
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
         out = math.prod(self.sample_shape)
         self.net = nn.Sequential(
-            nn.Linear(latent_dim + num_classes, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + num_classes, hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, out),
         )
-        self.out_act = nn.Tanh() if images else nn.Identity()
+        self.out_act = _image_output(levels) if images else Affine(point_scale, point_center)
 
     def forward(self, z, y=None):
+        z = self.latent(z)
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
         x = self.out_act(self.net(z))
@@ -54,11 +133,13 @@ class ProjectionDiscriminator(nn.Module):
 
 
 class MLPDiscriminator(ProjectionDiscriminator):
-    """input -> 3 x 128 leaky ReLU -> logit."""
+    """input -> 3 x 128 leaky ReLU -> logit; points are standardised first."""
 
-    def __init__(self, sample_shape, num_classes=0, hidden=128):
+    def __init__(self, sample_shape, num_classes=0, hidden=128, point_scale=None, point_center=None):
         super().__init__()
+        standardise = [Affine(1.0 / point_scale, [-c / point_scale for c in point_center])] if point_scale else []
         self.body = nn.Sequential(
+            *standardise,
             nn.Flatten(),
             nn.Linear(math.prod(sample_shape), hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
@@ -71,14 +152,15 @@ class MLPDiscriminator(ProjectionDiscriminator):
 class DCGANGenerator(nn.Module):
     """Linear to 4x4, then transposed-conv x2 upsampling blocks with BatchNorm + ReLU."""
 
-    def __init__(self, latent_dim, sample_shape, num_classes=0, width=64):
+    def __init__(self, latent_dim, sample_shape, num_classes=0, width=64, levels=0, mixture=0):
         super().__init__()
         channels, size, _ = sample_shape
         n_up = int(math.log2(size // 4))
         ch = width * 2 ** n_up
+        self.latent = _latent_input(mixture)
         self.embed = nn.Embedding(num_classes, 32) if num_classes else None
         self.stem = nn.Sequential(
-            nn.Linear(latent_dim + (32 if num_classes else 0), ch * 16, bias=False),
+            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * 16, bias=False),
             nn.Unflatten(1, (ch, 4, 4)), nn.BatchNorm2d(ch), nn.ReLU(),
         )
         blocks = []
@@ -86,9 +168,10 @@ class DCGANGenerator(nn.Module):
             blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
         self.blocks = nn.Sequential(*blocks)
-        self.to_image = nn.Sequential(nn.Conv2d(ch, channels, 3, 1, 1), nn.Tanh())
+        self.to_image = nn.Sequential(nn.Conv2d(ch, channels, 3, 1, 1), _image_output(levels))
 
     def forward(self, z, y=None):
+        z = self.latent(z)
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
         return self.to_image(self.blocks(self.stem(z)))
@@ -132,11 +215,16 @@ def build_models(config: dict):
     shape = tuple(config["sample_shape"])
     k = config["num_classes"] if config["conditional"] else 0
     check_model_fits(config["model"], config["kind"], shape)
+    levels, mixture = config.get("levels") or 0, config.get("mixture") or 0
     if config["model"] == "mlp":
-        g = MLPGenerator(config["latent_dim"], shape, k, config["width"], images=config["kind"] == "image")
-        d = MLPDiscriminator(shape, k, config["width"])
+        images = config["kind"] == "image"
+        scale = None if images else config.get("point_scale", 1.0)
+        center = None if images else config.get("point_center") or [0.0] * math.prod(shape)
+        g = MLPGenerator(config["latent_dim"], shape, k, config["width"], images=images, levels=levels,
+                         point_scale=scale or 1.0, point_center=center, mixture=mixture)
+        d = MLPDiscriminator(shape, k, config["width"], point_scale=scale, point_center=center)
     else:
-        g = DCGANGenerator(config["latent_dim"], shape, k, config["width"])
+        g = DCGANGenerator(config["latent_dim"], shape, k, config["width"], levels=levels, mixture=mixture)
         d = DCGANDiscriminator(shape, k, config["width"])
     if config["spectral_norm"]:
         apply_spectral_norm(d)

@@ -50,24 +50,48 @@ def _frame(lo, hi, size, margin):
     return to_px
 
 
-def scatter_plot(points: np.ndarray, centers: np.ndarray | None = None, size: int = 512) -> Image.Image:
-    """2-D points as dots (blue), with the true modes as red crosses when given."""
+def samples_picture(x: np.ndarray, labels=None, num_classes: int = 0, modes=None) -> Image.Image:
+    """What a person wants to see of samples from a generator in [-1, 1].
+
+    Images: a contact sheet, one row per class when the samples have labels of
+    every class. Points: a scatter plot over the true modes (`modes` = (centres,
+    sigma)) and their 3-sigma circles, the "high quality" zone of the mode metrics.
+    """
+    if x.ndim == 4:
+        counts = np.bincount(labels, minlength=num_classes) if labels is not None and num_classes else None
+        if counts is not None and counts.min() > 0:
+            per_class = int(counts.min())
+            rows = [x[labels == k][:per_class] for k in range(num_classes)]
+            return image_grid((np.concatenate(rows) + 1) / 2, ncols=per_class)
+        return image_grid((x + 1) / 2)
+    centers, sigma = modes if modes is not None else (None, None)
+    return scatter_plot(x, centers, sigma)
+
+
+def scatter_plot(points: np.ndarray, centers: np.ndarray | None = None, sigma: float | None = None,
+                 size: int = 512) -> Image.Image:
+    """2-D points as dots (blue) over the true modes: red centres inside 3-sigma circles, equal axes."""
     pts = np.asarray(points, dtype=np.float64)[:, :2]
     both = pts if centers is None else np.concatenate([pts, centers])
     lo, hi = both.min(axis=0), both.max(axis=0)
-    pad = 0.1 * np.maximum(hi - lo, 1e-3)
-    to_px = _frame(lo - pad, hi + pad, size, 20)
+    mid, half = (lo + hi) / 2, 0.55 * max(float((hi - lo).max()), 1e-3)  # one scale for both axes
+    to_px = _frame(mid - half, mid + half, size, 20)
     img = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(img)
     draw.rectangle([20, 20, size - 20, size - 20], outline=(200, 200, 200))
+    if centers is not None:
+        cx, cy = to_px(np.asarray(centers, dtype=np.float64))
+        radius = 3 * sigma * (size - 40) / (2 * half) if sigma else 0.0
+        for x, y in zip(cx, cy):
+            if radius:
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(253, 224, 221),
+                             outline=(214, 39, 40))
     xs, ys = to_px(pts)
     for x, y in zip(xs, ys):
         draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=COLORS[0])
     if centers is not None:
-        cx, cy = to_px(np.asarray(centers, dtype=np.float64))
         for x, y in zip(cx, cy):
-            draw.line([x - 5, y - 5, x + 5, y + 5], fill=COLORS[3], width=2)
-            draw.line([x - 5, y + 5, x + 5, y - 5], fill=COLORS[3], width=2)
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=COLORS[3])
     return img
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,22 +32,28 @@ RESUMABLE_OPTIONS = ("steps", "device", "checkpoint_every", "sample_every", "log
 
 @dataclass
 class TrainConfig:
+    """Training options; None means "the recipe's value" (see recipes.py), resolved in resolve_config."""
+
     data: str = "digits"
     image_size: int | None = None
-    model: str = "mlp"
+    model: str | None = None  # default: dcgan for digits, else mlp
     conditional: bool = False
-    loss: str = "ns"
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    loss: str | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    lr_schedule: str | None = None
     n_critic: int | None = None  # default: 5 for wgan-gp, else 1
     gp_weight: float = 10.0
-    ema: float = 0.999  # 0 disables the moving average
-    latent_dim: int = 64
+    r1: float | None = None
+    ema: float | None = None  # 0 disables the moving average
+    latent_dim: int | None = None
     width: int | None = None  # default: 128 hidden units (mlp), 64 base channels (dcgan)
-    spectral_norm: bool = False
+    mixture: int | None = None
+    levels: int | None = None  # default: the data's grey levels when there are few, else 0 (continuous)
+    spectral_norm: bool | None = None
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -55,43 +62,71 @@ class TrainConfig:
     keep: int = 3
 
 
-def _check_options(cfg: TrainConfig) -> None:
+LR_SCHEDULES = ("constant", "linear", "cosine")
+R1_EVERY = 4  # lazy R1 (StyleGAN2): the penalty, scaled by 4, on every fourth discriminator step
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning-rate multiplier at `step` of `steps`: a pure function, so resuming needs no state."""
+    if schedule == "constant":
+        return 1.0
+    u = step / steps
+    return 1.0 - u if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * u))
+
+
+def _check_options(c: dict) -> None:
     from .losses import LOSSES
 
-    if cfg.loss not in LOSSES:
-        raise GanToolsError(f"--loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
+    if c["loss"] not in LOSSES:
+        raise GanToolsError(f"--loss must be one of {', '.join(LOSSES)}, got {c['loss']!r}")
+    if c["lr_schedule"] not in LR_SCHEDULES:
+        raise GanToolsError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {c['lr_schedule']!r}")
     positive = ("steps", "batch_size", "latent_dim", "checkpoint_every", "sample_every", "log_every", "keep")
     for name in positive:
-        if getattr(cfg, name) < 1:
-            raise GanToolsError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.n_critic is not None and cfg.n_critic < 1:
-        raise GanToolsError(f"--n-critic must be at least 1, got {cfg.n_critic}")
-    if cfg.width is not None and cfg.width < 2:
-        raise GanToolsError(f"--width must be at least 2, got {cfg.width}")
-    if not cfg.lr > 0:
-        raise GanToolsError(f"--lr must be positive, got {cfg.lr}")
-    if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
+        if c[name] < 1:
+            raise GanToolsError(f"--{name.replace('_', '-')} must be at least 1, got {c[name]}")
+    if c["n_critic"] < 1:
+        raise GanToolsError(f"--n-critic must be at least 1, got {c['n_critic']}")
+    if c["width"] < 2:
+        raise GanToolsError(f"--width must be at least 2, got {c['width']}")
+    if c["mixture"] < 0 or c["mixture"] == 1:
+        raise GanToolsError(f"--mixture takes 0 (off) or at least 2 components, got {c['mixture']}")
+    if c["mixture"] and c["latent_dim"] < 2:
+        raise GanToolsError("--mixture takes one latent coordinate to pick a component: use --latent-dim 2 or more")
+    if c["levels"] < 0 or c["levels"] == 1 or c["levels"] > 256:
+        raise GanToolsError(f"--levels takes 0 (continuous) or 2..256, got {c['levels']}")
+    if not c["lr"] > 0:
+        raise GanToolsError(f"--lr must be positive, got {c['lr']}")
+    if c["r1"] < 0 or c["gp_weight"] < 0:
+        raise GanToolsError("--r1 and --gp-weight must be non-negative")
+    if not (0 <= c["beta1"] < 1 and 0 <= c["beta2"] < 1):
         raise GanToolsError("--beta1 and --beta2 must lie in [0, 1)")
-    if not 0 <= cfg.ema < 1:
-        raise GanToolsError(f"--ema must lie in [0, 1) (0 turns it off), got {cfg.ema}")
-    if cfg.seed < 0:
-        raise GanToolsError(f"--seed must be non-negative, got {cfg.seed}")
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise GanToolsError(f"--device must be auto, cpu or cuda, got {cfg.device!r}")
+    if not 0 <= c["ema"] < 1:
+        raise GanToolsError(f"--ema must lie in [0, 1) (0 turns it off), got {c['ema']}")
+    if c["seed"] < 0:
+        raise GanToolsError(f"--seed must be non-negative, got {c['seed']}")
+    if c["device"] not in ("auto", "cpu", "cuda"):
+        raise GanToolsError(f"--device must be auto, cpu or cuda, got {c['device']!r}")
 
 
 def resolve_config(cfg: TrainConfig, source) -> dict:
-    """The config as saved in config.json: options plus what the data implies."""
+    """The config as saved in config.json: the recipe, then the options given, plus what the data implies."""
     from . import __version__
+    from .data import grey_levels, point_standardisation
     from .models import check_model_fits
+    from .recipes import recipe_settings
 
-    _check_options(cfg)
-    check_model_fits(cfg.model, source.kind, source.sample_shape)  # also checks the model name
+    out = recipe_settings(cfg.data, cfg.model)
+    out.update({k: v for k, v in dataclasses.asdict(cfg).items() if v is not None or k not in out})
+    out["n_critic"] = cfg.n_critic or (5 if out["loss"] == "wgan-gp" else 1)
+    out["width"] = cfg.width or (128 if out["model"] == "mlp" else 64)
+    out["levels"] = cfg.levels if cfg.levels is not None else grey_levels(source)
+    _check_options(out)
+    check_model_fits(out["model"], source.kind, source.sample_shape)  # also checks the model name
     if cfg.conditional and not source.num_classes:
         raise GanToolsError(f"--conditional needs labelled data, and {cfg.data} has no labels")
-    out = dataclasses.asdict(cfg)
-    out["n_critic"] = cfg.n_critic or (5 if cfg.loss == "wgan-gp" else 1)
-    out["width"] = cfg.width or (128 if cfg.model == "mlp" else 64)
+    if source.kind == "points":
+        out["point_center"], out["point_scale"] = point_standardisation(source)
     out.update(
         kind=source.kind,
         sample_shape=list(source.sample_shape),
@@ -114,6 +149,7 @@ def _start_run(out: Path, options: dict, resume: bool):
     """(config dict, source, checkpoint path or None) for a new or resumed run."""
     from .checkpoint import list_checkpoints
     from .data import load_source
+    from .recipes import CLASSIC
 
     cfg_path = out / "config.json"
     if resume:
@@ -125,7 +161,11 @@ def _start_run(out: Path, options: dict, resume: bool):
         if changed:
             names = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise GanToolsError(f"--resume keeps the run's own settings; drop {names} (or start a new --out)")
-        merged = {k: v for k, v in saved.items() if k in fields}
+        if "steps" in options and options["steps"] != saved["steps"] and saved.get("lr_schedule", "constant") != "constant":
+            raise GanToolsError(f"--resume --steps: the run's {saved['lr_schedule']} learning-rate schedule decays over "
+                                f"its own {saved['steps']} steps; resume without --steps, or start a new run")
+        merged = {**CLASSIC, "levels": 0}  # settings that runs of older versions did not record
+        merged.update({k: v for k, v in saved.items() if k in fields})
         merged.update({k: options[k] for k in RESUMABLE_OPTIONS if k in options})
         cfg = TrainConfig(**merged)
         ckpts = list_checkpoints(out)
@@ -156,7 +196,7 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     import torch
 
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .losses import d_loss, g_loss, gradient_penalty
+    from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
 
     out = Path(out)
@@ -202,11 +242,15 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     bar = progress_bar(total=config["steps"], initial=start, enabled=progress, desc="train", unit="step")
     G.train(), D.train()
     for t in range(start, config["steps"]):
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = config["lr"] * lr_factor(config["lr_schedule"], t, config["steps"])
         for k in range(config["n_critic"]):
             sub = t * config["n_critic"] + k
             rng = np.random.default_rng([seed, sub, 1])
             x_real, y_real = source.draw(B, seed, sub)
-            x_real = tensor(x_real)
+            lazy_r1 = bool(config["r1"]) and sub % R1_EVERY == 0
+            x_real = tensor(x_real).requires_grad_(lazy_r1)
             y = tensor(y_real, torch.int64) if K else None
             z = tensor(rng.standard_normal((B, L), dtype=np.float32))
             with torch.no_grad():
@@ -216,6 +260,8 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
             if loss == "wgan-gp":
                 eps = tensor(rng.random(B, dtype=np.float32))
                 ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
+            if lazy_r1:
+                ld = ld + config["r1"] * R1_EVERY * r1_penalty(real_logits, x_real)
             opt_d.zero_grad(set_to_none=True)
             ld.backward()
             opt_d.step()
@@ -261,28 +307,25 @@ def _ema_update(ema, model, decay: float, t: int) -> None:
             be.copy_(b)
 
 
-def write_samples(G, config: dict, source, path: Path, n: int = 64) -> None:
-    """A contact sheet (images) or scatter plot (points) of G on the run's fixed latents."""
+def write_samples(G, config: dict, source, path: Path) -> None:
+    """A contact sheet (images; one row per class when conditional) or scatter plot over the modes (points)."""
     import torch
 
     from .latents import labels_for, latents_for
-    from .plots import image_grid, save_png, scatter_plot
+    from .plots import samples_picture, save_png
 
-    if config["kind"] != "image":
-        n = 1000
+    k = config["num_classes"]
+    n = (8 * k if k else 64) if config["kind"] == "image" else 1000
     device = next(G.parameters()).device
     z = torch.as_tensor(latents_for(config["seed"], 0, n, config["latent_dim"]), device=device)
-    y = labels_for(0, n, config["num_classes"])
+    y = labels_for(0, n, k)
     was_training = G.training
     G.eval()
     with torch.no_grad():
         x = G(z, None if y is None else torch.as_tensor(y, device=device)).cpu().numpy()
     G.train(was_training)
-    if config["kind"] == "image":
-        img = image_grid((x + 1) / 2, ncols=config["num_classes"] or None)
-    else:
-        img = scatter_plot(x, getattr(source, "centers", None))
-    save_png(img, path)
+    modes = (source.centers, source.sigma) if hasattr(source, "centers") else None
+    save_png(samples_picture(x, y, k, modes), path)
 
 
 class _Log:

@@ -64,7 +64,7 @@ def runs(tmp_path_factory):
     return {
         "dcgan": _train(root / "dcgan", data="digits", model="dcgan", steps=6, width=8),
         "cdcgan": _train(root / "cdcgan", data="digits", model="dcgan", steps=6, width=8, conditional=True,
-                         spectral_norm=True, loss="hinge"),
+                         spectral_norm=True),
         "ring": _train(root / "ring", data="ring", model="mlp", steps=6),
     }
 
@@ -79,3 +79,13 @@ def exported(runs, tmp_path_factory):
         out[name] = root / f"{name}.onnx"
         export_run(run, out[name])
     return out
+
+
+@pytest.fixture(scope="session")
+def digits_classifier(tmp_path_factory):
+    """A domain classifier of the digits (a few epochs: accurate enough to judge classes)."""
+    from gantools.classifier import train_classifier
+
+    path = tmp_path_factory.mktemp("classifier") / "clf.onnx"
+    train_classifier("digits", path, epochs=15, progress=False)
+    return path

@@ -6,9 +6,11 @@ import pytest
 from PIL import Image
 
 from gantools.data import (
+    grey_levels,
     grid_centers,
     images_to_unit,
     load_source,
+    point_standardisation,
     ring_centers,
     unit_to_uint8,
 )
@@ -24,6 +26,42 @@ def test_digits_is_sklearn_digits_scaled_to_bytes():
     x, y = src.take()
     np.testing.assert_array_equal(y, ref.target)
     np.testing.assert_allclose(x[:, 0] * 16.0, ref.images, atol=16 / 255 / 2 + 1e-6)
+
+
+def test_holdout_split_is_every_fourth_sample_and_disjoint():
+    full, train, test = load_source("digits"), load_source("digits:train"), load_source("digits:test")
+    assert (len(train), len(test)) == (1348, 449)
+    np.testing.assert_array_equal(test.x, full.x[3::4])
+    np.testing.assert_array_equal(train.y, np.delete(full.y, np.arange(3, 1797, 4)))
+    assert np.bincount(test.y).min() >= 40  # every class is held out
+    assert load_source("digits:test", image_size=16).sample_shape == (1, 16, 16)
+    with pytest.raises(GanToolsError, match="sampled on the fly"):
+        load_source("ring:test")
+
+
+def test_a_path_with_a_split_suffix_in_its_name_is_a_path(tmp_path):
+    folder = tmp_path / "imgs:test"
+    for i in range(4):
+        _png(folder / f"{i}.png", np.full((4, 4), 60 * i, np.uint8))
+    assert len(load_source(str(folder))) == 4
+    assert len(load_source(f"{folder}:test")) == 1
+
+
+def test_grey_levels_finds_the_digits_17_and_nothing_in_full_range_images(tmp_path):
+    assert grey_levels(load_source("digits")) == 17
+    assert grey_levels(load_source("ring")) == 0
+    np.save(tmp_path / "binary.npy", np.random.default_rng(0).choice([0, 255], (10, 8, 8)).astype(np.uint8))
+    assert grey_levels(load_source(str(tmp_path / "binary.npy"))) == 2
+    np.save(tmp_path / "full.npy", np.random.default_rng(0).integers(0, 256, (10, 8, 8), dtype=np.uint8))
+    assert grey_levels(load_source(str(tmp_path / "full.npy"))) == 0
+
+
+def test_point_standardisation_of_the_mixtures_is_analytic():
+    center, scale = point_standardisation(load_source("grid"))
+    assert center == [0.0, 0.0]
+    assert scale == pytest.approx(np.sqrt(8.0 + 0.05 ** 2))  # E[x^2] of {-4,-2,0,2,4} is 8
+    center, scale = point_standardisation(load_source("ring"))
+    assert scale == pytest.approx(np.sqrt(0.5 + 0.01 ** 2))
 
 
 def test_digits_resized():

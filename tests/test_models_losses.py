@@ -1,11 +1,12 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from gantools.errors import GanToolsError
-from gantools.losses import d_loss, g_loss, gradient_penalty
-from gantools.models import build_models
+from gantools.losses import d_loss, g_loss, gradient_penalty, r1_penalty
+from gantools.models import LatentMixture, RoundToLevels, build_models
 
 
 def _config(**kw):
@@ -82,3 +83,41 @@ def test_gradient_penalty_of_a_linear_critic_is_analytic():
     real, fake = torch.randn(6, 2), torch.randn(6, 2)
     gp = gradient_penalty(critic, real, fake, None, torch.rand(6))
     assert gp.item() == pytest.approx((5.0 - 1.0) ** 2)
+
+
+def test_r1_penalty_of_a_quadratic_discriminator_is_analytic():
+    real = torch.randn(5, 2).requires_grad_(True)
+    logits = (real ** 2).sum(dim=1)  # grad = 2x, |grad|^2 = 4|x|^2
+    expected = 0.5 * (4 * (real.detach() ** 2).sum(dim=1)).mean()
+    assert r1_penalty(logits, real).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_round_to_levels_lands_on_the_grid_and_passes_gradients_straight_through():
+    x = torch.linspace(-1, 1, 101, requires_grad=True)
+    y = RoundToLevels(17)(x)
+    k = (y.detach() + 1) * 8  # 17 levels: k in 0..16
+    torch.testing.assert_close(k, torch.round(k), rtol=0, atol=1e-5)
+    assert (y.detach() - x.detach()).abs().max() <= 1 / 16 + 1e-6
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, torch.ones(101))
+
+
+def test_latent_mixture_components_are_equally_likely_and_exactly_picked():
+    mix = LatentMixture(10)
+    z0 = torch.as_tensor(np.random.default_rng(0).standard_normal((200_000, 3)), dtype=torch.float32)
+    k = (z0[:, :1] > mix.thresholds).sum(dim=1)
+    share = torch.bincount(k, minlength=10).float() / len(k)
+    assert (share - 0.1).abs().max() < 0.004
+    edge = torch.tensor([[float(mix.thresholds[4]), 0.0, 0.0]])  # exactly on a threshold: the lower component
+    assert int((edge[:, :1] > mix.thresholds).sum()) == 4
+    assert mix(z0[:7]).shape == (7, 2 + 16)
+
+
+def test_points_generators_speak_data_coordinates_and_discriminators_standardise():
+    cfg = _config(kind="points", sample_shape=[2], mixture=20, latent_dim=4, point_scale=3.0,
+                  point_center=[10.0, -5.0])
+    G, D = build_models(cfg)
+    z = torch.randn(6, 4)
+    torch.testing.assert_close(G(z), G.net(G.latent(z)) * 3.0 + torch.tensor([10.0, -5.0]))
+    x = torch.randn(6, 2)
+    torch.testing.assert_close(D.body[0](x), (x - torch.tensor([10.0, -5.0])) / 3.0)

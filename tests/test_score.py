@@ -7,6 +7,7 @@ import pytest
 from conftest import assert_usage_error
 from PIL import Image
 
+from gantools.data import load_source
 from gantools.errors import GanToolsError
 from gantools.generate import generate
 from gantools.metrics import frechet_distance, mode_metrics
@@ -164,3 +165,43 @@ def test_feature_cache_of_real_data_gives_identical_results(tmp_path, monkeypatc
         assert first[key] == second[key] == uncached[key]
     score(exported["dcgan"], **{**kw, "n_real": 300})  # another subset: another entry
     assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 2
+
+
+def _classify(classifier, x01):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(classifier), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x01.astype(np.float32)})[1].argmax(axis=1)
+
+
+def test_classes_of_a_conditional_generator_match_an_independent_count(exported, digits_classifier):
+    from gantools.latents import labels_for, latents_for
+    from gantools.runtime import OnnxGenerator
+
+    got = score(exported["cdcgan"], "digits", ["classes"], n=300, classifier=digits_classifier, progress=False)
+    g = OnnxGenerator(exported["cdcgan"], "cpu")
+    y = labels_for(0, 300, 10)
+    x = g(latents_for(0, 0, 300, g.latent_dim), y)
+    fake = _classify(digits_classifier, np.rint(np.clip((x + 1) / 2, 0, 1) * 255) / 255)
+    real = _classify(digits_classifier, load_source("digits").take(seed=1)[0])
+    gap = np.abs(np.bincount(fake, minlength=10) / 300 - np.bincount(real, minlength=10) / len(real)).max()
+    assert got["class_max_dev"] == pytest.approx(gap, abs=1e-12)
+    assert got["class_accuracy"] == pytest.approx((fake == y).mean(), abs=1e-12)
+
+
+def test_classes_of_real_data_against_itself(digits_classifier):
+    got = score("digits", "digits", ["classes"], classifier=digits_classifier, progress=False)
+    assert got["class_max_dev"] == 0.0
+    x, y = load_source("digits").take()
+    assert got["class_accuracy"] == pytest.approx((_classify(digits_classifier, x) == y).mean())
+    assert got["class_accuracy"] > 0.9
+
+
+def test_classes_errors(cli, tmp_path, digits_classifier):
+    assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "classes", "-q"), "--classifier")
+    assert_usage_error(cli("score", "ring", "--real", "ring", "--metrics", "classes", "--classifier",
+                           digits_classifier, "-q"), "modes")
+    cli("stats", "digits", "-o", tmp_path / "ref.npz", "--extractor", "classifier", "--classifier", digits_classifier,
+        "-q")
+    assert_usage_error(cli("score", "digits", "--real", tmp_path / "ref.npz", "--metrics", "classes",
+                           "--extractor", "classifier", "--classifier", digits_classifier, "-q"), "real samples")

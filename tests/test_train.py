@@ -6,6 +6,7 @@ import torch
 
 import gantools.train as train_module
 from gantools.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from gantools.data import ring_centers
 from gantools.errors import GanToolsError
 from gantools.train import train
 
@@ -72,10 +73,10 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(tmp_path, monke
 
     real_write_samples = train_module.write_samples
 
-    def interrupt_at_step_9(G, config, source, path, n=64):
+    def interrupt_at_step_9(G, config, source, path):
         if path.name == "step_0000009.png":
             raise KeyboardInterrupt
-        real_write_samples(G, config, source, path, n)
+        real_write_samples(G, config, source, path)
 
     monkeypatch.setattr(train_module, "write_samples", interrupt_at_step_9)
     with pytest.raises(KeyboardInterrupt):
@@ -88,12 +89,69 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(tmp_path, monke
     assert _log_rows(tmp_path / "full") == _log_rows(tmp_path / "cut")
 
 
-def test_resume_can_extend_steps(tmp_path):
-    opts = dict(data="ring", steps=8, **SMALL)
+def test_resume_can_extend_steps_under_a_constant_learning_rate(tmp_path):
+    opts = dict(data="ring", lr_schedule="constant", steps=8, **SMALL)
     full = train(tmp_path / "full", progress=False, **opts)
     train(tmp_path / "two", progress=False, **{**opts, "steps": 5})
     resumed = train(tmp_path / "two", resume=True, progress=False, steps=8)
     _assert_same_state(load_checkpoint(full), load_checkpoint(resumed))
+
+
+def test_resume_cannot_stretch_a_decaying_schedule(tmp_path):
+    train(tmp_path / "r", progress=False, data="ring", lr_schedule="linear", steps=4, **SMALL)
+    with pytest.raises(GanToolsError, match="decays over its own 4 steps"):
+        train(tmp_path / "r", resume=True, progress=False, steps=8)
+
+
+def test_learning_rate_schedules_are_pure_functions_of_the_step():
+    from gantools.train import lr_factor
+
+    assert [lr_factor("linear", t, 4) for t in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert lr_factor("cosine", 0, 10) == 1.0 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert lr_factor("constant", 7, 8) == 1.0
+
+
+def test_built_in_data_sets_train_with_their_recipe_and_given_options_win(tmp_path):
+    from gantools.recipes import CLASSIC, RECIPES
+
+    train(tmp_path / "grid", progress=False, data="grid", steps=2, **SMALL)
+    cfg = json.loads((tmp_path / "grid" / "config.json").read_text())
+    assert cfg["recipe"] == "grid/mlp" and cfg["model"] == "mlp"
+    assert {k: cfg[k] for k in RECIPES[("grid", "mlp")] if k != "steps"} == \
+        {k: v for k, v in RECIPES[("grid", "mlp")].items() if k != "steps"}
+    train(tmp_path / "mine", progress=False, data="grid", steps=2, lr=5e-4, mixture=0, **SMALL)
+    cfg = json.loads((tmp_path / "mine" / "config.json").read_text())
+    assert cfg["lr"] == 5e-4 and cfg["mixture"] == 0 and cfg["r1"] == RECIPES[("grid", "mlp")]["r1"]
+    np.save(tmp_path / "noise.npy", np.random.default_rng(0).integers(0, 256, (16, 8, 8), dtype=np.uint8))
+    train(tmp_path / "folder", progress=False, data=str(tmp_path / "noise.npy"), steps=1, **SMALL)
+    cfg = json.loads((tmp_path / "folder" / "config.json").read_text())
+    assert cfg["recipe"] == "classic" and cfg["lr"] == CLASSIC["lr"] and cfg["levels"] == 0
+    assert cfg["model"] == "mlp" and cfg["r1"] == 0.0
+
+
+def test_digits_train_on_their_17_grey_levels(runs):
+    from gantools.export import checkpoint_to_modules
+
+    cfg = json.loads((runs["dcgan"] / "config.json").read_text())
+    assert cfg["levels"] == 17 and cfg["recipe"] == "digits/dcgan"
+    G, _ = checkpoint_to_modules(load_checkpoint(latest_checkpoint(runs["dcgan"])))
+    x = G(torch.randn(32, cfg["latent_dim"])).detach()
+    levels = (x + 1) * 8
+    torch.testing.assert_close(levels, torch.round(levels), rtol=0, atol=1e-5)
+
+
+def test_a_short_ring_run_finds_most_modes(tmp_path):
+    """A smoke test of the ring recipe, cut to 1,500 steps: a collapsed generator covers one or two modes."""
+    from gantools.export import checkpoint_to_modules
+    from gantools.latents import latents_for
+    from gantools.metrics.modes import mode_metrics
+
+    ckpt = train(tmp_path / "ring", progress=False, data="ring", steps=1500, **SMALL)
+    G, _ = checkpoint_to_modules(load_checkpoint(ckpt))
+    cfg = load_checkpoint(ckpt)["config"]
+    x = G(torch.from_numpy(latents_for(0, 0, 2500, cfg["latent_dim"]))).detach().numpy()
+    got = mode_metrics(x, ring_centers(), 0.01)
+    assert got["modes"] >= 7 and got["hq_fraction"] >= 0.5, got
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):

@@ -10,6 +10,7 @@ a model and scoring the folder it generates give the same numbers.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -27,6 +28,7 @@ METRIC_KEYS = {
     "fid": ("fid",), "kid": ("kid_mean", "kid_std"), "is": ("is_mean", "is_std"),
     "prdc": ("precision", "recall", "density", "coverage"), "modes": ("modes", "hq_fraction", "reverse_kl"),
     "disc": ("disc_accuracy", "disc_auc"), "c2st": ("c2st_accuracy",),
+    "classes": ("class_max_dev", "class_accuracy"),
 }
 METRICS = tuple(METRIC_KEYS)
 GATE_KEYS = tuple(key for keys in METRIC_KEYS.values() for key in keys)
@@ -59,6 +61,8 @@ class Extracted:
     logits: list = field(default_factory=list)
     raw: list = field(default_factory=list)
     disc_logits: list = field(default_factory=list)
+    classes: list = field(default_factory=list)  # the classifier's predicted class of each sample
+    labels: list = field(default_factory=list)  # the class each sample was made for (conditional generators)
 
 
 def _quantize(x_model: np.ndarray) -> np.ndarray:
@@ -118,21 +122,37 @@ def parse_gate(op: str, text: str) -> tuple[str, str, float]:
 
 
 def _find_discriminator(samples: Samples, given):
-    from ..export import disc_path_for
-    from ..runtime import OnnxDiscriminator
+    from ..refine import find_discriminator
 
-    if given is None:
-        if samples.generator is None:
-            raise GanToolsError("--metrics disc needs a discriminator: score an exported generator (its "
-                                "NAME.disc.onnx is found beside it) or pass --discriminator FILE")
-        given = disc_path_for(samples.generator.path)
-        if not Path(given).exists():
-            raise GanToolsError(f"--metrics disc: no {given} beside the generator; pass --discriminator FILE")
-    return OnnxDiscriminator(given, "cpu")
+    if given is None and samples.generator is None:
+        raise GanToolsError("--metrics disc needs a discriminator: score an exported generator (its "
+                            "NAME.disc.onnx is found beside it) or pass --discriminator FILE")
+    return find_discriminator(samples.generator.path if given is None else None, given)
+
+
+def _find_classifier(samples: Samples, ex, classifier, device: str):
+    """The domain classifier that judges classes: the extractor itself when it is one, else --classifier."""
+    from .features import make_extractor
+
+    if samples.kind != "image":
+        raise GanToolsError("--metrics classes judges images with a domain classifier; 2-D points have --metrics modes")
+    if ex is not None and ex.id.startswith("classifier:"):
+        clf = ex
+    elif classifier is None:
+        raise GanToolsError("--metrics classes needs --classifier FILE.onnx (make one with "
+                            "`gantools train-classifier --data SOURCE -o FILE.onnx`)")
+    else:
+        clf = make_extractor("classifier", kind="image", device=device, classifier=classifier)
+    clf.num_classes = int(clf.metadata["num_classes"])
+    g = samples.generator
+    if g is not None and g.num_classes and list(g.class_names) != json.loads(clf.metadata["class_names"]):
+        raise GanToolsError(f"{samples.name} makes classes {', '.join(g.class_names)} but the classifier knows "
+                            f"{', '.join(json.loads(clf.metadata['class_names']))}: give a classifier of the same data")
+    return clf
 
 
 def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits: bool, raw: bool,
-             disc=None, batch_size: int, progress: bool, cache: bool = False) -> Extracted:
+             disc=None, classify=None, batch_size: int, progress: bool, cache: bool = False) -> Extracted:
     """One pass over a side's batches, feeding every consumer that the requested metrics need.
 
     With cache, the features of a data source (not a generator) come from, or go to, the feature cache.
@@ -157,6 +177,10 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
             if disc.num_classes and y is None:
                 raise GanToolsError(f"the discriminator is conditional, but {samples.name} has no labels")
             out.disc_logits.append(disc(x * 2.0 - 1.0 if samples.kind == "image" else x, y))
+        if classify is not None:
+            out.classes.append(classify(x)[1].argmax(axis=1))
+            if y is not None:
+                out.labels.append(y)
         if extractor is not None:
             f, lg = extractor(x)
             if stats:
@@ -198,7 +222,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         from .stats import load_ref_stats
 
         ref = load_ref_stats(real)
-        needs_real = [m for m in metrics if m in (*PAIRED_METRICS, "modes", "disc")]
+        needs_real = [m for m in metrics if m in (*PAIRED_METRICS, "modes", "disc", "classes")]
         if needs_real:
             raise GanToolsError(f"{', '.join(needs_real)} need real samples, not statistics: give --real a "
                                 f"data source instead of {real}")
@@ -222,6 +246,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         mixture = getattr(real_side.source, "centers", None) if real_side else None
         if mixture is None or fake.kind != "points":
             raise GanToolsError("--metrics modes scores 2-D points against --real ring or --real grid")
+    classify = _find_classifier(fake, ex, classifier, device) if "classes" in metrics else None
     disc = _find_discriminator(fake, discriminator) if "disc" in metrics else None
     if disc is not None and tuple(disc.sample_shape) != tuple(real_side.sample_shape):
         raise GanToolsError(f"the discriminator takes samples of shape {tuple(disc.sample_shape)}, but {real} has "
@@ -229,13 +254,14 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
 
     keep = any(m in metrics for m in PAIRED_METRICS) or bootstrap > 0 and "fid" in metrics
     fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep, logits="is" in metrics,
-                      raw="modes" in metrics, disc=disc, batch_size=batch_size, progress=progress, cache=cache)
+                      raw="modes" in metrics, disc=disc, classify=classify, batch_size=batch_size, progress=progress,
+                      cache=cache)
     real_needs_features = any(m in metrics for m in ("fid", *PAIRED_METRICS)) and ref is None
     real_x = None
     if real_side is not None:
         real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics, features=keep,
-                          logits=False, raw=False, disc=disc, batch_size=batch_size, progress=progress,
-                          cache=cache)
+                          logits=False, raw=False, disc=disc, classify=classify, batch_size=batch_size,
+                          progress=progress, cache=cache)
 
     result: dict = {}
     f_fake = np.concatenate(fake_x.features) if fake_x.features else None
@@ -269,6 +295,11 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
 
         result.update(disc_metrics(np.concatenate(real_x.disc_logits), np.concatenate(fake_x.disc_logits),
                                    disc.threshold))
+    if "classes" in metrics:
+        from .classes import class_metrics
+
+        result.update(class_metrics(np.concatenate(fake_x.classes), np.concatenate(real_x.classes),
+                                    classify.num_classes, np.concatenate(fake_x.labels) if fake_x.labels else None))
     if "c2st" in metrics:
         from .discriminator import c2st
 

@@ -1,0 +1,201 @@
+"""Quality of gantools' training recipes over several seeds, beside the published mode-collapse results.
+
+Each recipe is trained as a user would: `gantools train --data DATA --seed S`
+with no other option (the conditional digits model adds --conditional), then
+exported and scored with `gantools score`. The 2-D models are also sampled
+with `gantools generate --refine drs|mh` and scored again, as separate rows.
+Digits models train on digits:train and are scored against digits:test
+(every fourth digit, never seen in training) with a classifier trained on
+digits:train alone.
+
+Prints PacGAN's Table 1 (Lin et al. 2018) with gantools' rows added: mean
+and standard error over seeds, modes as min/mean; then the digits figures.
+
+    python bench/quality.py --seeds 10 --jobs 2 --json bench/quality.json
+    python bench/quality.py --quick            # 2 seeds of each, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+PACGAN_TABLE1 = [  # method, ring modes, ring hq, ring rkl, grid modes, grid hq, grid rkl (mean of 10 runs)
+    ("GAN", 6.3, 0.982, 0.45, 17.3, 0.948, 0.70),
+    ("ALI", 6.6, 0.976, 0.36, 24.1, 0.957, 0.14),
+    ("PacGAN4", 7.8, 0.959, 0.07, 24.8, 0.936, 0.04),
+]
+POINT_RECIPES = {"ring": ["--data", "ring"], "grid": ["--data", "grid"]}
+DIGIT_RECIPES = {"digits": ["--data", "digits:train"], "digits-cond": ["--data", "digits:train", "--conditional"]}
+REFINE = ("drs", "mh")
+N_DIGITS = 5000  # generated digits per score (C2ST subsamples to the 449 held-out digits)
+
+
+def gantools(*args, env=None) -> None:
+    cmd = [sys.executable, "-m", "gantools", *map(str, args)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+
+
+def score_json(*args, env=None) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    try:
+        gantools("score", *args, "--json", path, "-q", env=env)
+        return json.loads(Path(path).read_text())
+    finally:
+        os.unlink(path)
+
+
+def run_one(name: str, seed: int, root: Path, env: dict, classifier: Path | None) -> dict:
+    """Train, export and score one recipe at one seed; return its figures."""
+    run, onnx = root / f"{name}-s{seed}", root / f"{name}-s{seed}.onnx"
+    recipe = {**POINT_RECIPES, **DIGIT_RECIPES}[name]
+    t0 = time.perf_counter()
+    gantools("train", *recipe, "--seed", seed, "--out", run, "-q", env=env)
+    out = {"recipe": name, "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1)}
+    gantools("export", run, "-o", onnx, env=env)
+    if name in POINT_RECIPES:
+        keys = ("modes", "hq_fraction", "reverse_kl")
+        got = score_json(onnx, "--real", name, "--metrics", "modes", env=env)
+        out.update({k: got[k] for k in keys})
+        for method in REFINE:
+            refined = root / f"{name}-s{seed}-{method}.npz"
+            gantools("generate", onnx, "-n", 2500, "-o", refined, "--refine", method, "-q", env=env)
+            got = score_json(refined, "--real", name, "--metrics", "modes", env=env)
+            out.update({f"{method}_{k}": got[k] for k in keys})
+        return out
+    pixels = score_json(onnx, "-n", N_DIGITS, "--real", "digits:test", "--metrics", "c2st", "--extractor", "raw",
+                        env=env)
+    feats = score_json(onnx, "-n", N_DIGITS, "--real", "digits:test", "--metrics", "c2st,fid",
+                       "--extractor", "classifier", "--classifier", classifier, env=env)
+    classes = score_json(onnx, "-n", N_DIGITS, "--real", "digits", "--metrics", "classes",
+                         "--classifier", classifier, env=env)
+    out.update(c2st_pixels=pixels["c2st_accuracy"], c2st_features=feats["c2st_accuracy"], fid=feats["fid"],
+               class_max_dev=classes["class_max_dev"])
+    if "class_accuracy" in classes:
+        out["class_accuracy"] = classes["class_accuracy"]
+    return out
+
+
+def digits_baseline(root: Path, env: dict) -> tuple[Path, float, float]:
+    """(classifier trained on digits:train, its held-out accuracy, FID between two disjoint halves of the digits)."""
+    from gantools.data import load_source
+
+    clf = root / "digits-classifier.onnx"
+    gantools("train-classifier", "--data", "digits:train", "-o", clf, "-q", env=env)
+    accuracy = float(json.loads(subprocess.run(
+        [sys.executable, "-m", "gantools", "info", clf, "--json"], capture_output=True, text=True, env=env,
+        check=True).stdout)["metadata"]["heldout_accuracy"])
+    src = load_source("digits")
+    for part in (0, 1):
+        np.savez(root / f"half{part}.npz", x=src.x[part::2], y=src.y[part::2])
+    got = score_json(root / "half0.npz", "--real", root / "half1.npz", "--metrics", "fid", "--extractor", "classifier",
+                     "--classifier", clf, env=env)
+    return clf, accuracy, got["fid"]
+
+
+def mean_se(values) -> str:
+    v = [float(x) for x in values]
+    se = statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0
+    return f"{statistics.mean(v):.4g} ± {se:.2g}"
+
+
+def modes_cell(values) -> str:
+    return f"{min(values)} / {statistics.mean(values):.4g}"
+
+
+def point_table(results: list[dict], seeds: int) -> str:
+    lines = ["| method | ring modes (of 8) | ring high-quality | ring reverse KL | grid modes (of 25) | "
+             "grid high-quality | grid reverse KL |", "|---" * 7 + "|"]
+    for name, *row in PACGAN_TABLE1:
+        lines.append(f"| {name} (PacGAN Table 1) | {row[0]} | {row[1]:.1%} | {row[2]} | {row[3]} | {row[4]:.1%} | "
+                     f"{row[5]} |")
+    for prefix, label in (("", "gantools"), ("drs_", "gantools + --refine drs"), ("mh_", "gantools + --refine mh")):
+        cells = []
+        for data in POINT_RECIPES:
+            rows = [r for r in results if r["recipe"] == data]
+            if not rows:
+                cells += ["-"] * 3
+                continue
+            cells += [modes_cell([r[prefix + "modes"] for r in rows]), mean_se([r[prefix + "hq_fraction"] for r in rows]),
+                      mean_se([r[prefix + "reverse_kl"] for r in rows])]
+        lines.append(f"| {label} ({seeds} seeds) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def digits_table(results: list[dict], baseline_fid: float) -> str:
+    lines = ["| model | C2ST pixels | C2ST classifier features | domain FID (÷ halves) | class max dev | "
+             "conditional accuracy | train s (median) |", "|---" * 7 + "|"]
+    for name in DIGIT_RECIPES:
+        rows = [r for r in results if r["recipe"] == name]
+        if not rows:
+            continue
+        ratio = mean_se([r["fid"] / baseline_fid for r in rows])
+        acc = mean_se([r["class_accuracy"] for r in rows]) if "class_accuracy" in rows[0] else "-"
+        lines.append(f"| {name} | {mean_se([r['c2st_pixels'] for r in rows])} | "
+                     f"{mean_se([r['c2st_features'] for r in rows])} | {mean_se([r['fid'] for r in rows])} ({ratio}) | "
+                     f"{mean_se([r['class_max_dev'] for r in rows])} | {acc} | "
+                     f"{statistics.median(r['train_seconds'] for r in rows):.0f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="2 seeds of each recipe: a smoke run")
+    parser.add_argument("--only", default=",".join([*POINT_RECIPES, *DIGIT_RECIPES]),
+                        help="comma-separated recipes: ring, grid, digits, digits-cond")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs side by side, one thread each (1: a single run with the default threads)")
+    parser.add_argument("--workdir", default=None, help="keep runs and models here [default: a temporary folder]")
+    parser.add_argument("--json", default=None, help="write every run's figures here")
+    args = parser.parse_args()
+    seeds = 2 if args.quick else args.seeds
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="gantools-quality-"))
+    root.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1") if args.jobs > 1 else dict(os.environ)
+    env["GANTOOLS_CACHE"] = str(root / "cache")
+
+    classifier, clf_accuracy, baseline_fid = None, None, None
+    if any(n in DIGIT_RECIPES for n in names):
+        classifier, clf_accuracy, baseline_fid = digits_baseline(root, env)
+    jobs = [(name, seed) for name in names for seed in range(seeds)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda job: run_one(*job, root, env, classifier), jobs))
+    for r in results:
+        print(json.dumps(r), file=sys.stderr)
+
+    print(f"gantools quality benchmark: {seeds} seeds per recipe, {args.jobs} run(s) side by side "
+          f"({'1 thread each' if args.jobs > 1 else 'default threads'}), {time.perf_counter() - t0:.0f} s in all\n")
+    if any(n in POINT_RECIPES for n in names):
+        print(point_table(results, seeds))
+        for name in POINT_RECIPES:
+            secs = [r["train_seconds"] for r in results if r["recipe"] == name]
+            if secs:
+                print(f"\n{name}: train seconds median {statistics.median(secs):.0f}, max {max(secs):.0f}", end="")
+        print("\n")
+    if baseline_fid is not None:
+        print(f"digits: classifier trained on digits:train, held-out accuracy {clf_accuracy:.4f}; "
+              f"domain FID between two halves of the digits {baseline_fid:.4g}\n")
+        print(digits_table(results, baseline_fid))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"seeds": seeds, "jobs": args.jobs, "baseline_fid": baseline_fid,
+                                               "classifier_accuracy": clf_accuracy, "runs": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

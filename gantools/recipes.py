@@ -1,0 +1,46 @@
+"""Training recipes: the settings each built-in data set trains best with.
+
+An option the user types always wins; then the recipe for (data set, model),
+when there is one; then the classic settings (the GAN of Goodfellow et al.
+with DCGAN's Adam 2e-4, beta1 0.5). The recipes are the winners of
+`bench/quality.py`, which trains and scores each of them over ten seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CLASSIC = dict(
+    loss="ns", steps=2000, batch_size=64, lr=2e-4, beta1=0.5, beta2=0.999, lr_schedule="constant", ema=0.999,
+    latent_dim=64, spectral_norm=False, r1=0.0, mixture=0,
+)
+
+_POINTS = dict(
+    steps=12000, batch_size=256, lr=1e-3, lr_schedule="linear", r1=0.1, mixture=100, ema=0.0,
+)
+
+RECIPES = {
+    ("ring", "mlp"): _POINTS,
+    ("grid", "mlp"): _POINTS,
+}
+
+DEFAULT_MODEL = {"digits": "dcgan"}
+
+
+def recipe_name(data: str, model: str | None) -> tuple[str, str]:
+    """(recipe key such as 'grid/mlp' or 'classic', model) for `--data DATA` and the model asked for."""
+    from .data import split_spec
+
+    base, _ = split_spec(data)
+    builtin = base if not Path(base).expanduser().exists() else None
+    model = model or DEFAULT_MODEL.get(builtin, "mlp")
+    return (f"{builtin}/{model}" if (builtin, model) in RECIPES else "classic"), model
+
+
+def recipe_settings(data: str, model: str | None) -> dict:
+    """Every recipe-dependent setting for this data set and model (user options not applied)."""
+    name, model = recipe_name(data, model)
+    settings = dict(CLASSIC, model=model, recipe=name)
+    if name != "classic":
+        settings.update(RECIPES[tuple(name.split("/"))])
+    return settings

@@ -1,0 +1,94 @@
+"""Discriminator-guided sampling against an analytic oracle.
+
+The generator is the identity on z ~ N(0, I) in 2-D and the discriminator's
+logit is the exact log density ratio of a target N(mu, s^2 I) to N(0, I):
+independent Metropolis-Hastings with that ratio samples the target, and
+rejection sampling moves the samples towards it.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gantools.errors import GanToolsError
+from gantools.export import module_to_onnx
+from gantools.generate import generate
+
+MU, S = torch.tensor([0.5, 0.0]), 0.5
+
+
+class Identity(nn.Module):
+    def forward(self, z):
+        return z * 1.0
+
+
+class LogRatio(nn.Module):
+    def forward(self, x):
+        return -((x - MU) ** 2).sum(dim=1) / (2 * S * S) + (x ** 2).sum(dim=1) / 2 - 2 * math.log(S)
+
+
+def _meta(role, loss="ns"):
+    return {"gantools_format": "1", "role": role, "kind": "points", "latent_dim": 2, "num_classes": 0,
+            "sample_shape": json.dumps([2]), "class_names": "[]", "data": "oracle", "loss": loss}
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("oracle")
+    example = [torch.randn(2, 2)]
+    module_to_onnx(Identity(), example, ["z"], ["x"], root / "g.onnx", _meta("generator"))
+    module_to_onnx(LogRatio(), example, ["x"], ["logit"], root / "g.disc.onnx", _meta("discriminator"))
+    module_to_onnx(LogRatio(), example, ["x"], ["logit"], root / "hinge.onnx", _meta("discriminator", "hinge"))
+    return root
+
+
+def _points(path):
+    with np.load(path) as z:
+        return z["x"]
+
+
+def test_metropolis_hastings_with_the_exact_ratio_samples_the_target(oracle, tmp_path):
+    generate(oracle / "g.onnx", 4000, tmp_path / "mh.npz", refine="mh", progress=False)
+    x = _points(tmp_path / "mh.npz")
+    np.testing.assert_allclose(x.mean(axis=0), MU.numpy(), atol=0.04)
+    np.testing.assert_allclose(x.std(axis=0), [S, S], atol=0.04)
+
+
+def test_rejection_sampling_moves_samples_towards_the_target(oracle, tmp_path):
+    generate(oracle / "g.onnx", 4000, tmp_path / "plain.npz", progress=False)
+    generate(oracle / "g.onnx", 4000, tmp_path / "drs.npz", refine="drs", progress=False)
+    plain, drs = _points(tmp_path / "plain.npz"), _points(tmp_path / "drs.npz")
+    target = MU.numpy()
+    assert np.linalg.norm(drs.mean(axis=0) - target) < 0.5 * np.linalg.norm(plain.mean(axis=0) - target)
+    assert drs.std(axis=0).max() < 0.8 * plain.std(axis=0).min()
+
+
+@pytest.mark.parametrize("method", ["drs", "mh"])
+def test_refined_samples_depend_only_on_seed_and_index(oracle, tmp_path, method):
+    generate(oracle / "g.onnx", 50, tmp_path / "a.npz", refine=method, batch_size=7, seed=3, progress=False)
+    generate(oracle / "g.onnx", 50, tmp_path / "b.npz", refine=method, batch_size=64, seed=3, progress=False)
+    generate(oracle / "g.onnx", 20, tmp_path / "c.npz", refine=method, batch_size=64, seed=3, progress=False)
+    generate(oracle / "g.onnx", 50, tmp_path / "d.npz", refine=method, seed=4, progress=False)
+    a = _points(tmp_path / "a.npz")
+    np.testing.assert_array_equal(a, _points(tmp_path / "b.npz"))
+    np.testing.assert_array_equal(a[:20], _points(tmp_path / "c.npz"))
+    assert not np.array_equal(a, _points(tmp_path / "d.npz"))
+
+
+def test_refine_needs_an_ns_discriminator_and_discriminator_needs_refine(oracle, tmp_path):
+    with pytest.raises(GanToolsError, match="--loss ns"):
+        generate(oracle / "g.onnx", 5, tmp_path / "x.npz", refine="drs", discriminator=oracle / "hinge.onnx",
+                 progress=False)
+    with pytest.raises(GanToolsError, match="--refine"):
+        generate(oracle / "g.onnx", 5, tmp_path / "x.npz", discriminator=oracle / "g.disc.onnx", progress=False)
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_refine_of_a_conditional_model_keeps_the_requested_classes(exported, tmp_path):
+    generate(exported["cdcgan"], 30, tmp_path / "c.npz", refine="mh", progress=False)
+    with np.load(tmp_path / "c.npz") as z:
+        np.testing.assert_array_equal(z["y"], np.arange(30) % 10)
