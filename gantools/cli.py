@@ -105,10 +105,14 @@ def _recipes_epilog() -> str:
 @click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None, help=_RECIPE)
 @click.option("--n-critic", type=click.IntRange(min=1), default=None,
               help="D updates per G update [default: 5 for wgan-gp, else 1].")
-@click.option("--gp-weight", type=click.FloatRange(min=0), default=_D.gp_weight, show_default=True,
-              help="WGAN-GP penalty weight.")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=None,
+              help="Gradient penalty (|grad D| - 1)^2 between real and generated samples, with any loss "
+                   "[default: 10 for wgan-gp, else the recipe's].")
 @click.option("--r1", type=click.FloatRange(min=0), default=None,
               help=f"R1 penalty weight gamma: (gamma/2) |grad D|^2 on real samples; 0 turns it off. {_RECIPE}")
+@click.option("--r1-final", type=click.FloatRange(min=0, min_open=True), default=None,
+              help=f"R1 weight at the end of the run: gamma decays geometrically from --r1 to it [default: --r1, "
+                   f"constant, or the recipe's].")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None,
               help=f"Decay of the generator's moving average (exported); 0 turns it off. {_RECIPE}")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None, help=_RECIPE)
@@ -117,6 +121,9 @@ def _recipes_epilog() -> str:
 @click.option("--mixture", type=click.IntRange(min=0), default=None,
               help="Generator components sharing weights, picked by one latent coordinate: separate modes "
                    f"without samples between them; 0 turns it off. {_RECIPE}")
+@click.option("--g-norm", type=click.Choice(["batch", "none"]), default=None,
+              help=f"Normalisation in the dcgan generator: BatchNorm, or none (samples independent of their "
+                   f"batch). {_RECIPE}")
 @click.option("--levels", type=click.IntRange(min=0, max=256), default=None,
               help="Round generated pixels to this many grey levels; 0 = continuous [default: the data's own "
                    "levels when it has at most 64 (digits: 17), else 0].")

@@ -57,8 +57,8 @@ class RoundToLevels(nn.Module):
 
     def forward(self, x):
         u = (x + 1.0) * (0.5 * (self.levels - 1))
-        u = u + (torch.round(u) - u).detach()
-        return u * (2.0 / (self.levels - 1)) - 1.0
+        k = (u - u.detach()) + torch.round(u)  # exactly the integer level forward, gradient 1 backward
+        return k * (2.0 / (self.levels - 1)) - 1.0
 
 
 MIXTURE_EMBEDDING = 16
@@ -91,8 +91,20 @@ def _latent_input(components: int) -> nn.Module:
     return LatentMixture(components) if components else nn.Identity()
 
 
+class StretchedTanh(nn.Module):
+    """clamp(1.25 tanh(x), -1, 1): the outer grey levels, where most pixels of digits lie, within easy reach.
+
+    A plain tanh reaches the top level of 17 (x >= 0.9375) only in its flat
+    tail, so generators under-produce pure black and white; stretched, the
+    extreme levels are hit at moderate pre-activations and exactly.
+    """
+
+    def forward(self, x):
+        return torch.clamp(1.25 * torch.tanh(x), -1.0, 1.0)
+
+
 def _image_output(levels: int) -> nn.Module:
-    return nn.Sequential(nn.Tanh(), RoundToLevels(levels)) if levels else nn.Tanh()
+    return nn.Sequential(StretchedTanh(), RoundToLevels(levels)) if levels else nn.Tanh()
 
 
 class MLPGenerator(nn.Module):
@@ -149,23 +161,36 @@ class MLPDiscriminator(ProjectionDiscriminator):
         self.embed = nn.Embedding(num_classes, hidden) if num_classes else None
 
 
-class DCGANGenerator(nn.Module):
-    """Linear to 4x4, then transposed-conv x2 upsampling blocks with BatchNorm + ReLU."""
+G_NORMS = ("batch", "none")
 
-    def __init__(self, latent_dim, sample_shape, num_classes=0, width=64, levels=0, mixture=0):
+
+class DCGANGenerator(nn.Module):
+    """Linear to 4x4, then transposed-conv x2 upsampling blocks with BatchNorm (or no normalisation) + ReLU.
+
+    Without BatchNorm a sample never depends on the rest of its batch, and
+    the exported generator (which uses running statistics) computes exactly
+    what training saw.
+    """
+
+    def __init__(self, latent_dim, sample_shape, num_classes=0, width=64, levels=0, mixture=0, norm="batch"):
         super().__init__()
         channels, size, _ = sample_shape
         n_up = int(math.log2(size // 4))
         ch = width * 2 ** n_up
+        bn = norm == "batch"
+
+        def normalise(c):
+            return nn.BatchNorm2d(c) if bn else nn.Identity()
+
         self.latent = _latent_input(mixture)
         self.embed = nn.Embedding(num_classes, 32) if num_classes else None
         self.stem = nn.Sequential(
-            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * 16, bias=False),
-            nn.Unflatten(1, (ch, 4, 4)), nn.BatchNorm2d(ch), nn.ReLU(),
+            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * 16, bias=not bn),
+            nn.Unflatten(1, (ch, 4, 4)), normalise(ch), nn.ReLU(),
         )
         blocks = []
         for _ in range(n_up):
-            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU()]
+            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not bn), normalise(ch // 2), nn.ReLU()]
             ch //= 2
         self.blocks = nn.Sequential(*blocks)
         self.to_image = nn.Sequential(nn.Conv2d(ch, channels, 3, 1, 1), _image_output(levels))
@@ -224,7 +249,8 @@ def build_models(config: dict):
                          point_scale=scale or 1.0, point_center=center, mixture=mixture)
         d = MLPDiscriminator(shape, k, config["width"], point_scale=scale, point_center=center)
     else:
-        g = DCGANGenerator(config["latent_dim"], shape, k, config["width"], levels=levels, mixture=mixture)
+        g = DCGANGenerator(config["latent_dim"], shape, k, config["width"], levels=levels, mixture=mixture,
+                           norm=config.get("g_norm", "batch"))
         d = DCGANDiscriminator(shape, k, config["width"])
     if config["spectral_norm"]:
         apply_spectral_norm(d)

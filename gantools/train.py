@@ -46,12 +46,14 @@ class TrainConfig:
     beta2: float | None = None
     lr_schedule: str | None = None
     n_critic: int | None = None  # default: 5 for wgan-gp, else 1
-    gp_weight: float = 10.0
+    gp_weight: float | None = None  # default: 10 for wgan-gp, else 0
     r1: float | None = None
+    r1_final: float | None = None  # default: r1 (constant); else decays geometrically from r1 to it
     ema: float | None = None  # 0 disables the moving average
     latent_dim: int | None = None
     width: int | None = None  # default: 128 hidden units (mlp), 64 base channels (dcgan)
     mixture: int | None = None
+    g_norm: str | None = None  # dcgan generator: batch (BatchNorm) or none
     levels: int | None = None  # default: the data's grey levels when there are few, else 0 (continuous)
     spectral_norm: bool | None = None
     seed: int = 0
@@ -74,11 +76,30 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     return 1.0 - u if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * u))
 
 
+def _r1_decays(config: dict) -> bool:
+    return config.get("r1", 0.0) not in (0.0, config.get("r1_final", config.get("r1")))
+
+
+def r1_weight(config: dict, step: int) -> float:
+    """gamma at `step`: r1, decaying geometrically to r1_final at the end (strong smoothing while the
+    generator's mass travels between modes, little once it must settle precisely on them)."""
+    first, final = config["r1"], config["r1_final"]
+    return first * (final / first) ** (step / config["steps"]) if _r1_decays(config) else first
+
+
+def _step_dependent(config: dict) -> bool:
+    """Whether the run's schedules are stretched over its --steps (so a resume cannot change them)."""
+    return config.get("lr_schedule", "constant") != "constant" or _r1_decays(config)
+
+
 def _check_options(c: dict) -> None:
     from .losses import LOSSES
+    from .models import G_NORMS
 
     if c["loss"] not in LOSSES:
         raise GanToolsError(f"--loss must be one of {', '.join(LOSSES)}, got {c['loss']!r}")
+    if c["g_norm"] not in G_NORMS:
+        raise GanToolsError(f"--g-norm must be one of {', '.join(G_NORMS)}, got {c['g_norm']!r}")
     if c["lr_schedule"] not in LR_SCHEDULES:
         raise GanToolsError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {c['lr_schedule']!r}")
     positive = ("steps", "batch_size", "latent_dim", "checkpoint_every", "sample_every", "log_every", "keep")
@@ -99,6 +120,8 @@ def _check_options(c: dict) -> None:
         raise GanToolsError(f"--lr must be positive, got {c['lr']}")
     if c["r1"] < 0 or c["gp_weight"] < 0:
         raise GanToolsError("--r1 and --gp-weight must be non-negative")
+    if c["r1"] > 0 and not c["r1_final"] > 0:
+        raise GanToolsError(f"--r1-final must be positive (the penalty decays geometrically), got {c['r1_final']}")
     if not (0 <= c["beta1"] < 1 and 0 <= c["beta2"] < 1):
         raise GanToolsError("--beta1 and --beta2 must lie in [0, 1)")
     if not 0 <= c["ema"] < 1:
@@ -118,8 +141,12 @@ def resolve_config(cfg: TrainConfig, source) -> dict:
 
     out = recipe_settings(cfg.data, cfg.model)
     out.update({k: v for k, v in dataclasses.asdict(cfg).items() if v is not None or k not in out})
-    out["n_critic"] = cfg.n_critic or (5 if out["loss"] == "wgan-gp" else 1)
-    out["width"] = cfg.width or (128 if out["model"] == "mlp" else 64)
+    out["n_critic"] = out.get("n_critic") or (5 if out["loss"] == "wgan-gp" else 1)
+    if out.get("r1_final") is None:
+        out["r1_final"] = out["r1"]
+    if out.get("gp_weight") is None:
+        out["gp_weight"] = 10.0 if out["loss"] == "wgan-gp" else 0.0
+    out["width"] = out.get("width") or (128 if out["model"] == "mlp" else 64)
     out["levels"] = cfg.levels if cfg.levels is not None else grey_levels(source)
     _check_options(out)
     check_model_fits(out["model"], source.kind, source.sample_shape)  # also checks the model name
@@ -161,10 +188,12 @@ def _start_run(out: Path, options: dict, resume: bool):
         if changed:
             names = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise GanToolsError(f"--resume keeps the run's own settings; drop {names} (or start a new --out)")
-        if "steps" in options and options["steps"] != saved["steps"] and saved.get("lr_schedule", "constant") != "constant":
-            raise GanToolsError(f"--resume --steps: the run's {saved['lr_schedule']} learning-rate schedule decays over "
-                                f"its own {saved['steps']} steps; resume without --steps, or start a new run")
-        merged = {**CLASSIC, "levels": 0}  # settings that runs of older versions did not record
+        if "steps" in options and options["steps"] != saved["steps"] and _step_dependent(saved):
+            raise GanToolsError(f"--resume --steps: the run's learning-rate or R1 schedule decays over its own "
+                                f"{saved['steps']} steps; resume without --steps, or start a new run")
+        merged = {**CLASSIC, "levels": 0, "gp_weight": 10.0 if saved.get("loss") == "wgan-gp" else 0.0,
+                  "r1_final": saved.get("r1", 0.0)}
+        # (settings that runs of older versions did not record)
         merged.update({k: v for k, v in saved.items() if k in fields})
         merged.update({k: options[k] for k in RESUMABLE_OPTIONS if k in options})
         cfg = TrainConfig(**merged)
@@ -207,8 +236,8 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     betas = (config["beta1"], config["beta2"])
-    opt_g = torch.optim.Adam(G.parameters(), lr=config["lr"], betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=config["lr"], betas=betas)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config["lr"], betas=betas, foreach=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config["lr"], betas=betas, foreach=True)
     start, d_stats = 0, {"real": 0.0, "fake": 0.0}
     if ckpt is not None:
         state = load_checkpoint(ckpt)
@@ -255,13 +284,14 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
             z = tensor(rng.standard_normal((B, L), dtype=np.float32))
             with torch.no_grad():
                 fake = G(z, y)
-            real_logits, fake_logits = D(x_real, y), D(fake, y)
+            # one pass over real and fake together: half the calls of two passes, the same logits
+            real_logits, fake_logits = D(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y])).split(B)
             ld = d_loss(loss, real_logits, fake_logits)
-            if loss == "wgan-gp":
+            if config["gp_weight"]:
                 eps = tensor(rng.random(B, dtype=np.float32))
                 ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
             if lazy_r1:
-                ld = ld + config["r1"] * R1_EVERY * r1_penalty(real_logits, x_real)
+                ld = ld + r1_weight(config, t) * R1_EVERY * r1_penalty(real_logits, x_real)
             opt_d.zero_grad(set_to_none=True)
             ld.backward()
             opt_d.step()

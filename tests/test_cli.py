@@ -47,7 +47,8 @@ def test_train_export_info_generate_end_to_end(cli, tmp_path):
 
 def test_resume_through_the_cli(cli, tmp_path):
     run = tmp_path / "run"
-    assert cli("train", "--data", "ring", "--steps", "2", "--out", run, "-q")[0] == 0
+    assert cli("train", "--data", "ring", "--steps", "2", "--lr-schedule", "constant", "--r1", "0", "--out", run,
+               "-q")[0] == 0
     assert_usage_error(cli("train", "--data", "ring", "--steps", "2", "--out", run, "-q"), "--resume")
     assert_usage_error(cli("train", "--resume", "--loss", "hinge", "--out", run, "-q"), "--loss")
     code, out, _ = cli("train", "--resume", "--steps", "4", "--out", run, "-q")

@@ -101,9 +101,10 @@ def test_gates_exit_codes_and_json(cli, tmp_path):
     assert_usage_error(cli(*args[:-1], "--metrics", "fid,blur"), "blur")
 
 
-def test_all_json_keys_can_be_produced(tmp_path, exported):
-    images = score(exported["cdcgan"], "digits", ["fid", "kid", "prdc", "disc", "c2st"], n=60, n_real=200,
-                   extractor="raw", kid_subsets=3, kid_subset_size=20, progress=False)
+def test_all_json_keys_can_be_produced(tmp_path, exported, digits_classifier):
+    images = score(exported["cdcgan"], "digits", ["fid", "kid", "prdc", "disc", "c2st", "classes"], n=60,
+                   n_real=200, extractor="raw", classifier=digits_classifier, kid_subsets=3, kid_subset_size=20,
+                   progress=False)
     points = score("ring", "ring", ["modes"], progress=False)
     produced = set(images) | set(points)
     assert set(GATE_KEYS) - {"is_mean", "is_std"} <= produced

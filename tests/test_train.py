@@ -8,7 +8,8 @@ import gantools.train as train_module
 from gantools.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from gantools.data import ring_centers
 from gantools.errors import GanToolsError
-from gantools.train import train
+from gantools.recipes import RECIPES
+from gantools.train import lr_factor, r1_weight, train
 
 SMALL = dict(checkpoint_every=1000, sample_every=1000, log_every=2)
 
@@ -36,15 +37,18 @@ def test_run_directory_layout_and_config(runs):
     run = runs["dcgan"]
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "dcgan" and config["sample_shape"] == [1, 8, 8]
-    assert config["lr"] == 2e-4 and config["beta1"] == 0.5 and config["beta2"] == 0.999
-    assert config["n_critic"] == 1 and config["kind"] == "image"
+    recipe = RECIPES[("digits", "dcgan")]
+    assert (config["lr"], config["beta1"], config["beta2"]) == (recipe["lr"], recipe["beta1"], recipe["beta2"])
+    assert config["n_critic"] == 1 and config["kind"] == "image" and config["width"] == 8  # given wins
     assert not list(run.rglob("*.tmp"))
 
 
 def test_checkpoint_loads_with_weights_only(runs):
     raw = torch.load(latest_checkpoint(runs["cdcgan"]), weights_only=True)
     assert {"generator", "discriminator", "generator_ema", "opt_g", "opt_d", "torch_rng", "config"} <= set(raw)
-    assert raw["opt_d"]["param_groups"][0]["lr"] == 2e-4
+    config = raw["config"]  # the learning rate of the last step, 6 of 6
+    expected = config["lr"] * lr_factor(config["lr_schedule"], config["steps"] - 1, config["steps"])
+    assert raw["opt_d"]["param_groups"][0]["lr"] == pytest.approx(expected) and config["lr_schedule"] == "linear"
 
 
 def _assert_same_state(a, b):
@@ -90,7 +94,7 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(tmp_path, monke
 
 
 def test_resume_can_extend_steps_under_a_constant_learning_rate(tmp_path):
-    opts = dict(data="ring", lr_schedule="constant", steps=8, **SMALL)
+    opts = dict(data="ring", lr_schedule="constant", r1=1.0, r1_final=1.0, steps=8, **SMALL)
     full = train(tmp_path / "full", progress=False, **opts)
     train(tmp_path / "two", progress=False, **{**opts, "steps": 5})
     resumed = train(tmp_path / "two", resume=True, progress=False, steps=8)
@@ -104,15 +108,21 @@ def test_resume_cannot_stretch_a_decaying_schedule(tmp_path):
 
 
 def test_learning_rate_schedules_are_pure_functions_of_the_step():
-    from gantools.train import lr_factor
-
     assert [lr_factor("linear", t, 4) for t in range(4)] == [1.0, 0.75, 0.5, 0.25]
     assert lr_factor("cosine", 0, 10) == 1.0 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
     assert lr_factor("constant", 7, 8) == 1.0
 
 
+def test_r1_weight_decays_geometrically_from_r1_to_r1_final():
+    decaying = dict(r1=1.0, r1_final=0.01, steps=100)
+    assert r1_weight(decaying, 0) == 1.0 and r1_weight(decaying, 50) == pytest.approx(0.1)
+    assert r1_weight(decaying, 100) == pytest.approx(0.01)
+    assert r1_weight(dict(r1=0.5, r1_final=0.5, steps=100), 70) == 0.5
+    assert r1_weight(dict(r1=0.0, r1_final=0.01, steps=100), 70) == 0.0
+
+
 def test_built_in_data_sets_train_with_their_recipe_and_given_options_win(tmp_path):
-    from gantools.recipes import CLASSIC, RECIPES
+    from gantools.recipes import CLASSIC
 
     train(tmp_path / "grid", progress=False, data="grid", steps=2, **SMALL)
     cfg = json.loads((tmp_path / "grid" / "config.json").read_text())
@@ -129,15 +139,15 @@ def test_built_in_data_sets_train_with_their_recipe_and_given_options_win(tmp_pa
     assert cfg["model"] == "mlp" and cfg["r1"] == 0.0
 
 
-def test_digits_train_on_their_17_grey_levels(runs):
-    from gantools.export import checkpoint_to_modules
+def test_digits_generators_output_exactly_their_17_grey_levels(runs, exported):
+    from gantools.latents import latents_for
+    from gantools.runtime import OnnxGenerator
 
     cfg = json.loads((runs["dcgan"] / "config.json").read_text())
     assert cfg["levels"] == 17 and cfg["recipe"] == "digits/dcgan"
-    G, _ = checkpoint_to_modules(load_checkpoint(latest_checkpoint(runs["dcgan"])))
-    x = G(torch.randn(32, cfg["latent_dim"])).detach()
-    levels = (x + 1) * 8
-    torch.testing.assert_close(levels, torch.round(levels), rtol=0, atol=1e-5)
+    g = OnnxGenerator(exported["dcgan"], "cpu")
+    levels = (g(latents_for(0, 0, 64, g.latent_dim)).astype(np.float64) + 1) * 8
+    assert np.array_equal(levels, np.round(levels))  # (x + 1) / 2 is k / 16 exactly, as digits / 16 is
 
 
 def test_a_short_ring_run_finds_most_modes(tmp_path):
