@@ -76,8 +76,12 @@ _RECIPE = "[default: the data set's recipe, see below]"
 def _recipes_epilog() -> str:
     from .recipes import CLASSIC, RECIPES
 
+    def option(key, value):
+        flag = "--" + key.replace("_", "-")
+        return (flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}"
+
     def fmt(settings):
-        return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
+        return ", ".join(option(k, v) for k, v in settings.items())
 
     lines = ["Recipes: options not given come from the recipe of the data set and model (an option you give wins).",
              "", "\b", f"classic: {fmt(CLASSIC)}"]
