@@ -74,7 +74,7 @@ _RECIPE = "[default: the data set's recipe, see below]"
 
 
 def _recipes_epilog() -> str:
-    from .recipes import CLASSIC, RECIPES
+    from .recipes import CLASSIC, CONDITIONAL, RECIPES
 
     def option(key, value):
         flag = "--" + key.replace("_", "-")
@@ -86,6 +86,8 @@ def _recipes_epilog() -> str:
     lines = ["Recipes: options not given come from the recipe of the data set and model (an option you give wins).",
              "", "\b", f"classic: {fmt(CLASSIC)}"]
     lines += [f"{data}/{model}: {fmt(settings)}" for (data, model), settings in RECIPES.items()]
+    lines += [f"{data}/{model}+conditional: the same with {fmt(settings)}"
+              for (data, model), settings in CONDITIONAL.items()]
     return "\n".join(lines)
 
 

@@ -29,23 +29,33 @@ RECIPES = {
     ),
 }
 
+# what changes when the model is --conditional (a recipe of its own, "digits/dcgan+conditional")
+CONDITIONAL = {
+    ("digits", "dcgan"): dict(width=32),  # as good as width 48 conditioned on the class, in half the time
+}
+
 DEFAULT_MODEL = {"digits": "dcgan"}
 
 
-def recipe_name(data: str, model: str | None) -> tuple[str, str]:
-    """(recipe key such as 'grid/mlp' or 'classic', model) for `--data DATA` and the model asked for."""
+def recipe_name(data: str, model: str | None, conditional: bool = False) -> tuple[str, str]:
+    """(recipe name such as 'grid/mlp', 'digits/dcgan+conditional' or 'classic', model) for `--data DATA`."""
     from .data import split_spec
 
     base, _ = split_spec(data)
     builtin = base if not Path(base).expanduser().exists() else None
     model = model or DEFAULT_MODEL.get(builtin, "mlp")
-    return (f"{builtin}/{model}" if (builtin, model) in RECIPES else "classic"), model
+    if (builtin, model) not in RECIPES:
+        return "classic", model
+    return f"{builtin}/{model}" + ("+conditional" if conditional and (builtin, model) in CONDITIONAL else ""), model
 
 
-def recipe_settings(data: str, model: str | None) -> dict:
+def recipe_settings(data: str, model: str | None, conditional: bool = False) -> dict:
     """Every recipe-dependent setting for this data set and model (user options not applied)."""
-    name, model = recipe_name(data, model)
+    name, model = recipe_name(data, model, conditional)
     settings = dict(CLASSIC, model=model, recipe=name)
     if name != "classic":
-        settings.update(RECIPES[tuple(name.split("/"))])
+        key = tuple(name.split("+")[0].split("/"))
+        settings.update(RECIPES[key])
+        if name.endswith("+conditional"):
+            settings.update(CONDITIONAL[key])
     return settings

@@ -139,7 +139,7 @@ def resolve_config(cfg: TrainConfig, source) -> dict:
     from .models import check_model_fits
     from .recipes import recipe_settings
 
-    out = recipe_settings(cfg.data, cfg.model)
+    out = recipe_settings(cfg.data, cfg.model, bool(cfg.conditional))
     out.update({k: v for k, v in dataclasses.asdict(cfg).items() if v is not None or k not in out})
     out["n_critic"] = out.get("n_critic") or (5 if out["loss"] == "wgan-gp" else 1)
     if out.get("r1_final") is None:

@@ -139,6 +139,16 @@ def test_built_in_data_sets_train_with_their_recipe_and_given_options_win(tmp_pa
     assert cfg["model"] == "mlp" and cfg["r1"] == 0.0
 
 
+def test_conditional_models_get_their_own_recipe():
+    from gantools.recipes import CONDITIONAL, recipe_settings
+
+    cond, plain = recipe_settings("digits:train", None, True), recipe_settings("digits", "dcgan")
+    assert cond["recipe"] == "digits/dcgan+conditional" and plain["recipe"] == "digits/dcgan"
+    assert cond == {**plain, **CONDITIONAL[("digits", "dcgan")], "recipe": cond["recipe"]}
+    assert cond["width"] != plain["width"]
+    assert recipe_settings("ring", None, True)["recipe"] == "ring/mlp"  # no conditional variant: the plain one
+
+
 def test_digits_generators_output_exactly_their_17_grey_levels(runs, exported):
     from gantools.latents import latents_for
     from gantools.runtime import OnnxGenerator
