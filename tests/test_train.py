@@ -171,7 +171,9 @@ def test_a_short_ring_run_finds_most_modes(tmp_path):
     cfg = load_checkpoint(ckpt)["config"]
     x = G(torch.from_numpy(latents_for(0, 0, 2500, cfg["latent_dim"]))).detach().numpy()
     got = mode_metrics(x, ring_centers(), 0.01)
-    assert got["modes"] >= 7 and got["hq_fraction"] >= 0.5, got
+    # 1,500 of 12,000 steps: every mode found and evenly fed, not yet settled within 3 sigma (about half of
+    # the samples are: 0.47-0.52 seen across thread counts)
+    assert got["modes"] >= 7 and got["reverse_kl"] <= 0.1 and got["hq_fraction"] >= 0.3, got
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
