@@ -53,6 +53,12 @@ def test_fid_agrees_with_scipy_sqrtm(seed):
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
 
 
+def test_fid_of_a_set_against_itself_is_zero_not_negative():
+    rng = np.random.default_rng(4)
+    mu, s = features_to_stats(rng.standard_normal((300, 256)) * 3 + 1)
+    assert 0.0 <= frechet_distance(mu, s, mu, s) < 1e-8
+
+
 def test_fid_with_singular_covariances_does_not_crash():
     rng = np.random.default_rng(3)
     f1, f2 = rng.standard_normal((10, 50)), rng.standard_normal((10, 50)) + 1  # n < d: rank-deficient

@@ -1,9 +1,11 @@
 """Fréchet distance between two Gaussians, fast and stable in float64.
 
 tr sqrt(S1 S2) is computed as the sum of the square roots of the eigenvalues
-of the symmetric PSD matrix sqrt(S1) S2 sqrt(S1) (which has the same
-eigenvalues as S1 S2), avoiding scipy's sqrtm: slower, and prone to complex
-output when a covariance is singular.
+of the symmetric PSD matrix L^T S2 L, where S1 = L L^T (L^T S2 L is similar
+to S1 S2, so the eigenvalues are the same). L is S1's Cholesky factor, or its
+symmetric square root when S1 is singular (fewer samples than dimensions).
+Eigenvalues without eigenvectors, no scipy sqrtm: many times faster, and
+never complex.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
         raise GanToolsError(f"FID: statistics do not match: mu {mu1.shape} vs {mu2.shape}, "
                             f"sigma {s1.shape} vs {s2.shape}")
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
-    root = _psd_sqrt(s1)
-    eig = np.linalg.eigvalsh(root @ s2 @ root)
+    try:
+        factor = np.linalg.cholesky(s1)
+    except np.linalg.LinAlgError:  # singular S1
+        factor = _psd_sqrt(s1)
+    eig = np.linalg.eigvalsh(factor.T @ s2 @ factor)
     tr_covmean = np.sqrt(np.clip(eig, 0.0, None)).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+    # a distance: rounding can take the identical-sets case a hair below zero
+    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean))
