@@ -121,6 +121,15 @@ class _OnnxModel:
             raise GanToolsError(f"{self.path}: expected inputs {expected}, found {self.input_names}; "
                                 "it was not written by gantools export")
 
+    def _run(self, feed) -> np.ndarray:
+        """The model's first output; a NaN or Inf in it is a broken model, never a sample or a score."""
+        out = self.session.run(None, feed)[0]
+        bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
+        if bad.any():
+            raise GanToolsError(f"{self.path} output NaN or Inf for {int(bad.sum())} of {len(out)} inputs: the "
+                                f"model is broken (diverged training or a damaged file); retrain or re-export it")
+        return out
+
     def _feed(self, first_name, first, y):
         feed = {first_name: np.ascontiguousarray(first, dtype=np.float32)}
         if self.num_classes:
@@ -141,7 +150,7 @@ class OnnxGenerator(_OnnxModel):
         self._check_inputs(["z", "y"] if self.num_classes else ["z"])
 
     def __call__(self, z, y=None) -> np.ndarray:
-        return self.session.run(None, self._feed("z", z, y))[0]
+        return self._run(self._feed("z", z, y))
 
 
 class OnnxDiscriminator(_OnnxModel):
@@ -155,7 +164,7 @@ class OnnxDiscriminator(_OnnxModel):
         self._check_inputs(["x", "y"] if self.num_classes else ["x"])
 
     def __call__(self, x, y=None) -> np.ndarray:
-        return self.session.run(None, self._feed("x", x, y))[0]
+        return self._run(self._feed("x", x, y))
 
 
 def describe_model(path, device: str = "auto") -> dict:

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import assert_usage_error
 from PIL import Image
 
 from gantools.errors import GanToolsError
@@ -113,6 +114,22 @@ def test_bad_model_files(exported, tmp_path):
     _rename_input(exported["dcgan"], renamed)
     with pytest.raises(GanToolsError, match="expected inputs"):
         OnnxGenerator(renamed)
+
+
+def test_a_generator_that_outputs_nan_stops_generate_and_score(cli, exported, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(exported["ring"]))
+    weights = next(w for w in model.graph.initializer if numpy_helper.to_array(w).ndim == 2)
+    weights.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(weights).shape, np.nan, np.float32),
+                                             weights.name))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    out = tmp_path / "x.npz"
+    assert_usage_error(cli("generate", broken, "-n", "10", "-o", out, "-q"), "broken.onnx", "NaN")
+    assert not out.exists()
+    assert_usage_error(cli("score", broken, "--real", "ring", "--metrics", "modes", "-q"), "NaN")
 
 
 def _plain_onnx(path):
