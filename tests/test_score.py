@@ -115,8 +115,9 @@ def test_bad_inputs(cli, tmp_path):
     assert_usage_error(cli("score", tmp_path / "empty", "--real", "digits", "-q"), "no images")
     (tmp_path / "one").mkdir()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "one" / "a.png")
-    assert_usage_error(cli("score", tmp_path / "one", "--real", "digits", "--metrics", "prdc", "--extractor", "raw",
-                           "-q"), "more than")
+    for metric in ("prdc", "kid", "c2st", "fid"):  # one image: refused before any extraction, naming the fix
+        assert_usage_error(cli("score", tmp_path / "one", "--real", "digits", "--metrics", metric, "--extractor",
+                               "raw", "-q"), f"--metrics {metric} needs at least", "one has 1", "-n/--n-real")
     assert_usage_error(cli("score", "ring", "--real", "digits", "-q"), "points")
     assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "modes", "-q"), "ring")
     assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "disc", "-q"), "--discriminator")

@@ -196,6 +196,17 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
     return out
 
 
+def _check_counts(metrics, fake: Samples, real_side: Samples | None, k_pr: int, k_dc: int) -> None:
+    """Refuse, before any extraction, sample counts a metric cannot work with."""
+    need = {"kid": 2, "prdc": max(k_pr, k_dc) + 1, "c2st": 10, "fid": 2}
+    sides = [fake] + ([real_side] if real_side is not None else [])
+    for metric, least in need.items():
+        short = [s for s in sides if metric in metrics and s.count < least]
+        if short:
+            raise GanToolsError(f"--metrics {metric} needs at least {least} samples on each side; {short[0].name} "
+                                f"has {short[0].count}: give more samples (-n/--n-real) or drop {metric}")
+
+
 def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: int | None = None, seed: int = 0,
           extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
           device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
@@ -231,6 +242,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         real_side = open_samples(real, n_real, seed + 1, image_size, device)
         if real_side.kind != fake.kind:
             raise GanToolsError(f"{source} holds {fake.kind}s but {real} holds {real_side.kind}s")
+    _check_counts(metrics, fake, real_side, k_pr, k_dc)
     featured = any(m in FEATURE_METRICS for m in metrics)
     ex = None
     if featured:
