@@ -72,7 +72,7 @@ def run_one(name: str, seed: int, root: Path, env: dict, classifier: Path | None
     t0 = time.perf_counter()
     gantools("train", *recipe, "--seed", seed, "--out", run, "-q", env=env)
     out = {"recipe": name, "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1)}
-    gantools("export", run, "-o", onnx, env=env)
+    gantools("export", run, "-o", onnx, "--overwrite", env=env)
     if name in POINT_RECIPES:
         keys = ("modes", "hq_fraction", "reverse_kl")
         got = score_json(onnx, "--real", name, "--metrics", "modes", env=env)

@@ -162,14 +162,15 @@ def train(ctx, out, resume, quiet, **_):
 @click.option("--no-discriminator", is_flag=True, help="Export the generator only.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True,
               help="Largest |torch - onnxruntime| difference accepted.")
-def export(run, out, no_discriminator, tolerance):
+@click.option("--overwrite", is_flag=True, help="Replace existing files.")
+def export(run, out, no_discriminator, tolerance, overwrite):
     """Export a run's (EMA) generator and its discriminator to ONNX and verify them.
 
     RUN is a run directory (its newest checkpoint is used) or a checkpoint file.
     """
     from .export import export_run
 
-    report = export_run(run, out, discriminator=not no_discriminator, tolerance=tolerance)
+    report = export_run(run, out, discriminator=not no_discriminator, tolerance=tolerance, overwrite=overwrite)
     click.echo(f"wrote {report.generator}  (max |torch - onnxruntime| = {report.generator_max_abs_diff:.2e})")
     if report.discriminator:
         click.echo(f"wrote {report.discriminator}  (max |torch - onnxruntime| = "

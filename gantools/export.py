@@ -139,7 +139,8 @@ def parity(module, path: Path, inputs: dict) -> float:
     return max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) for g, e in zip(got, expected))
 
 
-def export_run(source, out, *, discriminator: bool = True, tolerance: float = PARITY_TOLERANCE) -> ExportReport:
+def export_run(source, out, *, discriminator: bool = True, tolerance: float = PARITY_TOLERANCE,
+               overwrite: bool = False) -> ExportReport:
     """Export the newest checkpoint of run directory `source` (or a checkpoint file) to `out`."""
     import torch
 
@@ -149,6 +150,9 @@ def export_run(source, out, *, discriminator: bool = True, tolerance: float = PA
     out = Path(out)
     if not out.name.endswith(".onnx"):
         raise GanToolsError(f"-o must name an .onnx file, got {out}")
+    existing = [p for p in (out, disc_path_for(out) if discriminator else None) if p is not None and p.exists()]
+    if existing and not overwrite:
+        raise GanToolsError(f"{existing[0]} exists; pass --overwrite to replace it, or choose another -o")
     state = load_checkpoint(_checkpoint_for(source))
     config = state["config"]
     G, D = checkpoint_to_modules(state)

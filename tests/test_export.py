@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import assert_usage_error
 import torch
 
 import gantools.export as export_module
@@ -97,6 +98,18 @@ def test_export_errors(tmp_path, runs):
     bad.write_bytes(b"garbage")
     with pytest.raises(GanToolsError, match="cannot load checkpoint"):
         export_run(bad, tmp_path / "g.onnx")
+
+
+def test_export_refuses_to_overwrite_without_the_flag(cli, runs, tmp_path):
+    out = tmp_path / "g.onnx"
+    export_run(runs["ring"], out)
+    before = out.read_bytes()
+    assert_usage_error(cli("export", runs["ring"], "-o", out), "g.onnx exists", "--overwrite")
+    disc_path_for(tmp_path / "h.onnx").write_bytes(b"keep me")  # the discriminator file alone also counts
+    with pytest.raises(GanToolsError, match="h.disc.onnx exists"):
+        export_run(runs["ring"], tmp_path / "h.onnx")
+    assert disc_path_for(tmp_path / "h.onnx").read_bytes() == b"keep me" and not (tmp_path / "h.onnx").exists()
+    assert cli("export", runs["ring"], "-o", out, "--overwrite")[0] == 0 and out.read_bytes() == before
 
 
 def test_export_from_a_checkpoint_file_without_discriminator(runs, tmp_path):
