@@ -114,10 +114,10 @@ def digits_baseline(root: Path, env: dict) -> tuple[Path, float, float]:
     return clf, accuracy, got["fid"]
 
 
-def mean_se(values) -> str:
+def mean_se(values, percent: bool = False) -> str:
     v = [float(x) for x in values]
     se = statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0
-    return f"{statistics.mean(v):.4g} ± {se:.2g}"
+    return f"{statistics.mean(v):.1%} ± {se:.1%}" if percent else f"{statistics.mean(v):.3g} ± {se:.2g}"
 
 
 def modes_cell(values) -> str:
@@ -137,7 +137,7 @@ def point_table(results: list[dict], seeds: int) -> str:
             if not rows:
                 cells += ["-"] * 3
                 continue
-            cells += [modes_cell([r[prefix + "modes"] for r in rows]), mean_se([r[prefix + "hq_fraction"] for r in rows]),
+            cells += [modes_cell([r[prefix + "modes"] for r in rows]), mean_se([r[prefix + "hq_fraction"] for r in rows], percent=True),
                       mean_se([r[prefix + "reverse_kl"] for r in rows])]
         lines.append(f"| {label} ({seeds} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -151,10 +151,10 @@ def digits_table(results: list[dict], baseline_fid: float) -> str:
         if not rows:
             continue
         ratio = mean_se([r["fid"] / baseline_fid for r in rows])
-        acc = mean_se([r["class_accuracy"] for r in rows]) if "class_accuracy" in rows[0] else "-"
+        acc = mean_se([r["class_accuracy"] for r in rows], percent=True) if "class_accuracy" in rows[0] else "-"
         lines.append(f"| {name} ({len(rows)} seeds) | {mean_se([r['c2st_pixels'] for r in rows])} | "
                      f"{mean_se([r['c2st_features'] for r in rows])} | {mean_se([r['fid'] for r in rows])} ({ratio}) | "
-                     f"{mean_se([r['class_max_dev'] for r in rows])} | {acc} | "
+                     f"{mean_se([r['class_max_dev'] for r in rows], percent=True)} | {acc} | "
                      f"{statistics.median(r['train_seconds'] for r in rows):.0f} |")
     return "\n".join(lines)
 
