@@ -258,6 +258,8 @@ def load_source(spec: str, image_size: int | None = None):
             raise GanToolsError(f"--image-size does not apply to the 2-D source {spec!r}")
         centers = ring_centers() if spec == "ring" else grid_centers()
         return MixtureSource(spec, centers, RING_SIGMA if spec == "ring" else GRID_SIGMA)
+    if Path(spec).suffix.lower() in (".npz", ".npy", ".gz") or "/" in spec or os.sep in spec:  # meant a path
+        raise GanToolsError(f"{spec}: no such file or folder")
     raise GanToolsError(
         f"no data source {spec!r}: give one of {', '.join(BUILTIN)}, a folder of images, "
         "an .npz/.npy file or an MNIST IDX file (add :train or :test for a split)"

@@ -241,3 +241,14 @@ def test_unknown_source_names_the_choices():
 def test_unit_conversions_round_trip():
     pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
     np.testing.assert_array_equal(unit_to_uint8(images_to_unit(pixels)), pixels)
+
+
+@pytest.mark.parametrize("spec", ["missing.npz", "no/such/folder", "gone.npy"])
+def test_a_missing_path_is_reported_as_missing_not_as_an_unknown_source(tmp_path, spec):
+    with pytest.raises(GanToolsError, match="no such file or folder"):
+        load_source(str(tmp_path / spec) if "/" in spec else spec)
+
+
+def test_an_unknown_name_lists_the_built_in_sources():
+    with pytest.raises(GanToolsError, match="give one of digits, ring, grid"):
+        load_source("digitz")

@@ -124,6 +124,8 @@ def test_bad_inputs(cli, tmp_path):
     assert_usage_error(cli("score", "ring", "--real", "ring", "--extractor", "inception", "-q"), "images")
     assert_usage_error(cli("score", "digits", "--real", "digits", "--extractor", "classifier", "-q"), "--classifier")
     assert_usage_error(cli("score", "digits", "--real", "nowhere", "-q"), "nowhere")
+    assert_usage_error(cli("score", "digits", "--real", "digits", "--extractor", "raw", "--classifier",
+                           tmp_path / "clf.onnx", "-q"), "--classifier", "--extractor classifier")
     assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "is", "-q"), "logits")
     assert_usage_error(cli("stats", "digits", "-o", tmp_path / "s.npz", "--inception-weights", tmp_path / "x.pth",
                            "-q"), "x.pth")

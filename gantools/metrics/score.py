@@ -225,6 +225,9 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     for _, key, _ in gates:
         if METRIC_OF[key] not in metrics:
             raise GanToolsError(f"a gate is set on {key}, but --metrics does not include {METRIC_OF[key]}")
+    if classifier is not None and extractor != "classifier" and "classes" not in metrics:
+        raise GanToolsError("--classifier is used by --extractor classifier and --metrics classes; add one of them "
+                            "or drop --classifier")
     if real is None:
         raise GanToolsError("--real is needed: a data source, an exported generator or reference statistics")
     fake = open_samples(source, n, seed, image_size, device)
