@@ -74,6 +74,15 @@ def test_reference_statistics_round_trip(tmp_path, cli):
         score("grid", tmp_path / "ref.npz", ["fid", "kid"], progress=False)
 
 
+def test_damaged_reference_statistics_are_refused_by_score(cli, tmp_path):
+    np.savez(tmp_path / "nan.npz", mu=np.array([0.0, np.nan]), sigma=np.eye(2))
+    np.savez(tmp_path / "skew.npz", mu=np.zeros(2), sigma=np.array([[1.0, 0.5], [-0.5, 1.0]]))
+    assert_usage_error(cli("score", "grid", "--real", tmp_path / "nan.npz", "--metrics", "fid", "-q"),
+                       "nan.npz", "NaN or Inf", "gantools stats")
+    assert_usage_error(cli("score", "grid", "--real", tmp_path / "skew.npz", "--metrics", "fid", "-q"),
+                       "skew.npz", "not symmetric")
+
+
 def test_pytorch_fid_style_stats_file_is_read_as_inception(tmp_path):
     np.savez(tmp_path / "pf.npz", mu=np.zeros(3), sigma=np.eye(3))
     ref = load_ref_stats(tmp_path / "pf.npz")

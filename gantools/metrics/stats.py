@@ -72,6 +72,11 @@ def load_ref_stats(path) -> dict:
     mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise GanToolsError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit together")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise GanToolsError(f"{path}: mu or sigma holds NaN or Inf; rebuild it with `gantools stats`")
+    if not np.allclose(sigma, sigma.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(sigma).max()))):
+        raise GanToolsError(f"{path}: sigma is not symmetric, so it is not a covariance; rebuild it with "
+                            "`gantools stats`")
     return {
         "mu": mu, "sigma": sigma,
         "extractor": str(arrays["extractor"]) if "extractor" in arrays else None,
