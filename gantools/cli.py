@@ -178,23 +178,25 @@ def export(run, out, no_discriminator, tolerance, overwrite):
 
 
 @cli.command()
-@click.argument("model", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON with typed values: one object, or a list of them for several models.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-def info(model, as_json, device):
-    """Show an exported model's metadata, inputs, outputs and the provider it would use."""
+def info(models, as_json, device):
+    """Show exported models' metadata, inputs, outputs and the provider each would use."""
     from .runtime import describe_model
 
-    desc = describe_model(model, device)
+    descs = [describe_model(model, device) for model in models]  # every file checked before anything is printed
     if as_json:
-        click.echo(json.dumps(desc, indent=2))
+        click.echo(json.dumps(descs[0] if len(descs) == 1 else descs, indent=2))
         return
-    click.echo(f"{model}  ({desc['metadata']['role']}, provider: {desc['provider']})")
-    for key, value in desc["metadata"].items():
-        click.echo(f"  {key:18s} {value}")
-    for kind in ("inputs", "outputs"):
-        for io in desc[kind]:
-            click.echo(f"  {kind[:-1]:6s} {io['name']:11s} {io['type']} {io['shape']}")
+    for model, desc in zip(models, descs):
+        click.echo(f"{model}  ({desc['metadata']['role']}, provider: {desc['provider']})")
+        for key, value in desc["metadata"].items():
+            click.echo(f"  {key:18s} {value if isinstance(value, str) else json.dumps(value)}")
+        for kind in ("inputs", "outputs"):
+            for io in desc[kind]:
+                click.echo(f"  {kind[:-1]:6s} {io['name']:11s} {io['type']} {io['shape']}")
 
 
 @cli.command()

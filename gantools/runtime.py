@@ -167,6 +167,17 @@ class OnnxDiscriminator(_OnnxModel):
         return self._run(self._feed("x", x, y))
 
 
+def _typed(value: str):
+    """A metadata string as the value it spells (ONNX stores every value as text): 17, 0.96, [1, 8, 8], "digits"."""
+    spelled = {"True": True, "False": False, "None": None, "": None}  # as Python wrote them
+    if value in spelled:
+        return spelled[value]
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def describe_model(path, device: str = "auto") -> dict:
     """Metadata, inputs, outputs and provider of any gantools export (generator, discriminator, classifier)."""
     session = open_session(path, device)
@@ -180,5 +191,6 @@ def describe_model(path, device: str = "auto") -> dict:
         return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}
                 for a in args]
 
-    return {"path": str(path), "provider": session_provider(session), "metadata": dict(sorted(meta.items())),
+    return {"path": str(path), "provider": session_provider(session),
+            "metadata": {k: _typed(v) for k, v in sorted(meta.items())},
             "inputs": io(session.get_inputs()), "outputs": io(session.get_outputs())}

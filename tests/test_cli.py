@@ -38,6 +38,11 @@ def test_train_export_info_generate_end_to_end(cli, tmp_path):
     desc = json.loads(out)
     assert code == 0 and desc["provider"] == "cpu" and desc["metadata"]["role"] == "generator"
     assert desc["inputs"][0]["name"] == "z" and desc["inputs"][0]["shape"][0] == "batch"
+    meta = desc["metadata"]  # typed values, not strings
+    assert meta["latent_dim"] == 4 and meta["sample_shape"] == [2] and meta["conditional"] is False
+    assert meta["data"] == "ring" and meta["ema"] == 0.0
+    code, out, _ = cli("info", onnx_path, tmp_path / "m.disc.onnx", "--json")
+    assert code == 0 and [d["metadata"]["role"] for d in json.loads(out)] == ["generator", "discriminator"]
     code, out, _ = cli("info", onnx_path)
     assert code == 0 and "latent_dim" in out
     code, out, _ = cli("generate", onnx_path, "-n", "10", "-o", tmp_path / "p.npz", "--seed", "3", "-q")
