@@ -196,6 +196,11 @@ def grey_levels(source, most: int = 64) -> int:
     return 0
 
 
+def true_modes(source) -> tuple[np.ndarray, float] | None:
+    """(centres, sigma) of a Gaussian-mixture source, for pictures of samples over their modes; else None."""
+    return (source.centers, source.sigma) if isinstance(source, MixtureSource) else None
+
+
 def point_standardisation(source) -> tuple[list[float], float]:
     """(centre, scale) of a point source: its mean, and the root mean square per coordinate about it."""
     if isinstance(source, MixtureSource):

@@ -164,11 +164,9 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
 
 
 def _write_grid(model, x: np.ndarray, y, path: Path) -> None:
-    from .data import BUILTIN, load_source
+    from .data import BUILTIN, load_source, true_modes
     from .plots import samples_picture, save_png
 
-    modes = None
-    if model.kind == "points" and model.metadata.get("data") in BUILTIN:
-        src = load_source(model.metadata["data"])
-        modes = (src.centers, src.sigma) if hasattr(src, "centers") else None
+    built_in = model.kind == "points" and model.metadata.get("data") in BUILTIN
+    modes = true_modes(load_source(model.metadata["data"])) if built_in else None
     save_png(samples_picture(x, y, model.num_classes, modes), path)

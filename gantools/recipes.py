@@ -3,7 +3,8 @@
 An option the user types always wins; then the recipe for (data set, model),
 when there is one; then the classic settings (the GAN of Goodfellow et al.
 with DCGAN's Adam 2e-4, beta1 0.5). The recipes are the winners of
-`bench/quality.py`, which trains and scores each of them over ten seeds.
+`bench/quality.py`, which trains and scores each of them over several seeds
+(bench/README.md has the figures).
 """
 
 from __future__ import annotations

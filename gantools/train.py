@@ -341,6 +341,7 @@ def write_samples(G, config: dict, source, path: Path) -> None:
     """A contact sheet (images; one row per class when conditional) or scatter plot over the modes (points)."""
     import torch
 
+    from .data import true_modes
     from .latents import labels_for, latents_for
     from .plots import samples_picture, save_png
 
@@ -354,8 +355,7 @@ def write_samples(G, config: dict, source, path: Path) -> None:
     with torch.no_grad():
         x = G(z, None if y is None else torch.as_tensor(y, device=device)).cpu().numpy()
     G.train(was_training)
-    modes = (source.centers, source.sigma) if hasattr(source, "centers") else None
-    save_png(samples_picture(x, y, k, modes), path)
+    save_png(samples_picture(x, y, k, true_modes(source)), path)
 
 
 class _Log:

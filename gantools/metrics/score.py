@@ -258,7 +258,9 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         _check_ref(ref, ex, real)
     mixture = None
     if "modes" in metrics:
-        mixture = getattr(real_side.source, "centers", None) if real_side else None
+        from ..data import true_modes
+
+        mixture = true_modes(real_side.source) if real_side else None
         if mixture is None or fake.kind != "points":
             raise GanToolsError("--metrics modes scores 2-D points against --real ring or --real grid")
     classify = _find_classifier(fake, ex, classifier, device) if "classes" in metrics else None
@@ -304,7 +306,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     if "modes" in metrics:
         from .modes import mode_metrics
 
-        result.update(mode_metrics(np.concatenate(fake_x.raw), mixture, real_side.source.sigma))
+        result.update(mode_metrics(np.concatenate(fake_x.raw), *mixture))
     if "disc" in metrics:
         from .discriminator import disc_metrics
 
