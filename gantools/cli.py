@@ -16,10 +16,16 @@ from .errors import GanToolsError, GateFailed
 from .train import TrainConfig
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
+DISTRIBUTED = ("train", "generate", "score", "stats")  # the commands that split their work under torchrun
 
 
 def _fail(message: str, code: int = 2):
-    click.echo(f"gantools: error: {message}", err=True)
+    import os
+
+    from .distributed import launched_size
+
+    where = f"rank {os.environ.get('RANK', '?')}: " if launched_size() > 1 else ""  # which torchrun process
+    click.echo(f"gantools: error: {where}{message}", err=True)
     sys.exit(code)
 
 
@@ -51,14 +57,25 @@ def main(argv=None) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              no_args_is_help=True)
 @click.version_option(package_name="gantools", prog_name="gantools")
-def cli():
+@click.pass_context
+def cli(ctx):
     """Train GANs, export them to ONNX, generate samples and score them.
 
     \b
     gantools train --data digits --model dcgan --steps 3000 --out runs/digits
     gantools export runs/digits -o digits.onnx
     gantools generate digits.onnx -n 10000 -o samples/ --seed 0
+
+    \b
+    Under torchrun, train, generate, score and stats share the work among the processes:
+    torchrun --nproc-per-node 8 -m gantools generate digits.onnx -n 1000000 -o samples/
     """
+    from .distributed import launched_size
+
+    if launched_size() > 1 and ctx.invoked_subcommand not in DISTRIBUTED:
+        raise GanToolsError(f"{ctx.invoked_subcommand} runs in one process; run it without torchrun "
+                            f"(torchrun shares out {', '.join(DISTRIBUTED)})")
+
 
 
 def _given(ctx: click.Context, names) -> dict:
@@ -151,6 +168,8 @@ def train(ctx, out, resume, quiet, **_):
 
     options = _given(ctx, [n for n in ctx.params if n not in ("out", "resume", "quiet")])
     ckpt = run_training(out, resume=resume, progress=not quiet, **options)
+    if ckpt is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     click.echo(f"trained: {ckpt}")
     click.echo(f"next: gantools export {out} -o NAME.onnx")
 
@@ -227,6 +246,10 @@ def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_la
     r = run_generation(model, n, out, seed=seed, batch_size=batch_size, device=device, fixed_class=fixed_class,
                        grid=grid, save_latents=save_latents, resume=resume, overwrite=overwrite, refine=refine,
                        discriminator=discriminator, progress=not quiet)
+    from .distributed import current
+
+    if not current().main:
+        return
     rate = r.written / r.seconds if r.seconds > 0 else float("inf")
     skipped = f", {r.skipped} already there" if r.skipped else ""
     click.echo(f"wrote {r.written} samples to {r.out}{skipped} ({r.provider}, {r.seconds:.1f} s, {rate:.0f}/s)")
@@ -271,6 +294,8 @@ def stats(source, out, n, extractor, inception_weights, classifier, image_size, 
     r = compute_stats(source, out, n=n, seed=seed, extractor=extractor, inception_weights=inception_weights,
                       classifier=classifier, device=device, batch_size=batch_size, image_size=image_size,
                       cache=not no_cache, progress=not quiet)
+    if r is None:  # a rank other than 0 under torchrun
+        return
     click.echo(f"wrote {r['out']}: mu, sigma of {r['n']} samples ({r['extractor']}, {r['dim']}-d)")
 
 
@@ -306,6 +331,8 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
                        seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
                        discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
                        gates=gates, image_size=image_size, cache=not no_cache, progress=not quiet)
+    if result is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     click.echo(format_table(result))
     if json_out:
         write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")

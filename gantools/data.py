@@ -92,10 +92,11 @@ class ArraySource:
             return images_to_unit(x) * 2.0 - 1.0
         return np.asarray(x, dtype=np.float32)
 
-    def draw(self, n: int, seed: int, step: int):
-        """Batch `step` of a seeded stream of uniform draws (with replacement)."""
+    def draw(self, n: int, seed: int, step: int, rows: slice = slice(None)):
+        """Batch `step` of a seeded stream of uniform draws (with replacement); `rows` of it only
+        (a rank's slice of the global batch: the indices are drawn for all n, the pixels read for `rows`)."""
         rng = np.random.default_rng([seed, step, 0xDA7A])
-        idx = rng.integers(0, len(self.x), size=n)
+        idx = rng.integers(0, len(self.x), size=n)[rows]
         y = self.y[idx] if self.y is not None else None
         return self._model_space(self.x[idx]), y
 
@@ -119,9 +120,9 @@ class ArraySource:
         """n distinct samples (all when n is None or n >= len), images in [0, 1] NCHW."""
         return self._unit(self._subset(n, seed))
 
-    def batches(self, batch_size: int, n: int | None = None, seed: int = 0):
-        """The samples of take(n, seed), a batch at a time (only one batch converted to float)."""
-        idx = self._subset(n, seed)
+    def batches(self, batch_size: int, n: int | None = None, seed: int = 0, start: int = 0, stop: int | None = None):
+        """Samples start..stop-1 of take(n, seed), a batch at a time (only one batch converted to float)."""
+        idx = self._subset(n, seed)[start:stop]
         for start in range(0, len(idx), batch_size):
             yield self._unit(idx[start:start + batch_size])
 
@@ -152,14 +153,16 @@ class MixtureSource:
         x = self.centers[k] + self.sigma * rng.standard_normal((n, 2))
         return x.astype(np.float32), k.astype(np.int64)
 
-    def draw(self, n: int, seed: int, step: int):
-        return self._sample(n, np.random.default_rng([seed, step, 0xDA7A]))
+    def draw(self, n: int, seed: int, step: int, rows: slice = slice(None)):
+        x, y = self._sample(n, np.random.default_rng([seed, step, 0xDA7A]))
+        return x[rows], y[rows]
 
     def take(self, n: int | None = None, seed: int = 0):
         return self._sample(2500 if n is None else n, np.random.default_rng(seed))
 
-    def batches(self, batch_size: int, n: int | None = None, seed: int = 0):
+    def batches(self, batch_size: int, n: int | None = None, seed: int = 0, start: int = 0, stop: int | None = None):
         x, y = self.take(n, seed)
+        x, y = x[start:stop], y[start:stop]
         for start in range(0, len(x), batch_size):
             yield x[start:start + batch_size], y[start:start + batch_size]
 

@@ -35,3 +35,41 @@ def atomic_path(path):
 def write_text_atomic(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+_BLOCK_BYTES = 1 << 24  # copy arrays to files in blocks of 16 MiB, so a memory-mapped share is never read whole
+
+
+def _write_npy(f, chunks) -> None:
+    """The .npy of the row-wise concatenation of `chunks` (arrays or memory maps), streamed into open file f."""
+    import numpy as np
+
+    first = chunks[0]
+    rows = sum(len(c) for c in chunks)
+    header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
+              "shape": (rows, *first.shape[1:])}
+    np.lib.format.write_array_header_1_0(f, header)
+    step = max(1, _BLOCK_BYTES // max(1, first[:1].nbytes))
+    for c in chunks:
+        for i in range(0, len(c), step):
+            f.write(np.ascontiguousarray(c[i:i + step], dtype=first.dtype).data)
+
+
+def write_npy_atomic(path, chunks) -> None:
+    """np.save of the concatenated chunks, without concatenating them in memory."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            _write_npy(f, chunks)
+
+
+def write_npz_atomic(path, arrays: dict) -> None:
+    """np.savez (uncompressed) of {name: list of row chunks}, streamed; the zip entries carry a fixed
+    timestamp, so the same arrays always give the same bytes (whatever the time or number of writers)."""
+    import zipfile
+
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, chunks in arrays.items():
+                info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as f:
+                    _write_npy(f, chunks)

@@ -109,24 +109,27 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     if to_npz and out.exists() and not overwrite:
         raise GanToolsError(f"{out} exists; pass --overwrite to replace it")
 
+    from .distributed import current
+
+    world = current()
+    start, stop = world.shard(n, batch_size)
+    world.barrier()  # every rank has checked the output before any rank writes to it
+
     t0 = time.perf_counter()
-    keep = min(n, GRID_MAX) if grid is not None else 0
-    kept, xs, ys, zs = [], [], [], []
+    xs, ys, zs = [], [], []
     written = skipped = 0
-    bar = progress_bar(total=n, enabled=progress, desc="generate", unit="img")
+    bar = progress_bar(total=stop - start, enabled=progress and world.main, desc="generate", unit="img")
     with ThreadPoolExecutor(max_workers=4) as pool:
         writes = []
-        for first in range(0, n, batch_size):
-            m = min(batch_size, n - first)
+        for first in range(start, stop, batch_size):
+            m = min(batch_size, stop - first)
             names = [] if to_npz else [_png_name(i, n) for i in range(first, first + m)]
             todo = [j for j, name in enumerate(names) if not (resume and name in existing)]
             skipped += len(names) - len(todo)
-            if not to_npz and not todo and first >= keep:
+            if not to_npz and not todo:
                 bar.update(m)
                 continue
             z, y, x = draw(first, m)
-            if first < keep:
-                kept.append((x[: keep - first], None if y is None else y[: keep - first]))
             if to_npz:
                 xs.append(unit_to_uint8((x + 1) / 2) if model.kind == "image" else x.astype(np.float32))
                 ys.append(y)
@@ -143,24 +146,45 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
             w.result()
     bar.close()
     if to_npz:
-        arrays = {"x": np.concatenate(xs)}
-        if model.num_classes:
-            arrays["y"] = np.concatenate(ys)
-        if save_latents:
-            arrays["z"] = np.concatenate(zs)
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        arrays = {"x": xs, **({"y": ys} if model.num_classes else {}), **({"z": zs} if save_latents else {})}
+        _write_npz_shares(out, arrays, world, n, batch_size)
+    written, skipped = (int(v) for v in world.sum([written, skipped]))
     grid_path = None
-    if grid is not None:
+    if grid is not None and world.main:
         grid_path = Path(grid)
-        if model.kind == "image":
-            x_grid = np.concatenate([x for x, _ in kept])
-            y_grid = None if model.num_classes == 0 else np.concatenate([y for _, y in kept])
-        else:
-            x_grid, y_grid = np.concatenate(xs)[:GRID_POINTS], None
-        _write_grid(model, x_grid, y_grid, grid_path)
+        _, y_grid, x_grid = draw(0, min(n, GRID_MAX if model.kind == "image" else GRID_POINTS))
+        _write_grid(model, x_grid, y_grid if model.num_classes else None, grid_path)
     return GenerateReport(out, written, skipped, model.provider, time.perf_counter() - t0, grid_path)
+
+
+def _share_path(out: Path, rank: int, key: str) -> Path:
+    return out.parent / f".{out.name}.rank{rank}.{key}.npy"
+
+
+def _write_npz_shares(out: Path, arrays: dict, world, n: int, batch_size: int) -> None:
+    """One .npz of every rank's samples, in index order.
+
+    Each rank other than 0 writes its share to a hidden .npy beside `out`;
+    rank 0 streams its own share and the others' (memory-mapped) into the
+    .npz, so it never holds more than its own share, and removes them.
+    """
+    from .distributed import World
+    from .files import write_npy_atomic, write_npz_atomic
+
+    if not world.main and arrays["x"]:
+        for key, chunks in arrays.items():
+            write_npy_atomic(_share_path(out, world.rank, key), chunks)
+    world.barrier()
+    if not world.main:
+        return
+    ranks = [r for r in range(1, world.size) if len(range(*World(r, world.size).shard(n, batch_size)))]
+    shares = {key: chunks + [np.load(_share_path(out, r, key), mmap_mode="r") for r in ranks]
+              for key, chunks in arrays.items()}
+    write_npz_atomic(out, shares)
+    del shares
+    for r in ranks:
+        for key in arrays:
+            _share_path(out, r, key).unlink()
 
 
 def _write_grid(model, x: np.ndarray, y, path: Path) -> None:

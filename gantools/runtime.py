@@ -12,11 +12,13 @@ from __future__ import annotations
 import ctypes
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .distributed import launched_size, local_rank, local_size
 from .errors import GanToolsError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -63,9 +65,14 @@ def open_session(path, device: str = "auto"):
     reason = cuda_unavailable_reason() if device != "cpu" else "not asked for"
     if device == "cuda" and reason:
         raise GanToolsError(f"--device cuda: ONNX Runtime cannot use CUDA here: {reason}; use --device cpu")
-    providers = [CUDA, CPU] if reason is None else [CPU]
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    cuda_options = {}
+    if launched_size() > 1:  # one of several processes on this machine: its own GPU, its share of the cores
+        cuda_options["device_id"] = local_rank()
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        options.intra_op_num_threads = max(1, cpus // local_size())
+    providers = [(CUDA, cuda_options), CPU] if reason is None else [CPU]
     previous = 2
     try:
         ort.set_default_logger_severity(3 if device == "cuda" else 4)  # no error spam when probing CUDA

@@ -11,6 +11,11 @@ A run directory holds:
   log.jsonl          one line of mean losses every `log_every` steps
   samples/           step_NNNNNNN.png from fixed latents every `sample_every` steps
   loss.png           the loss curves, drawn at the end
+
+Under torchrun (DDP) --batch-size stays the global batch: every rank draws
+step t's whole batch of indices and latents and trains on its slice of the
+rows, and DDP averages the gradients, so a run without batch statistics
+follows the one-process run to float rounding. Rank 0 alone writes files.
 """
 
 from __future__ import annotations
@@ -165,17 +170,50 @@ def resolve_config(cfg: TrainConfig, source) -> dict:
 
 
 def _pick_device(name: str):
+    """The torch device for --device; under torchrun on CUDA, the GPU of this process's local rank."""
     import torch
+
+    from .distributed import launched_size, local_rank
 
     if name == "cuda" and not torch.cuda.is_available():
         raise GanToolsError("--device cuda was asked for, but PyTorch sees no CUDA device; use --device cpu")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", local_rank() if launched_size() > 1 else torch.cuda.current_device())
+    torch.cuda.set_device(device)
+    return device
+
+
+def _distribute(G, D, device, world):
+    """(G, D) as run by this rank: DDP-wrapped under torchrun (BatchNorm synchronised on CUDA).
+
+    PyTorch's SyncBatchNorm runs on CUDA only, so on CPU a BatchNorm generator
+    normalises with its rank's slice of the batch; rank 0's running statistics
+    are broadcast (DDP's broadcast_buffers). D's spectral-norm vectors are the
+    same on every rank, and broadcasting them in place would break autograd.
+    """
+    import sys
+
+    import torch
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if world.size == 1:
+        return G, D
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in G.modules())
+    if has_bn and device.type == "cuda":
+        G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
+    elif has_bn and world.main:
+        print("gantools: note: BatchNorm statistics are per process on CPU (SyncBatchNorm needs CUDA); "
+              "use --g-norm none for results independent of the number of processes", file=sys.stderr)
+    ids = [device.index] if device.type == "cuda" else None
+    return DDP(G, device_ids=ids), DDP(D, device_ids=ids, broadcast_buffers=False)
 
 
 def _start_run(out: Path, options: dict, resume: bool):
     """(config dict, source, checkpoint path or None) for a new or resumed run."""
     from .checkpoint import list_checkpoints
     from .data import load_source
+    from .distributed import launched_size
     from .recipes import CLASSIC
 
     cfg_path = out / "config.json"
@@ -209,28 +247,36 @@ def _start_run(out: Path, options: dict, resume: bool):
         ckpt = None
     source = load_source(cfg.data, cfg.image_size)
     config = resolve_config(cfg, source)
+    ranks = launched_size()
+    if config["batch_size"] % ranks:
+        raise GanToolsError(f"--batch-size {config['batch_size']} is the global batch and must split evenly over "
+                            f"the {ranks} processes: give a multiple of {ranks}")
     if resume and saved.get("sample_shape") != config["sample_shape"]:
         raise GanToolsError(f"--resume: the data {cfg.data} no longer has the shape the run was trained on")
     return config, source, ckpt
 
 
 def train(out, *, resume: bool = False, progress: bool = True, **options) -> Path:
-    """Train a GAN into run directory `out`; return the final checkpoint's path.
+    """Train a GAN into run directory `out`; return the final checkpoint's path (None on ranks other than 0).
 
     `options` are TrainConfig fields. With resume=True, training continues from
     the newest checkpoint in `out` under the saved config (only the options in
-    RESUMABLE_OPTIONS may change, e.g. a larger `steps`).
+    RESUMABLE_OPTIONS may change, e.g. a larger `steps`, or the number of processes).
     """
     import numpy as np
     import torch
 
     from .checkpoint import load_checkpoint, save_checkpoint
+    from .distributed import current
     from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
 
     out = Path(out)
     config, source, ckpt = _start_run(out, options, resume)
     device = _pick_device(config["device"])
+    world = current("nccl" if device.type == "cuda" else "gloo")
+    world.barrier()  # every rank has checked --out before rank 0 writes to it
+    config.update(world_size=world.size, batch_per_rank=config["batch_size"] // world.size)
     torch.manual_seed(config["seed"])
     G, D = build_models(config)
     G.to(device), D.to(device)
@@ -248,11 +294,15 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
         opt_d.load_state_dict(state["opt_d"])
         torch.set_rng_state(state["torch_rng"])
         start, d_stats = state["step"], dict(state["d_stats"])
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-    log = _Log(out / "log.jsonl", start, state["log_partial"] if ckpt is not None else None)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+    log = _Log(out / "log.jsonl" if world.main else None, start, state["log_partial"] if ckpt is not None else None)
+    G_run, D_run = _distribute(G, D, device, world)
 
     B, L, K = config["batch_size"], config["latent_dim"], config["num_classes"]
+    b = config["batch_per_rank"]
+    rows = slice(world.rank * b, (world.rank + 1) * b)  # this rank's rows of every global batch
     loss, seed = config["loss"], config["seed"]
 
     def tensor(a, dtype=torch.float32):
@@ -268,7 +318,8 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
 
     from .progress import progress_bar
 
-    bar = progress_bar(total=config["steps"], initial=start, enabled=progress, desc="train", unit="step")
+    bar = progress_bar(total=config["steps"], initial=start, enabled=progress and world.main, desc="train",
+                       unit="step")
     G.train(), D.train()
     for t in range(start, config["steps"]):
         for opt in (opt_g, opt_d):
@@ -277,18 +328,19 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
         for k in range(config["n_critic"]):
             sub = t * config["n_critic"] + k
             rng = np.random.default_rng([seed, sub, 1])
-            x_real, y_real = source.draw(B, seed, sub)
+            x_real, y_real = source.draw(B, seed, sub, rows)
             lazy_r1 = bool(config["r1"]) and sub % R1_EVERY == 0
             x_real = tensor(x_real).requires_grad_(lazy_r1)
             y = tensor(y_real, torch.int64) if K else None
-            z = tensor(rng.standard_normal((B, L), dtype=np.float32))
+            z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
             with torch.no_grad():
                 fake = G(z, y)
             # one pass over real and fake together: half the calls of two passes, the same logits
-            real_logits, fake_logits = D(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y])).split(B)
+            both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
+            real_logits, fake_logits = both.split(b)
             ld = d_loss(loss, real_logits, fake_logits)
             if config["gp_weight"]:
-                eps = tensor(rng.random(B, dtype=np.float32))
+                eps = tensor(rng.random(B, dtype=np.float32)[rows])
                 ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
             if lazy_r1:
                 ld = ld + r1_weight(config, t) * R1_EVERY * r1_penalty(real_logits, x_real)
@@ -296,33 +348,48 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
             ld.backward()
             opt_d.step()
         rng = np.random.default_rng([seed, t, 2])
-        z = tensor(rng.standard_normal((B, L), dtype=np.float32))
-        y = tensor(rng.integers(0, K, size=B), torch.int64) if K else None
-        lg = g_loss(loss, D(G(z, y), y))
+        z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
+        y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
+        lg = g_loss(loss, D(G_run(z, y), y))
         opt_g.zero_grad(set_to_none=True)
         lg.backward()
         opt_g.step()
         _ema_update(G_ema, G, config["ema"], t)
 
-        r, f = float(real_logits.detach().mean()), float(fake_logits.detach().mean())
+        ld_mean, lg_mean, r, f = _mean_over_ranks([ld, lg, real_logits.mean(), fake_logits.mean()], world)
         d_stats = {"real": 0.99 * d_stats["real"] + 0.01 * r, "fake": 0.99 * d_stats["fake"] + 0.01 * f}
-        log.add(d_loss=float(ld.detach()), g_loss=float(lg.detach()), d_real=r, d_fake=f)
+        log.add(d_loss=ld_mean, g_loss=lg_mean, d_real=r, d_fake=f)
         step = t + 1
         bar.update(1)
         if step % config["log_every"] == 0 or step == config["steps"]:
             row = log.flush(step)
             bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
-        if step % config["sample_every"] == 0 or step == config["steps"]:
+        if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
             write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
-        if step % config["checkpoint_every"] == 0 or step == config["steps"]:
+        if world.main and (step % config["checkpoint_every"] == 0 or step == config["steps"]):
             save_checkpoint(out, step, snapshot(step), keep=config["keep"])
     bar.close()
+    if not world.main:
+        return None
     if start >= config["steps"] and ckpt is not None:
         return ckpt
     _write_loss_plot(out)
     from .checkpoint import latest_checkpoint
 
     return latest_checkpoint(out)
+
+
+def _mean_over_ranks(values, world) -> list[float]:
+    """The scalars averaged over ranks (each rank's loss is its slice's mean: the average is the global mean)."""
+    import torch
+
+    t = torch.stack([v.detach().float() for v in values])
+    if world.size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(t)
+        t /= world.size
+    return t.tolist()
 
 
 def _ema_update(ema, model, decay: float, t: int) -> None:
@@ -365,10 +432,11 @@ class _Log:
     resumed run reads as if it had never stopped.
     """
 
-    def __init__(self, path: Path, start: int, partial: dict | None = None):
+    def __init__(self, path: Path | None, start: int, partial: dict | None = None):
+        """`path` None keeps the sums but writes nothing (ranks other than 0)."""
         self.path, self.t0 = path, time.perf_counter()
         self.sums, self.count = (dict(partial["sums"]), partial["count"]) if partial else ({}, 0)
-        if path.exists():
+        if path is not None and path.exists():
             kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= start]
             write_text_atomic(path, "".join(ln + "\n" for ln in kept))
 
@@ -384,8 +452,9 @@ class _Log:
     def flush(self, step: int) -> dict:
         row = {"step": step, **{k: v / self.count for k, v in self.sums.items()},
                "seconds": round(time.perf_counter() - self.t0, 3)}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
         self.sums, self.count = {}, 0
         return row
 

@@ -82,31 +82,31 @@ class CachedExtractor:
 
     has_logits = False
 
-    def __init__(self, inner, data_fingerprint: str):
+    def __init__(self, inner, data_fingerprint: str, first_row: int = 0):
         import hashlib
 
         self.inner, self.id, self.weights_sha256 = inner, inner.id, inner.weights_sha256
         key = hashlib.sha256(f"{inner.id}|{inner.weights_sha256}|{data_fingerprint}".encode()).hexdigest()
         self.path = cache_dir() / "features" / f"{key[:32]}.npy"
         self.cached = np.load(self.path) if self.path.exists() else None
-        self.offset, self.fresh = 0, []
+        self.offset = first_row  # a rank's shard starts part-way into the data
+        self.rows = []  # the features returned, in order
 
     def __call__(self, x):
         if self.cached is not None:
-            rows = self.cached[self.offset:self.offset + len(x)]
+            features = self.cached[self.offset:self.offset + len(x)]
             self.offset += len(x)
-            return rows, None
-        features, _ = self.inner(x)
-        self.fresh.append(features)
+        else:
+            features, _ = self.inner(x)
+        self.rows.append(features)
         return features, None
 
-    def save(self) -> None:
-        from ..files import atomic_path
+    def save(self, rows) -> None:
+        """Store `rows` (every feature of the data, in order) unless they came from the cache."""
+        from ..files import write_npy_atomic
 
-        if self.cached is None and self.fresh:
-            with atomic_path(self.path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, np.concatenate(self.fresh))
+        if self.cached is None and rows:
+            write_npy_atomic(self.path, rows)
 
 
 def inception_module(weights=None):

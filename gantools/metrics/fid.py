@@ -33,7 +33,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     except np.linalg.LinAlgError:  # singular S1
         factor = _psd_sqrt(s1)
     eig = np.linalg.eigvalsh(factor.T @ s2 @ factor)
-    tr_covmean = np.sqrt(np.clip(eig, 0.0, None)).sum()
+    # eigenvalues within rounding of zero (singular covariances: dead features, n < d) count as zero, so
+    # that their square roots (~1e-7 from 1e-14 of noise) do not make FID depend on summation order
+    noise = eig.max(initial=0.0) * len(eig) * np.finfo(np.float64).eps
+    tr_covmean = np.sqrt(eig[eig > noise]).sum()
     diff = mu1 - mu2
     # a distance: rounding can take the identical-sets case a hair below zero
     return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean))

@@ -48,7 +48,7 @@ class Samples:
     kind: str
     sample_shape: tuple
     count: int
-    batches: Callable[[int], Iterator]  # batch_size -> (x in [0, 1] NCHW or points, labels or None)
+    batches: Callable[..., Iterator]  # (batch_size, start, stop) -> (x in [0, 1] NCHW or points, labels or None)
     seed: int = 0
     generator: object = None
     source: object = None
@@ -92,9 +92,9 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
         g = OnnxGenerator(spec, device)  # --image-size resizes data sources only
         count = n if n is not None else DEFAULT_GENERATED if g.kind == "image" else DEFAULT_POINTS
 
-        def generated(batch_size):
-            for first in range(0, count, batch_size):
-                _, y, x = sample_batch(g, seed, first, min(batch_size, count - first))
+        def generated(batch_size, start=0, stop=count):
+            for first in range(start, stop, batch_size):
+                _, y, x = sample_batch(g, seed, first, min(batch_size, stop - first))
                 yield (_quantize(x) if g.kind == "image" else x.astype(np.float32)), y
 
         return Samples(spec, g.kind, g.sample_shape, count, generated, seed=seed, generator=g)
@@ -106,7 +106,8 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
     else:  # a mixture, sampled on the fly
         count = DEFAULT_POINTS if n is None else n
     return Samples(spec, src.kind, tuple(src.sample_shape), count,
-                   lambda batch_size: src.batches(batch_size, count, seed), seed=seed, source=src)
+                   lambda batch_size, start=0, stop=count: src.batches(batch_size, count, seed, start, stop),
+                   seed=seed, source=src)
 
 
 def parse_gate(op: str, text: str) -> tuple[str, str, float]:
@@ -156,21 +157,26 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
     """One pass over a side's batches, feeding every consumer that the requested metrics need.
 
     With cache, the features of a data source (not a generator) come from, or go to, the feature cache.
+    Under torchrun each rank takes its shard of the batches, and rank 0 ends with everything (see _merge_ranks).
     """
+    from ..distributed import current
     from ..progress import progress_bar
     from .features import CachedExtractor, RawExtractor
     from .stats import StreamingStats
 
+    world = current()
+    start, stop = world.shard(samples.count, batch_size)
     cached = None
     if cache and not logits and samples.source is not None and hasattr(samples.source, "fingerprint") \
             and extractor is not None and not isinstance(extractor, RawExtractor):
-        extractor = cached = CachedExtractor(extractor, samples.source.fingerprint(samples.count, samples.seed))
+        extractor = cached = CachedExtractor(extractor, samples.source.fingerprint(samples.count, samples.seed),
+                                             first_row=start)
     out = Extracted()
-    total = math.ceil(samples.count / batch_size)
+    total = math.ceil((stop - start) / batch_size)
     label = "samples" if extractor is None else "features (cached)" if cached and cached.cached is not None \
         else "features"
-    for x, y in progress_bar(samples.batches(batch_size), enabled=progress, total=total,
-                             desc=f"{label} {Path(samples.name).name}", unit="batch"):
+    for x, y in progress_bar(samples.batches(batch_size, start, stop), enabled=progress and world.main,
+                             total=total, desc=f"{label} {Path(samples.name).name}", unit="batch"):
         if raw:
             out.raw.append(x)
         if disc is not None:
@@ -191,9 +197,44 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
                 out.features.append(f)
             if logits:
                 out.logits.append(lg)
-    if cached is not None:
-        cached.save()
+    if world.size > 1:
+        rows = None
+        if cached is not None and world.sum([cached.cached is None]) > 0:  # the cache must be filled
+            rows = world.gather(cached.rows)
+            rows = rows and [r for share in rows for r in share]
+        out = _merge_ranks(out, world)
+        if cached is not None and rows is not None:
+            cached.save(rows)
+    elif cached is not None:
+        cached.save(cached.rows)
     return out
+
+
+def _merge_ranks(part: Extracted, world) -> Extracted:
+    """Every rank's Extracted shard -> the whole side's, on rank 0 (statistics on every rank).
+
+    Statistics are merged from float64 sufficient statistics summed over ranks: count and sum give the
+    mean, then each rank's outer products about that mean give the scatter; per-sample arrays are gathered in rank order, which is sample order.
+    """
+    from .stats import StreamingStats
+
+    dims = world.sum([0 if part.stats is None else len(part.stats.mean), part.stats is not None])
+    merged = Extracted()
+    if dims[1]:
+        d = int(round(dims[0] / dims[1]))
+        local = part.stats or StreamingStats(d)
+        counted = world.sum(np.concatenate([[local.n], local.n * local.mean]))
+        merged.stats = StreamingStats(d)
+        merged.stats.n, merged.stats.mean = int(round(counted[0])), counted[1:] / counted[0]
+        # outer products about the global mean: no cancellation of large means
+        delta = local.mean - merged.stats.mean
+        merged.stats.scatter = world.sum(local.scatter + local.n * np.outer(delta, delta))
+    lists = ("features", "logits", "raw", "disc_logits", "classes", "labels")
+    shares = world.gather({name: np.concatenate(getattr(part, name)) for name in lists if getattr(part, name)})
+    for share in shares or []:
+        for name, array in share.items():
+            getattr(merged, name).append(array)
+    return merged
 
 
 def _check_counts(metrics, fake: Samples, real_side: Samples | None, k_pr: int, k_dc: int) -> None:
@@ -211,8 +252,14 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
           extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
           device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
           k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
-          cache: bool = True, progress: bool = True) -> dict:
-    """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed)."""
+          cache: bool = True, progress: bool = True) -> dict | None:
+    """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed).
+
+    Under torchrun the ranks extract disjoint shards and rank 0 computes the metrics: it returns the
+    result, the other ranks None.
+    """
+    from ..distributed import current
+
     t0 = time.perf_counter()
     metrics = list(dict.fromkeys(metrics))
     unknown = [m for m in metrics if m not in METRICS]
@@ -248,13 +295,15 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     _check_counts(metrics, fake, real_side, k_pr, k_dc)
     featured = any(m in FEATURE_METRICS for m in metrics)
     ex = None
+    world = current()
     if featured:
         from .features import make_extractor
 
-        ex = make_extractor(extractor or ("inception" if fake.kind == "image" else "raw"), kind=fake.kind,
-                            device=device, inception_weights=inception_weights, classifier=classifier,
-                            need_logits="is" in metrics)
-    if ref is not None and ex is not None:
+        with world.local_main_first():  # one Inception export per machine
+            ex = make_extractor(extractor or ("inception" if fake.kind == "image" else "raw"), kind=fake.kind,
+                                device=device, inception_weights=inception_weights, classifier=classifier,
+                                need_logits="is" in metrics)
+    if ref is not None and ex is not None and world.main:
         _check_ref(ref, ex, real)
     mixture = None
     if "modes" in metrics:
@@ -279,6 +328,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics, features=keep,
                           logits=False, raw=False, disc=disc, classify=classify, batch_size=batch_size,
                           progress=progress, cache=cache)
+    if not world.main:
+        return None
 
     result: dict = {}
     f_fake = np.concatenate(fake_x.features) if fake_x.features else None
@@ -332,6 +383,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         source=str(source),
         real=str(real),
         seconds=round(time.perf_counter() - t0, 3),
+        world_size=world.size,
         gates=checked,
         passed=all(g["passed"] for g in checked),
     )
@@ -385,18 +437,26 @@ def _check_gate(op: str, key: str, limit: float, value: float) -> dict:
 
 def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor: str | None = None,
                   inception_weights=None, classifier=None, device: str = "auto", batch_size: int = 64,
-                  image_size: int | None = None, cache: bool = True, progress: bool = True) -> dict:
-    """Reference statistics of SOURCE written to `out` (pytorch-fid's mu/sigma keys plus provenance)."""
+                  image_size: int | None = None, cache: bool = True, progress: bool = True) -> dict | None:
+    """Reference statistics of SOURCE written to `out` (pytorch-fid's mu/sigma keys plus provenance).
+
+    Under torchrun the ranks share the extraction and rank 0 writes the file and returns the summary
+    (the other ranks None)."""
+    from ..distributed import current
     from .features import make_extractor
     from .stats import save_ref_stats
 
+    world = current()
     samples = open_samples(source, n, seed, image_size, device)
-    ex = make_extractor(extractor or ("inception" if samples.kind == "image" else "raw"), kind=samples.kind,
-                        device=device, inception_weights=inception_weights, classifier=classifier)
+    if samples.count < 2:
+        raise GanToolsError(f"{source}: statistics need at least 2 samples")
+    with world.local_main_first():
+        ex = make_extractor(extractor or ("inception" if samples.kind == "image" else "raw"), kind=samples.kind,
+                            device=device, inception_weights=inception_weights, classifier=classifier)
     got = _extract(samples, ex, stats=True, features=False, logits=False, raw=False, batch_size=batch_size,
                    progress=progress, cache=cache)
-    if got.stats is None or got.stats.n < 2:
-        raise GanToolsError(f"{source}: statistics need at least 2 samples")
+    if not world.main:
+        return None
     save_ref_stats(out, got.stats.mean, got.stats.cov, ex.id, ex.weights_sha256, got.stats.n)
     return {"out": str(out), "n": got.stats.n, "extractor": ex.id, "dim": len(got.stats.mean)}
 
