@@ -22,9 +22,8 @@ DISTRIBUTED = ("train", "generate", "score", "stats")  # the commands that split
 def _fail(message: str, code: int = 2):
     import os
 
-    from .distributed import launched_size
-
-    where = f"rank {os.environ.get('RANK', '?')}: " if launched_size() > 1 else ""  # which torchrun process
+    launched = os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1")
+    where = f"rank {os.environ.get('RANK', '?')}: " if launched else ""  # which of torchrun's processes
     click.echo(f"gantools: error: {where}{message}", err=True)
     sys.exit(code)
 

@@ -123,6 +123,14 @@ def local_size() -> int:
     return _env_int("LOCAL_WORLD_SIZE", 1)
 
 
+def _leave() -> None:
+    """Destroy the process group at exit: Gloo's threads left running abort the process as it ends."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def current(backend: str = "gloo") -> World:
     """This process's World, joining the process group (with `backend`) on the first call under torchrun."""
     global _WORLD
@@ -138,7 +146,10 @@ def current(backend: str = "gloo") -> World:
 
     timeout = datetime.timedelta(seconds=_env_int("GANTOOLS_TIMEOUT", DEFAULT_TIMEOUT_S))
     if not dist.is_initialized():
+        import atexit
+
         dist.init_process_group(backend=backend, timeout=timeout)
+        atexit.register(_leave)
     _WORLD = World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local_rank(),
                    local_size=local_size())
     return _WORLD
