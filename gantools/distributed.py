@@ -15,8 +15,6 @@ import contextlib
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from .errors import GanToolsError
 
 DEFAULT_TIMEOUT_S = 1800
@@ -64,8 +62,10 @@ class World:
             raise GanToolsError(f"lost the other processes of this torchrun job ({first}); "
                                 "the first failing rank's error says why") from None
 
-    def sum(self, values) -> np.ndarray:
+    def sum(self, values) -> "np.ndarray":
         """The float64 sum over ranks of `values` (an array of any shape), on every rank."""
+        import numpy as np
+
         values = np.asarray(values, dtype=np.float64)
         if self.size == 1:
             return values

@@ -192,7 +192,9 @@ def _distribute(G, D, device, world):
     are broadcast (DDP's broadcast_buffers). D's spectral-norm vectors are the
     same on every rank, and broadcasting them in place would break autograd.
     """
+    import inspect
     import sys
+    import warnings
 
     import torch
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -206,7 +208,11 @@ def _distribute(G, D, device, world):
         print("gantools: note: BatchNorm statistics are per process on CPU (SyncBatchNorm needs CUDA); "
               "use --g-norm none for results independent of the number of processes", file=sys.stderr)
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(G, device_ids=ids), DDP(D, device_ids=ids, broadcast_buffers=False)
+    # a [1, n] weight's gradient may come with strides (1, 1): the same memory layout, a needless warning
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    newer = "forward_sync_buffers" in inspect.signature(DDP).parameters  # broadcast_buffers is deprecated there
+    return DDP(G, device_ids=ids), DDP(D, device_ids=ids, **{"forward_sync_buffers" if newer else
+                                                                 "broadcast_buffers": False})
 
 
 def _start_run(out: Path, options: dict, resume: bool):
