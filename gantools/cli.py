@@ -158,6 +158,9 @@ def _recipes_epilog() -> str:
 @click.option("--log-every", type=click.IntRange(min=1), default=_D.log_every, show_default=True)
 @click.option("--keep", type=click.IntRange(min=1), default=_D.keep, show_default=True,
               help="Checkpoints to keep.")
+@click.option("--tensorboard", is_flag=True,
+              help="Also log losses, D outputs, steps/s and sample grids for TensorBoard, in RUN/tensorboard "
+                   "(pip install 'gantools[tensorboard]').")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -314,13 +317,17 @@ def stats(source, out, n, extractor, inception_weights, classifier, image_size, 
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
 @click.option("--log", "log_out", type=click.Path(dir_okay=False), default=None,
               help="Append the result as one line to this .jsonl file.")
+@click.option("--report", "report_out", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML page: scores with gates, the scored samples, and for images the "
+                   "nearest real neighbours of a few samples in feature space.")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bootstrap replicates for 95% intervals on FID and KID.")
 @click.option("--discriminator", type=click.Path(dir_okay=False), default=None,
               help="Discriminator .onnx for --metrics disc [default: NAME.disc.onnx beside the generator].")
 @_extractor_options
-def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, bootstrap, discriminator,
-          extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache, quiet):
+def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, report_out, bootstrap,
+          discriminator, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
+          quiet):
     from .files import write_text_atomic
     from .metrics.score import format_table, parse_gate
     from .metrics.score import score as run_score
@@ -329,7 +336,8 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
     result = run_score(source, real, [m.strip() for m in metrics.split(",") if m.strip()], n=n, n_real=n_real,
                        seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
                        discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
-                       gates=gates, image_size=image_size, cache=not no_cache, progress=not quiet)
+                       gates=gates, image_size=image_size, cache=not no_cache, progress=not quiet,
+                       report=report_out)
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     click.echo(format_table(result))
@@ -343,6 +351,28 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
             f.write(json.dumps(line) + "\n")
     if not result["passed"]:
         raise GateFailed([g["metric"] for g in result["gates"] if not g["passed"]])
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The page to write (.html).")
+@click.option("--model", type=click.Path(dir_okay=False), default=None,
+              help="An exported generator (.onnx) whose samples the page shows.")
+@click.option("--scores", type=click.Path(dir_okay=False), default=None,
+              help="A `gantools score --log` file (.jsonl): the latest scores with their gates, and a trend plot "
+                   "of each metric when it holds several records.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+def report(run, out, model, scores, device):
+    """One self-contained HTML page of a training run (opens offline).
+
+    RUN is a run directory: the page shows its story, loss and D-output curves, samples over training, the
+    exported generator's samples (--model), the scores and their trends (--scores) and the configuration.
+    """
+    from .report import run_report
+
+    if not out.lower().endswith((".html", ".htm")):
+        raise GanToolsError(f"-o must name an .html file, got {out}")
+    click.echo(f"wrote {run_report(run, out, model=model, scores=scores, device=device)}")
 
 
 @cli.command("train-classifier")

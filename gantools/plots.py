@@ -1,6 +1,9 @@
-"""Pictures for people: contact sheets of images, scatter plots of points, loss curves.
+"""Pictures for people: contact sheets of images, and plots drawn with matplotlib.
 
-Drawn with Pillow alone (no plotting library to install), written atomically.
+Contact sheets are pixel arrays assembled with numpy and Pillow. Curves and
+scatter plots are matplotlib figures (Agg backend, imported only when a plot
+is drawn, so the CLI starts fast), rendered to PIL images, so every caller
+gets the same kind of picture and writes it atomically.
 """
 
 from __future__ import annotations
@@ -8,11 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .files import atomic_path
 
-COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+SMOOTHING = 0.9  # weight of the running mean in the smoothed curves
 
 
 def save_png(img: Image.Image, path) -> None:
@@ -39,17 +42,6 @@ def image_grid(x: np.ndarray, ncols: int | None = None, min_cell: int = 48, pad:
     return Image.fromarray(sheet)
 
 
-def _frame(lo, hi, size, margin):
-    """A function mapping data coordinates to pixel coordinates of a square plot."""
-    span = np.maximum(hi - lo, 1e-9)
-
-    def to_px(p):
-        u = (p - lo) / span
-        return margin + u[..., 0] * (size - 2 * margin), size - margin - u[..., 1] * (size - 2 * margin)
-
-    return to_px
-
-
 def samples_picture(x: np.ndarray, labels=None, num_classes: int = 0, modes=None) -> Image.Image:
     """What a person wants to see of samples from a generator in [-1, 1].
 
@@ -68,63 +60,108 @@ def samples_picture(x: np.ndarray, labels=None, num_classes: int = 0, modes=None
     return scatter_plot(x, centers, sigma)
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never a window, works without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _to_image(fig) -> Image.Image:
+    """Render a matplotlib figure to an RGB PIL image and free it."""
+    plt = _pyplot()
+    fig.canvas.draw()
+    img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
+    plt.close(fig)
+    return img
+
+
 def scatter_plot(points: np.ndarray, centers: np.ndarray | None = None, sigma: float | None = None,
-                 size: int = 512) -> Image.Image:
-    """2-D points as dots (blue) over the true modes: red centres inside 3-sigma circles, equal axes."""
+                 size: float = 5.5) -> Image.Image:
+    """2-D samples as dots over the true modes: red centres inside their 3-sigma circles, equal axes."""
+    plt = _pyplot()
     pts = np.asarray(points, dtype=np.float64)[:, :2]
-    both = pts if centers is None else np.concatenate([pts, centers])
-    lo, hi = both.min(axis=0), both.max(axis=0)
-    mid, half = (lo + hi) / 2, 0.55 * max(float((hi - lo).max()), 1e-3)  # one scale for both axes
-    to_px = _frame(mid - half, mid + half, size, 20)
-    img = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([20, 20, size - 20, size - 20], outline=(200, 200, 200))
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
     if centers is not None:
-        cx, cy = to_px(np.asarray(centers, dtype=np.float64))
-        radius = 3 * sigma * (size - 40) / (2 * half) if sigma else 0.0
-        for x, y in zip(cx, cy):
-            if radius:
-                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(253, 224, 221),
-                             outline=(214, 39, 40))
-    xs, ys = to_px(pts)
-    for x, y in zip(xs, ys):
-        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=COLORS[0])
+        centers = np.asarray(centers, dtype=np.float64)
+        for i, c in enumerate(centers):
+            ax.add_patch(plt.Circle(c, 3 * sigma, facecolor="#fde0dd", edgecolor="#d62728", lw=0.8, zorder=1,
+                                    label="3σ of a mode" if i == 0 else None))
+    ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color="#1f77b4", lw=0, zorder=2, label=f"{len(pts)} samples")
     if centers is not None:
-        for x, y in zip(cx, cy):
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=COLORS[3])
-    return img
+        ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="+", lw=1, color="#d62728", zorder=3,
+                   label="mode centres")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    return _to_image(fig)
 
 
-def loss_plot(steps, series: dict, size=(720, 400)) -> Image.Image:
-    """Curves of each named series against `steps`, with the value range written on the axis."""
-    w, h = size
-    left, right, top, bottom = 70, 20, 30, 40
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    steps = np.asarray(steps, dtype=np.float64)
-    values = [np.asarray(v, dtype=np.float64) for v in series.values()]
-    finite = np.concatenate([v[np.isfinite(v)] for v in values] or [np.zeros(1)])
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 1, hi + 1
-    s0, s1 = (float(steps.min()), float(steps.max())) if steps.size else (0.0, 1.0)
-    s1 = s1 if s1 > s0 else s0 + 1
+def smooth(values, weight: float = SMOOTHING) -> np.ndarray:
+    """Exponential moving average with bias correction (TensorBoard's smoothing), NaNs carried through."""
+    out, acc, norm = [], 0.0, 0.0
+    for v in np.asarray(values, dtype=np.float64):
+        if np.isfinite(v):
+            acc, norm = weight * acc + (1 - weight) * v, weight * norm + (1 - weight)
+        out.append(acc / norm if norm else np.nan)
+    return np.array(out)
 
-    def px(s, v):
-        return left + (s - s0) / (s1 - s0) * (w - left - right), top + (hi - v) / (hi - lo) * (h - top - bottom)
 
-    draw.rectangle([left, top, w - right, h - bottom], outline=(120, 120, 120))
-    if lo < 0 < hi:
-        draw.line([px(s0, 0), px(s1, 0)], fill=(220, 220, 220))
-    for i, (name, v) in enumerate(zip(series, values)):
-        color = COLORS[i % len(COLORS)]
-        ok = np.isfinite(v)
-        pts = [px(s, val) for s, val in zip(steps[ok], v[ok])]
-        if len(pts) > 1:
-            draw.line(pts, fill=color, width=2)
-        draw.text((left + 10 + 120 * i, 8), name, fill=color)
-    draw.text((4, top - 4), f"{hi:.3g}", fill="black")
-    draw.text((4, h - bottom - 8), f"{lo:.3g}", fill="black")
-    draw.text((left, h - bottom + 6), f"step {s0:.0f}", fill="black")
-    draw.text((w - right - 90, h - bottom + 6), f"step {s1:.0f}", fill="black")
-    return img
+def _spans_decades(values) -> bool:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return v.size > 1 and v.min() > 0 and v.max() / v.min() > 100
+
+
+def _curves(ax, steps, series: dict, ylabel: str, log: bool | None = None) -> None:
+    """Raw (faint) and smoothed lines of each series on one axis; log y when asked or when they span decades."""
+    for i, (name, values) in enumerate(series.items()):
+        color = f"C{i}"
+        ax.plot(steps, values, color=color, alpha=0.25, lw=1)
+        ax.plot(steps, smooth(values), color=color, lw=2, label=f"{name} (smoothed)")
+    everything = np.concatenate([np.asarray(v, dtype=np.float64) for v in series.values()])
+    if log or (log is None and _spans_decades(everything)):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, framealpha=0.9)
+
+
+def training_curves(rows: list[dict], log: bool | None = None) -> Image.Image:
+    """Losses and D outputs of a run's log.jsonl rows: two panels sharing the step axis."""
+    plt = _pyplot()
+    steps = [r["step"] for r in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), dpi=100, sharex=True)
+    _curves(top, steps, {"D loss": [r["d_loss"] for r in rows], "G loss": [r["g_loss"] for r in rows]},
+            "loss", log)
+    top.set_title("losses (faint: each logged mean; bold: smoothed)", fontsize=10)
+    _curves(bottom, steps, {"D(real)": [r["d_real"] for r in rows], "D(fake)": [r["d_fake"] for r in rows]},
+            "mean discriminator logit", log=False)
+    bottom.axhline(0, color="0.5", lw=0.8, ls="--")
+    bottom.set_title("discriminator outputs: above 0 means 'real'", fontsize=10)
+    fig.tight_layout()
+    return _to_image(fig)
+
+
+def metric_trend(labels: list[str], values: list[float], name: str, limit: tuple[str, float] | None = None
+                 ) -> Image.Image:
+    """One metric over successive score records (e.g. one per commit), with its gate as a line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    x = np.arange(len(values))
+    ax.plot(x, values, marker="o", color="C0", label=name)
+    if limit is not None:
+        op, threshold = limit
+        ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"gate: {'≤' if op == 'max' else '≥'} {threshold:g}")
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel(name)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _to_image(fig)

@@ -10,7 +10,8 @@ A run directory holds:
   checkpoints/       step_NNNNNNN.pt (state dicts, optimizer and RNG state)
   log.jsonl          one line of mean losses every `log_every` steps
   samples/           step_NNNNNNN.png from fixed latents every `sample_every` steps
-  loss.png           the loss curves, drawn at the end
+  loss.png           the loss and D-output curves, drawn at the end
+  report.html        the run on one self-contained page (gantools report), written at the end
 
 Under torchrun (DDP) --batch-size stays the global batch: every rank draws
 step t's whole batch of indices and latents and trains on its slice of the
@@ -32,7 +33,7 @@ from .errors import GanToolsError
 from .files import write_text_atomic
 
 # Options that may differ when resuming: they change neither the weights nor the batches.
-RESUMABLE_OPTIONS = ("steps", "device", "checkpoint_every", "sample_every", "log_every", "keep")
+RESUMABLE_OPTIONS = ("steps", "device", "checkpoint_every", "sample_every", "log_every", "keep", "tensorboard")
 
 
 @dataclass
@@ -67,6 +68,7 @@ class TrainConfig:
     sample_every: int = 500
     log_every: int = 50
     keep: int = 3
+    tensorboard: bool = False  # also write TensorBoard scalars and sample images to RUN/tensorboard
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -251,6 +253,8 @@ def _start_run(out: Path, options: dict, resume: bool):
             raise TypeError(f"unknown training options: {sorted(unknown)}")
         cfg = TrainConfig(**options)
         ckpt = None
+    if cfg.tensorboard:
+        _tensorboard_writer()  # a missing package is reported before any work
     source = load_source(cfg.data, cfg.image_size)
     config = resolve_config(cfg, source)
     ranks = launched_size()
@@ -303,7 +307,9 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-    log = _Log(out / "log.jsonl" if world.main else None, start, state["log_partial"] if ckpt is not None else None)
+    board = _tensorboard_writer()(str(out / "tensorboard")) if config["tensorboard"] and world.main else None
+    log = _Log(out / "log.jsonl" if world.main else None, start, state["log_partial"] if ckpt is not None else None,
+               board)
     G_run, D_run = _distribute(G, D, device, world)
 
     B, L, K = config["batch_size"], config["latent_dim"], config["num_classes"]
@@ -371,15 +377,19 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
             row = log.flush(step)
             bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
         if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
-            write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
+            picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
+            if board is not None:
+                board.add_image("samples", np.asarray(picture), step, dataformats="HWC")
         if world.main and (step % config["checkpoint_every"] == 0 or step == config["steps"]):
             save_checkpoint(out, step, snapshot(step), keep=config["keep"])
     bar.close()
+    if board is not None:
+        board.close()
     if not world.main:
         return None
     if start >= config["steps"] and ckpt is not None:
         return ckpt
-    _write_loss_plot(out)
+    _write_pictures(out)
     from .checkpoint import latest_checkpoint
 
     return latest_checkpoint(out)
@@ -410,8 +420,19 @@ def _ema_update(ema, model, decay: float, t: int) -> None:
             be.copy_(b)
 
 
-def write_samples(G, config: dict, source, path: Path) -> None:
-    """A contact sheet (images; one row per class when conditional) or scatter plot over the modes (points)."""
+def _tensorboard_writer():
+    """torch's SummaryWriter class; the tensorboard package is an optional extra."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GanToolsError("--tensorboard needs the tensorboard package: pip install 'gantools[tensorboard]'") \
+            from None
+    return SummaryWriter
+
+
+def write_samples(G, config: dict, source, path: Path):
+    """A contact sheet (images; one row per class when conditional) or scatter plot over the modes (points);
+    written to `path` and returned (a PIL image)."""
     import torch
 
     from .data import true_modes
@@ -428,7 +449,9 @@ def write_samples(G, config: dict, source, path: Path) -> None:
     with torch.no_grad():
         x = G(z, None if y is None else torch.as_tensor(y, device=device)).cpu().numpy()
     G.train(was_training)
-    save_png(samples_picture(x, y, k, true_modes(source)), path)
+    picture = samples_picture(x, y, k, true_modes(source))
+    save_png(picture, path)
+    return picture
 
 
 class _Log:
@@ -438,9 +461,10 @@ class _Log:
     resumed run reads as if it had never stopped.
     """
 
-    def __init__(self, path: Path | None, start: int, partial: dict | None = None):
-        """`path` None keeps the sums but writes nothing (ranks other than 0)."""
-        self.path, self.t0 = path, time.perf_counter()
+    def __init__(self, path: Path | None, start: int, partial: dict | None = None, board=None):
+        """`path` None keeps the sums but writes nothing (ranks other than 0); `board`, a TensorBoard
+        SummaryWriter, also gets each line's values and the steps per second."""
+        self.path, self.t0, self.board, self.last = path, time.perf_counter(), board, (start, 0.0)
         self.sums, self.count = (dict(partial["sums"]), partial["count"]) if partial else ({}, 0)
         if path is not None and path.exists():
             kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= start]
@@ -461,6 +485,13 @@ class _Log:
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")
+        if self.board is not None:
+            for key, value in row.items():
+                if key not in ("step", "seconds"):
+                    self.board.add_scalar(f"train/{key}", value, step)
+            (last_step, last_s), self.last = self.last, (step, row["seconds"])
+            if row["seconds"] > last_s:
+                self.board.add_scalar("train/steps_per_s", (step - last_step) / (row["seconds"] - last_s), step)
         self.sums, self.count = {}, 0
         return row
 
@@ -473,11 +504,12 @@ def _step_of(line: str) -> float:
         return float("inf")
 
 
-def _write_loss_plot(out: Path) -> None:
-    from .plots import loss_plot, save_png
+def _write_pictures(out: Path) -> None:
+    """loss.png (losses and D outputs) and report.html, the run's page (see report.py)."""
+    from .plots import save_png, training_curves
+    from .report import run_report
 
     rows = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines() if ln.strip()]
     if rows:
-        steps = [r["step"] for r in rows]
-        save_png(loss_plot(steps, {"D loss": [r["d_loss"] for r in rows], "G loss": [r["g_loss"] for r in rows]}),
-                 out / "loss.png")
+        save_png(training_curves(rows), out / "loss.png")
+    run_report(out, out / "report.html")

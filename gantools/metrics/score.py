@@ -63,6 +63,7 @@ class Extracted:
     disc_logits: list = field(default_factory=list)
     classes: list = field(default_factory=list)  # the classifier's predicted class of each sample
     labels: list = field(default_factory=list)  # the class each sample was made for (conditional generators)
+    first: list = field(default_factory=list)  # (x, y) batches of the first samples, for a report's pictures
 
 
 def _quantize(x_model: np.ndarray) -> np.ndarray:
@@ -153,7 +154,8 @@ def _find_classifier(samples: Samples, ex, classifier, device: str):
 
 
 def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits: bool, raw: bool,
-             disc=None, classify=None, batch_size: int, progress: bool, cache: bool = False) -> Extracted:
+             disc=None, classify=None, batch_size: int, progress: bool, cache: bool = False,
+             keep_first: int = 0) -> Extracted:
     """One pass over a side's batches, feeding every consumer that the requested metrics need.
 
     With cache, the features of a data source (not a generator) come from, or go to, the feature cache.
@@ -177,6 +179,9 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
         else "features"
     for x, y in progress_bar(samples.batches(batch_size, start, stop), enabled=progress and world.main,
                              total=total, desc=f"{label} {Path(samples.name).name}", unit="batch"):
+        kept = sum(len(fx) for fx, _ in out.first)
+        if kept < keep_first and world.main:  # rank 0's shard starts at sample 0
+            out.first.append((x[:keep_first - kept], None if y is None else y[:keep_first - kept]))
         if raw:
             out.raw.append(x)
         if disc is not None:
@@ -252,7 +257,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
           extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
           device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
           k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
-          cache: bool = True, progress: bool = True) -> dict | None:
+          cache: bool = True, progress: bool = True, report=None) -> dict | None:
     """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed).
 
     Under torchrun the ranks extract disjoint shards and rank 0 computes the metrics: it returns the
@@ -277,6 +282,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
                             "or drop --classifier")
     if real is None:
         raise GanToolsError("--real is needed: a data source, an exported generator or reference statistics")
+    if report is not None and not str(report).lower().endswith((".html", ".htm")):
+        raise GanToolsError(f"--report must name an .html file, got {report}")
     fake = open_samples(source, n, seed, image_size, device)
     ref = None
     if is_ref_stats(real):
@@ -318,11 +325,12 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         raise GanToolsError(f"the discriminator takes samples of shape {tuple(disc.sample_shape)}, but {real} has "
                             f"{tuple(real_side.sample_shape)}: pass --image-size")
 
-    keep = any(m in metrics for m in PAIRED_METRICS) or bootstrap > 0 and "fid" in metrics
+    neighbours = report is not None and fake.kind == "image" and featured and real_side is not None
+    keep = any(m in metrics for m in PAIRED_METRICS) or bootstrap > 0 and "fid" in metrics or neighbours
     fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep, logits="is" in metrics,
                       raw="modes" in metrics, disc=disc, classify=classify, batch_size=batch_size, progress=progress,
-                      cache=cache)
-    real_needs_features = any(m in metrics for m in ("fid", *PAIRED_METRICS)) and ref is None
+                      cache=cache, keep_first=0 if report is None else REPORT_SAMPLES[fake.kind])
+    real_needs_features = any(m in metrics for m in ("fid", *PAIRED_METRICS)) and ref is None or neighbours
     real_x = None
     if real_side is not None:
         real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics, features=keep,
@@ -387,7 +395,64 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         gates=checked,
         passed=all(g["passed"] for g in checked),
     )
+    if report is not None:
+        _write_report(report, result, fake, fake_x, real_side, f_fake if neighbours else None, f_real, mixture,
+                      batch_size)
     return result
+
+
+REPORT_SAMPLES = {"image": 64, "points": 2500}  # samples a score report shows
+REPORT_NEIGHBOURS = (8, 4)  # generated samples shown, and their nearest real neighbours each
+
+
+def _write_report(path, result: dict, fake: Samples, fake_x: Extracted, real_side, f_fake, f_real, mixture,
+                  batch_size: int) -> None:
+    """The score page: table, the first scored samples and, for images, their nearest real neighbours."""
+    from ..data import true_modes
+    from ..plots import image_grid, samples_picture
+    from ..report import score_report
+
+    x = np.concatenate([fx for fx, _ in fake_x.first])
+    labels = [fy for _, fy in fake_x.first]
+    y = np.concatenate(labels) if labels and labels[0] is not None else None
+    classes = fake.generator.num_classes if fake.generator is not None else 0
+    if fake.kind == "image":
+        picture = samples_picture(x * 2.0 - 1.0, y, classes)
+    else:
+        picture = samples_picture(x, modes=mixture or (true_modes(real_side.source) if real_side else None))
+    grid = None
+    if f_fake is not None and f_real is not None and len(f_real):
+        shown, k = min(REPORT_NEIGHBOURS[0], len(f_fake)), min(REPORT_NEIGHBOURS[1], len(f_real))
+        from .prdc import _sq_dists, _sq_norms
+
+        a, b = f_fake[:shown].astype(np.float32), np.asarray(f_real, np.float32)
+        nearest = np.argsort(_sq_dists(a, _sq_norms(a), b, _sq_norms(b)), axis=1)[:, :k]
+        real_rows = _rows_of(real_side, sorted(set(nearest.ravel().tolist())), batch_size)
+        cells = []
+        for i in range(shown):
+            cells.append(_as_rgb(x[i:i + 1]))
+            cells += [_as_rgb(real_rows[j][None]) for j in nearest[i]]
+        grid = image_grid(np.concatenate(cells), ncols=k + 1)
+    score_report(result, path, samples_picture_img=picture, points=fake.kind != "image", neighbours_img=grid)
+
+
+def _rows_of(side: Samples, wanted: list[int], batch_size: int) -> dict:
+    """{index: sample} of the given indices of a side, read in one pass over its batches."""
+    found, start = {}, 0
+    todo = iter(wanted)
+    nxt = next(todo, None)
+    for x, _ in side.batches(batch_size):
+        while nxt is not None and nxt < start + len(x):
+            found[nxt] = x[nxt - start]
+            nxt = next(todo, None)
+        start += len(x)
+        if nxt is None:
+            break
+    return found
+
+
+def _as_rgb(x: np.ndarray) -> np.ndarray:
+    return np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
 
 
 def _guarded(compute):
