@@ -130,7 +130,7 @@ def _scores_section(records: list[dict]) -> str:
     if len(records) > 1:
         labels = [str(r.get("time", i))[:16].replace("T", " ") for i, r in enumerate(records)]
         figures = []
-        for key in GATE_KEYS:
+        for key in (k for k in GATE_KEYS if not k.endswith("_std")):  # spreads are not worth a plot of their own
             kept = [(lab, r[key]) for lab, r in zip(labels, records) if isinstance(r.get(key), (int, float))]
             if len(kept) < 2:
                 continue
@@ -154,7 +154,8 @@ def _snapshots(run: Path) -> list[Path]:
 def _story(config: dict, rows: list[dict], steps_done: int) -> str:
     shape = config.get("sample_shape", [])
     samples = f"{shape[0]}-D points" if config.get("kind") == "points" else f"{'×'.join(map(str, shape))} images"
-    what = (f"A {'conditional ' if config.get('num_classes') else ''}{str(config.get('model')).upper()} GAN on "
+    kind = {"mlp": "MLP GAN", "dcgan": "DCGAN"}.get(config.get("model"), str(config.get("model")))
+    what = (f"A {'conditional ' if config.get('num_classes') else ''}{kind} on "
             f"<b>{html.escape(str(config.get('data')))}</b> ({samples}), {config.get('loss')} loss, "
             f"trained {steps_done:,} of {config.get('steps', 0):,} steps with batch {config.get('batch_size')}"
             f"{' on ' + str(config.get('world_size')) + ' processes' if config.get('world_size', 1) > 1 else ''}.")

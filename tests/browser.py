@@ -101,3 +101,12 @@ def load_page(path: Path) -> dict:
         "images": images["result"]["value"],
         "screenshot": base64.b64decode(shot["data"]),
     }
+
+
+if __name__ == "__main__":  # python tests/browser.py PAGE.html SHOT.png: the README's screenshot
+    import sys
+
+    result = load_page(Path(sys.argv[1]))
+    Path(sys.argv[2]).write_bytes(result["screenshot"])
+    print(f"{len(result['images'])} images, {len(result['console_errors'])} console errors, "
+          f"{len(result['failed_requests'])} failed requests")
