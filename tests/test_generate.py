@@ -79,7 +79,8 @@ def test_points_model_writes_float_npz(exported, tmp_path):
     generate(exported["ring"], 50, tmp_path / "p.npz", progress=False, grid=tmp_path / "scatter.png")
     x = _npz(tmp_path / "p.npz")["x"]
     assert x.shape == (50, 2) and x.dtype == np.float32
-    assert Image.open(tmp_path / "scatter.png").size == (512, 512)
+    width, height = Image.open(tmp_path / "scatter.png").size
+    assert width == height >= 400  # a square plot: equal axes
 
 
 def test_generation_errors(exported, tmp_path):
