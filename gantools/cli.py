@@ -119,6 +119,8 @@ def _recipes_epilog() -> str:
 @click.option("--steps", type=click.IntRange(min=1), default=None, help=f"Generator updates. {_RECIPE}")
 @click.option("--image-size", type=click.IntRange(1, 1024), default=None, help="Resize images to SIZE x SIZE.")
 @click.option("--conditional", is_flag=True, help="Condition G and D on the class labels.")
+@click.option("--skip-bad-images", is_flag=True,
+              help="Leave out unreadable images of a --data folder (counted on stderr) instead of stopping.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help=_RECIPE)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help=_RECIPE)
 @click.option("--lr-schedule", type=click.Choice(["constant", "linear", "cosine"]), default=None,
@@ -277,6 +279,8 @@ def _extractor_options(f):
     f = click.option("--device", type=DEVICE, default="auto", show_default=True)(f)
     f = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Seed of generated samples and of subsets.")(f)
+    f = click.option("--skip-bad-images", is_flag=True,
+                     help="Leave out unreadable images of a folder (counted on stderr) instead of stopping.")(f)
     f = click.option("--no-cache", is_flag=True,
                      help="Do not read or write the feature cache of data sources (under $GANTOOLS_CACHE).")(f)
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
@@ -290,12 +294,12 @@ def _extractor_options(f):
               help="Samples to use [default: all; 10,000 from an image generator, 2,500 from a 2-D one].")
 @_extractor_options
 def stats(source, out, n, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
-          quiet):
+          skip_bad_images, quiet):
     from .metrics.score import compute_stats
 
     r = compute_stats(source, out, n=n, seed=seed, extractor=extractor, inception_weights=inception_weights,
                       classifier=classifier, device=device, batch_size=batch_size, image_size=image_size,
-                      cache=not no_cache, progress=not quiet)
+                      cache=not no_cache, progress=not quiet, skip_bad_images=skip_bad_images)
     if r is None:  # a rank other than 0 under torchrun
         return
     click.echo(f"wrote {r['out']}: mu, sigma of {r['n']} samples ({r['extractor']}, {r['dim']}-d)")
@@ -327,17 +331,22 @@ def stats(source, out, n, extractor, inception_weights, classifier, image_size, 
 @_extractor_options
 def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, report_out, bootstrap,
           discriminator, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
-          quiet):
+          skip_bad_images, quiet):
     from .files import write_text_atomic
     from .metrics.score import format_table, parse_gate
     from .metrics.score import score as run_score
 
+    from .files import check_not_input
+
+    for flag, path in (("--json", json_out), ("--log", log_out), ("--report", report_out)):
+        if path is not None:
+            check_not_input(path, [source, real], flag)
     gates = [parse_gate("max", g) for g in max_gates] + [parse_gate("min", g) for g in min_gates]
     result = run_score(source, real, [m.strip() for m in metrics.split(",") if m.strip()], n=n, n_real=n_real,
                        seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
                        discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
                        gates=gates, image_size=image_size, cache=not no_cache, progress=not quiet,
-                       report=report_out)
+                       report=report_out, skip_bad_images=skip_bad_images)
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     click.echo(format_table(result))

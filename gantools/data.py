@@ -68,6 +68,10 @@ class ArraySource:
     def __post_init__(self):
         if len(self.x) == 0:
             raise GanToolsError(f"data source {self.name!r} holds no samples")
+        if np.issubdtype(self.x.dtype, np.floating) and not np.isfinite(self.x).all():
+            bad = int((~np.isfinite(self.x.reshape(len(self.x), -1))).any(axis=1).sum())
+            raise GanToolsError(f"data source {self.name!r}: {bad} of {len(self.x)} samples hold NaN or Inf values; "
+                                "remove them")
         if self.y is not None and len(self.y) != len(self.x):
             raise GanToolsError(
                 f"data source {self.name!r}: {len(self.y)} labels for {len(self.x)} samples"
@@ -236,18 +240,22 @@ def holdout_split(src, split: str, spec: str):
     return ArraySource(spec, src.kind, src.x[keep], y, list(src.class_names))
 
 
-def load_source(spec: str, image_size: int | None = None):
-    """Resolve `--data SPEC` to a source; raise GanToolsError naming what to fix."""
+def load_source(spec: str, image_size: int | None = None, skip_bad_images: bool = False):
+    """Resolve `--data SPEC` to a source; raise GanToolsError naming what to fix.
+
+    An unreadable image in a folder is an error naming it, or, with skip_bad_images, left out and counted
+    in a notice on stderr.
+    """
     base, split = split_spec(spec)
     if split is not None:
-        return holdout_split(load_source(base, image_size), split, str(spec))
+        return holdout_split(load_source(base, image_size, skip_bad_images), split, str(spec))
     spec = str(spec)
     path = Path(spec).expanduser()
     if image_size is not None and not 1 <= image_size <= 1024:
         raise GanToolsError(f"--image-size must be between 1 and 1024, got {image_size}")
     if path.exists():
         if path.is_dir():
-            return _resized(_load_folder(path, image_size), image_size)
+            return _resized(_load_folder(path, image_size, skip_bad_images), image_size)
         name = path.name.lower()
         if name.endswith((".npz", ".npy")):
             return _resized(_load_array_file(path), image_size)
@@ -287,12 +295,23 @@ def _read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
+            if img.mode.startswith("I"):  # 16-bit grey: PIL's convert("RGB") would clip it at 255
+                grey = np.rint(np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 257.0).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
+            # palette, grey+alpha and RGBA become RGB as pytorch-fid and clean-fid read them (alpha dropped)
             return np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise GanToolsError(f"cannot read image {path}: {exc}") from None
+        raise GanToolsError(f"cannot read image {path}: {exc}; remove or replace the file") from None
 
 
-def _load_folder(root: Path, image_size: int | None) -> ArraySource:
+def _read_image_or_none(path: Path) -> np.ndarray | None:
+    try:
+        return _read_image(path)
+    except GanToolsError:
+        return None
+
+
+def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = False) -> ArraySource:
     files = sorted(
         p for p in root.rglob("*")
         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
@@ -300,7 +319,17 @@ def _load_folder(root: Path, image_size: int | None) -> ArraySource:
     if not files:
         raise GanToolsError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        images = list(pool.map(_read_image, files))
+        images = list(pool.map(_read_image if not skip_bad_images else _read_image_or_none, files))
+    if skip_bad_images:
+        bad = [f for f, im in zip(files, images) if im is None]
+        files, images = [f for f, im in zip(files, images) if im is not None], [im for im in images if im is not None]
+        if bad:
+            import sys
+
+            print(f"gantools: skipped {len(bad)} unreadable image(s) under {root} (--skip-bad-images), "
+                  f"first {bad[0]}", file=sys.stderr)
+        if not images:
+            raise GanToolsError(f"no readable images under {root}")
     if image_size is not None:
         images = [_resize_uint8(im, image_size) for im in images]
     sizes = {im.shape[:2] for im in images}

@@ -26,10 +26,26 @@ def atomic_path(path):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:  # name the file the user asked for, not ours
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
+
+
+def check_not_input(out, inputs, flag: str) -> None:
+    """Refuse an output path that is one of the command's input files (it would destroy the input)."""
+    from .errors import GanToolsError
+
+    target = Path(out).resolve()
+    for spec in inputs:
+        if spec is None:
+            continue
+        path = Path(str(spec))
+        path = path if path.exists() else Path(str(spec).rsplit(":", 1)[0])  # SOURCE:train names SOURCE
+        if path.exists() and path.resolve() == target:
+            raise GanToolsError(f"{flag} {out} is an input of this command; write the output elsewhere")
 
 
 def write_text_atomic(path, text: str) -> None:

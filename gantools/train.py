@@ -44,6 +44,7 @@ class TrainConfig:
     image_size: int | None = None
     model: str | None = None  # default: dcgan for digits, else mlp
     conditional: bool = False
+    skip_bad_images: bool = False
     loss: str | None = None
     steps: int | None = None
     batch_size: int | None = None
@@ -255,7 +256,7 @@ def _start_run(out: Path, options: dict, resume: bool):
         ckpt = None
     if cfg.tensorboard:
         _tensorboard_writer()  # a missing package is reported before any work
-    source = load_source(cfg.data, cfg.image_size)
+    source = load_source(cfg.data, cfg.image_size, cfg.skip_bad_images)
     config = resolve_config(cfg, source)
     ranks = launched_size()
     if config["batch_size"] % ranks:

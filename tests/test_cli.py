@@ -90,3 +90,20 @@ def test_bad_model_files_through_the_cli(cli, tmp_path, exported):
     code, out, err = cli("generate", exported["cdcgan"], "-n", "4", "-o", tmp_path / "t.npz", "--class", "12")
     assert_usage_error((code, out, err), "--class")
     assert not (tmp_path / "t.npz").exists()
+
+
+def test_outputs_that_would_destroy_an_input_are_refused(cli, tmp_path):
+    np.savez(tmp_path / "pts.npz", x=np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32))
+    before = (tmp_path / "pts.npz").read_bytes()
+    assert_usage_error(cli("stats", tmp_path / "pts.npz", "-o", tmp_path / "pts.npz"), "is an input")
+    assert_usage_error(cli("stats", tmp_path / "pts.npz", "-o", tmp_path / "stats.png"), ".npz")
+    assert_usage_error(cli("score", tmp_path / "pts.npz", "--real", "ring", "--metrics", "fid", "--json",
+                           tmp_path / "pts.npz"), "--json", "is an input")
+    assert (tmp_path / "pts.npz").read_bytes() == before and not (tmp_path / "stats.png").exists()
+
+
+def test_a_failed_atomic_write_names_the_target_not_a_temporary_file(cli, tmp_path, exported):
+    (tmp_path / "out" / "000001.png").mkdir(parents=True)  # a folder where a sample file must go
+    code, out, err = cli("generate", exported["dcgan"], "-n", 3, "-o", tmp_path / "out", "--overwrite", "-q")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().endswith(str(tmp_path / "out" / "000001.png")) and ".tmp" not in err

@@ -252,3 +252,38 @@ def test_a_missing_path_is_reported_as_missing_not_as_an_unknown_source(tmp_path
 def test_an_unknown_name_lists_the_built_in_sources():
     with pytest.raises(GanToolsError, match="give one of digits, ring, grid"):
         load_source("digitz")
+
+
+def test_16_bit_palette_and_rgba_images_become_8_bit_rgb(tmp_path):
+    rng = np.random.default_rng(0)
+    grey16 = rng.integers(0, 65536, (8, 8), dtype=np.uint16)
+    rgba = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    Image.fromarray(grey16).save(tmp_path / "a16.png")
+    Image.fromarray(rgba).save(tmp_path / "b_rgba.png")
+    Image.fromarray(rgba[..., :3]).convert("P").save(tmp_path / "c_pal.png")
+    x, _ = load_source(str(tmp_path)).take()
+    pixels = np.rint(x * 255).astype(np.int64).transpose(0, 2, 3, 1)  # files in sorted order
+    np.testing.assert_array_equal(pixels[0], np.repeat(np.rint(grey16 / 257.0)[..., None], 3, axis=2))  # not clipped
+    np.testing.assert_array_equal(pixels[1], rgba[..., :3])  # alpha dropped, as pytorch-fid reads it
+    np.testing.assert_array_equal(pixels[2], np.asarray(Image.open(tmp_path / "c_pal.png").convert("RGB")))
+
+
+def test_unreadable_images_are_named_or_skipped_when_asked(tmp_path, capsys):
+    for i in range(4):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "text.png").write_text("not an image")
+    whole = (tmp_path / "0.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(GanToolsError, match="cut.png"):
+        load_source(str(tmp_path))
+    src = load_source(str(tmp_path), skip_bad_images=True)
+    assert len(src) == 4
+    assert "skipped 2 unreadable image(s)" in capsys.readouterr().err
+
+
+def test_samples_with_nan_or_inf_are_refused(tmp_path):
+    x = np.zeros((6, 2), np.float32)
+    x[3, 1] = np.inf
+    np.savez(tmp_path / "p.npz", x=x)
+    with pytest.raises(GanToolsError, match="1 of 6 samples hold NaN or Inf"):
+        load_source(str(tmp_path / "p.npz"))

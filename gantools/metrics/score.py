@@ -83,7 +83,7 @@ def is_ref_stats(spec) -> bool:
 
 
 def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | None = None,
-                 device: str = "auto") -> Samples:
+                 device: str = "auto", skip_bad_images: bool = False) -> Samples:
     """A data source or an exported generator as a Samples side."""
     spec = str(spec)
     if spec.lower().endswith(".onnx"):
@@ -101,7 +101,7 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
         return Samples(spec, g.kind, g.sample_shape, count, generated, seed=seed, generator=g)
     from ..data import load_source
 
-    src = load_source(spec, image_size)
+    src = load_source(spec, image_size, skip_bad_images)
     if hasattr(src, "__len__"):
         count = len(src) if n is None else min(n, len(src))
     else:  # a mixture, sampled on the fly
@@ -257,7 +257,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
           extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
           device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
           k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
-          cache: bool = True, progress: bool = True, report=None) -> dict | None:
+          cache: bool = True, progress: bool = True, report=None, skip_bad_images: bool = False) -> dict | None:
     """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed).
 
     Under torchrun the ranks extract disjoint shards and rank 0 computes the metrics: it returns the
@@ -284,7 +284,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         raise GanToolsError("--real is needed: a data source, an exported generator or reference statistics")
     if report is not None and not str(report).lower().endswith((".html", ".htm")):
         raise GanToolsError(f"--report must name an .html file, got {report}")
-    fake = open_samples(source, n, seed, image_size, device)
+    fake = open_samples(source, n, seed, image_size, device, skip_bad_images)
     ref = None
     if is_ref_stats(real):
         from .stats import load_ref_stats
@@ -296,7 +296,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
                                 f"data source instead of {real}")
         real_side = None
     else:
-        real_side = open_samples(real, n_real, seed + 1, image_size, device)
+        real_side = open_samples(real, n_real, seed + 1, image_size, device, skip_bad_images)
         if real_side.kind != fake.kind:
             raise GanToolsError(f"{source} holds {fake.kind}s but {real} holds {real_side.kind}s")
     _check_counts(metrics, fake, real_side, k_pr, k_dc)
@@ -502,7 +502,8 @@ def _check_gate(op: str, key: str, limit: float, value: float) -> dict:
 
 def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor: str | None = None,
                   inception_weights=None, classifier=None, device: str = "auto", batch_size: int = 64,
-                  image_size: int | None = None, cache: bool = True, progress: bool = True) -> dict | None:
+                  image_size: int | None = None, cache: bool = True, progress: bool = True,
+                  skip_bad_images: bool = False) -> dict | None:
     """Reference statistics of SOURCE written to `out` (pytorch-fid's mu/sigma keys plus provenance).
 
     Under torchrun the ranks share the extraction and rank 0 writes the file and returns the summary
@@ -511,8 +512,13 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
     from .features import make_extractor
     from .stats import save_ref_stats
 
+    from ..files import check_not_input
+
+    if not str(out).lower().endswith(".npz"):
+        raise GanToolsError(f"-o must name an .npz file (pytorch-fid's format), got {out}")
+    check_not_input(out, [source], "-o")
     world = current()
-    samples = open_samples(source, n, seed, image_size, device)
+    samples = open_samples(source, n, seed, image_size, device, skip_bad_images)
     if samples.count < 2:
         raise GanToolsError(f"{source}: statistics need at least 2 samples")
     with world.local_main_first():
