@@ -384,6 +384,27 @@ def report(run, out, model, scores, device):
     click.echo(f"wrote {run_report(run, out, model=model, scores=scores, device=device)}")
 
 
+@cli.command("cache")
+@click.option("--clear", is_flag=True, help="Remove every file gantools keeps in its cache.")
+def cache_command(clear):
+    """Show gantools' cache (the exported Inception network, features of real data) or clear it.
+
+    The folder is $GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools; features beyond
+    $GANTOOLS_CACHE_LIMIT (default 5G) are evicted, least recently used first.
+    """
+    from .cache import cache_dir, clear as clear_cache, entries, size_limit
+
+    if clear:
+        files, size = clear_cache()
+        click.echo(f"removed {files} files ({size / 2**20:.1f} MiB) from {cache_dir()}")
+        return
+    found = entries()
+    click.echo(f"{cache_dir()}  (feature limit {size_limit() / 2**30:.3g} GiB)")
+    for kind, path, size in found:
+        click.echo(f"  {kind:8s} {size / 2**20:9.1f} MiB  {path.name}")
+    click.echo(f"{len(found)} files, {sum(s for _, _, s in found) / 2**20:.1f} MiB")
+
+
 @cli.command("train-classifier")
 @click.option("--data", required=True, help="Labelled images: digits, a folder with class sub-folders, ...")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Classifier file (.onnx).")

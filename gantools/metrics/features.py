@@ -14,7 +14,6 @@ Every extractor takes float NCHW images in [0, 1] (or points) and returns
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +22,7 @@ from ..errors import GanToolsError
 
 EXTRACTORS = ("inception", "classifier", "raw")
 INCEPTION_ID = "inception-v3-2015-12-05/pool3"
-_CACHE_VERSION = "1"
-
-
-def cache_dir() -> Path:
-    """$GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools."""
-    if os.environ.get("GANTOOLS_CACHE"):
-        return Path(os.environ["GANTOOLS_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantools"
+_CACHE_VERSION = "2"
 
 
 class RawExtractor:
@@ -86,9 +78,10 @@ class CachedExtractor:
         import hashlib
 
         self.inner, self.id, self.weights_sha256 = inner, inner.id, inner.weights_sha256
-        key = hashlib.sha256(f"{inner.id}|{inner.weights_sha256}|{data_fingerprint}".encode()).hexdigest()
-        self.path = cache_dir() / "features" / f"{key[:32]}.npy"
-        self.cached = np.load(self.path) if self.path.exists() else None
+        from ..cache import load_features
+
+        self.key = hashlib.sha256(f"{inner.id}|{inner.weights_sha256}|{data_fingerprint}".encode()).hexdigest()[:32]
+        self.cached = load_features(self.key)
         self.offset = first_row  # a rank's shard starts part-way into the data
         self.rows = []  # the features returned, in order
 
@@ -103,10 +96,10 @@ class CachedExtractor:
 
     def save(self, rows) -> None:
         """Store `rows` (every feature of the data, in order) unless they came from the cache."""
-        from ..files import write_npy_atomic
+        from ..cache import store_features
 
         if self.cached is None and rows:
-            write_npy_atomic(self.path, rows)
+            store_features(self.key, rows)
 
 
 def inception_module(weights=None):
@@ -121,29 +114,30 @@ def inception_onnx_path(weights=None) -> tuple[Path, str]:
     """The cached ONNX export of the FID Inception for these weights; built on first use."""
     from .inception import resolve_weights
 
+    from ..cache import cache_dir, find_model, store_model
+
     path, sha = resolve_weights(weights)
-    target = cache_dir() / f"inception-{sha[:16]}-v{_CACHE_VERSION}.onnx"
-    if not target.exists():
-        _export_inception(path, target)
+    prefix = f"inception-{sha[:16]}-v{_CACHE_VERSION}"
+    target = find_model(prefix)
+    if target is None:
+        import sys
+
+        print(f"gantools: building the Inception ONNX model once, in {cache_dir()}", file=sys.stderr)
+        target = store_model(prefix, lambda tmp: _export_inception(path, tmp))
     return target, sha
 
 
 def _export_inception(weights_path: Path, target: Path) -> None:
-    import sys
-
     import torch
 
     from ..export import module_to_onnx
-    from ..files import atomic_path
     from .inception import load_inception
 
-    print(f"gantools: building the Inception ONNX model once: {target}", file=sys.stderr)
     model = load_inception(weights_path)
     outputs = ["features", "logits"] if model.with_logits else ["features"]
     dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, **{o: {0: "batch"} for o in outputs}}
     meta = {"gantools_format": "1", "role": "extractor", "extractor": INCEPTION_ID}
-    with atomic_path(target) as tmp:
-        module_to_onnx(model, [torch.rand(2, 3, 64, 64)], ["x"], outputs, tmp, meta, dynamic)
+    module_to_onnx(model, [torch.rand(2, 3, 64, 64)], ["x"], outputs, target, meta, dynamic)
 
 
 def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weights=None, classifier=None,
