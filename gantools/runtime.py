@@ -78,7 +78,15 @@ def open_session(path, device: str = "auto"):
         ort.set_default_logger_severity(3 if device == "cuda" else 4)  # no error spam when probing CUDA
         session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - ORT raises its own types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        import re
+
+        text = str(exc).strip()
+        opset = re.search(r"Opset (\d+)", text)
+        if opset and ("ValidateOpset" in text or "not supported" in text or "under development" in text):
+            raise GanToolsError(f"{path} needs ONNX opset {opset.group(1)}, which onnxruntime {ort.__version__} "
+                                "does not support: upgrade onnxruntime, or re-export the model with this "
+                                "gantools") from None
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise GanToolsError(f"{path} is not a valid ONNX model (truncated or corrupt?): {first[:200]}") from None
     finally:
         ort.set_default_logger_severity(previous)

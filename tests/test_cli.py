@@ -107,3 +107,14 @@ def test_a_failed_atomic_write_names_the_target_not_a_temporary_file(cli, tmp_pa
     code, out, err = cli("generate", exported["dcgan"], "-n", 3, "-o", tmp_path / "out", "--overwrite", "-q")
     assert code == 2 and "Traceback" not in err
     assert err.strip().endswith(str(tmp_path / "out" / "000001.png")) and ".tmp" not in err
+
+
+def test_a_model_needing_an_unknown_opset_says_so(cli, tmp_path, exported):
+    import onnx
+
+    model = onnx.load(str(exported["ring"]))
+    model.opset_import[0].version = 99
+    onnx.save(model, str(tmp_path / "future.onnx"))
+    assert_usage_error(cli("generate", tmp_path / "future.onnx", "-n", 5, "-o", tmp_path / "x.npz"),
+                       "needs ONNX opset 99", "upgrade onnxruntime")
+    assert not (tmp_path / "x.npz").exists()
