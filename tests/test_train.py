@@ -214,3 +214,31 @@ def test_cuda_request_without_cuda_is_a_clear_error(tmp_path):
         pytest.skip("this machine has CUDA")
     with pytest.raises(GanToolsError, match="--device cpu"):
         train(tmp_path / "r", progress=False, data="ring", steps=1, device="cuda", **SMALL)
+
+
+def test_kill_9_then_resume_ends_bit_identical(tmp_path):
+    """A real SIGKILL at an arbitrary moment after the first checkpoint, then `--resume` in a new process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["train", "--data", "ring", "--steps", "200", "--checkpoint-every", "25", "--log-every", "10",
+            "--sample-every", "100", "--keep", "20", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "gantools"]
+    killed = subprocess.Popen([*run, *args, "--out", str(tmp_path / "cut")], env=env)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "cut" / "checkpoints" / "step_0000050.pt").exists():
+        assert time.monotonic() < deadline and killed.poll() is None
+        time.sleep(0.01)
+    time.sleep(0.05)  # somewhere in the middle of later steps, perhaps mid-write
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "cut" / "checkpoints" / "step_0000200.pt").exists()  # killed before the end
+    assert subprocess.run([*run, "train", "--resume", "--out", str(tmp_path / "cut"), "-q"], env=env).returncode == 0
+    assert subprocess.run([*run, *args, "--out", str(tmp_path / "full")], env=env).returncode == 0
+    _assert_same_state(load_checkpoint(list_checkpoints(tmp_path / "full")[-1]),
+                       load_checkpoint(list_checkpoints(tmp_path / "cut")[-1]))
+    assert _log_rows(tmp_path / "full") == _log_rows(tmp_path / "cut")
