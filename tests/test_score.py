@@ -218,3 +218,18 @@ def test_classes_errors(cli, tmp_path, digits_classifier):
         "-q")
     assert_usage_error(cli("score", "digits", "--real", tmp_path / "ref.npz", "--metrics", "classes",
                            "--extractor", "classifier", "--classifier", digits_classifier, "-q"), "real samples")
+
+
+def test_samples_of_another_shape_than_the_real_data(tmp_path, cli, exported):
+    """Raw values of different shapes cannot be compared (exit 2); features of different sizes can, with a warning,
+    also against reference statistics that recorded the shape they came from."""
+    from PIL import Image
+
+    for i in range(6):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png")
+    assert_usage_error(cli("score", exported["dcgan"], "-n", 6, "--real", tmp_path, "--metrics", "kid",
+                           "--extractor", "raw", "-q"), "1x8x8", "3x16x16")
+    assert cli("stats", tmp_path, "-o", tmp_path / "ref.npz", "-q")[0] == 0
+    code, out, err = cli("score", exported["dcgan"], "-n", 6, "--real", tmp_path / "ref.npz", "-q")
+    assert code == 0 and "warning" in err and "1x8x8" in err and "3x16x16" in err

@@ -312,6 +312,18 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
                                 need_logits="is" in metrics)
     if ref is not None and ex is not None and world.main:
         _check_ref(ref, ex, real)
+    other_shape = ref["sample_shape"] if ref is not None else real_side.sample_shape
+    differ = bool(other_shape) and tuple(other_shape) != tuple(fake.sample_shape)
+    if differ and ex is not None and ex.id == "raw":
+        raise GanToolsError(f"--extractor raw compares samples value by value, but {source} has shape "
+                            f"{'x'.join(map(str, fake.sample_shape))} and {real} "
+                            f"{'x'.join(map(str, other_shape))}: make them match (--image-size sets the size), "
+                            "or use --extractor inception")
+    if fake.kind == "image" and differ and world.main:
+        print(f"gantools: warning: {source} has images of shape {'x'.join(map(str, fake.sample_shape))} but {real} "
+              f"was made from {'x'.join(map(str, other_shape))}: the extractor resizes both, but scores of "
+              "different sizes or channels compare more than the generator; pass --image-size to match them",
+              file=sys.stderr)
     mixture = None
     if "modes" in metrics:
         from ..data import true_modes
@@ -528,7 +540,7 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
                    progress=progress, cache=cache)
     if not world.main:
         return None
-    save_ref_stats(out, got.stats.mean, got.stats.cov, ex.id, ex.weights_sha256, got.stats.n)
+    save_ref_stats(out, got.stats.mean, got.stats.cov, ex.id, ex.weights_sha256, got.stats.n, samples.sample_shape)
     return {"out": str(out), "n": got.stats.n, "extractor": ex.id, "dim": len(got.stats.mean)}
 
 

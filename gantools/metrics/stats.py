@@ -51,12 +51,12 @@ def features_to_stats(features) -> tuple[np.ndarray, np.ndarray]:
     return acc.mean, acc.cov
 
 
-def save_ref_stats(path, mu, sigma, extractor: str, weights_sha256: str, n: int) -> None:
-    """An .npz with pytorch-fid's keys (mu, sigma) plus what made them."""
+def save_ref_stats(path, mu, sigma, extractor: str, weights_sha256: str, n: int, sample_shape=()) -> None:
+    """An .npz with pytorch-fid's keys (mu, sigma) plus what made them (extractor, weights, count, sample shape)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, mu=mu, sigma=sigma, extractor=np.array(extractor), weights_sha256=np.array(weights_sha256),
-                     n=np.array(n))
+                     n=np.array(n), sample_shape=np.array(sample_shape, dtype=np.int64))
 
 
 def load_ref_stats(path) -> dict:
@@ -82,4 +82,5 @@ def load_ref_stats(path) -> dict:
         "extractor": str(arrays["extractor"]) if "extractor" in arrays else None,
         "weights_sha256": str(arrays["weights_sha256"]) if "weights_sha256" in arrays else None,
         "n": int(arrays["n"]) if "n" in arrays else None,
+        "sample_shape": tuple(int(v) for v in arrays["sample_shape"]) if "sample_shape" in arrays else None,
     }
