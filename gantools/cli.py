@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -356,6 +357,7 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
         import datetime
 
         line = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **result}
+        Path(log_out).parent.mkdir(parents=True, exist_ok=True)
         with open(log_out, "a") as f:
             f.write(json.dumps(line) + "\n")
     if not result["passed"]:

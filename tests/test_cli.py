@@ -118,3 +118,24 @@ def test_a_model_needing_an_unknown_opset_says_so(cli, tmp_path, exported):
     assert_usage_error(cli("generate", tmp_path / "future.onnx", "-n", 5, "-o", tmp_path / "x.npz"),
                        "needs ONNX opset 99", "upgrade onnxruntime")
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_full_disk_gives_one_line_and_no_partial_file(cli, tmp_path, exported, monkeypatch):
+    import errno
+
+    import gantools.files
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gantools.files, "_write_npy", full)
+    out = tmp_path / "new" / "x.npz"
+    assert_usage_error(cli("generate", exported["ring"], "-n", 10, "-o", out, "-q"), "No space left on device", str(out))
+    assert list((tmp_path / "new").iterdir()) == []  # no partial file, no temporary left behind
+
+
+def test_outputs_may_go_into_folders_that_do_not_exist_yet(cli, tmp_path, exported):
+    code, _, err = cli("score", exported["ring"], "--real", "ring", "--metrics", "modes", "-q",
+                       "--json", tmp_path / "a" / "s.json", "--log", tmp_path / "b" / "s.jsonl")
+    assert code == 0, err
+    assert (tmp_path / "a" / "s.json").exists() and (tmp_path / "b" / "s.jsonl").exists()
