@@ -54,14 +54,42 @@ def cuda_unavailable_reason() -> str | None:
     return None
 
 
-def open_session(path, device: str = "auto"):
-    """An InferenceSession on `device`; a missing or corrupt file is a GanToolsError."""
+def check_external_data(path: Path) -> None:
+    """Refuse a model whose weights point to files outside its own folder (ONNX external data).
+
+    ONNX Runtime would read whatever such a reference names (../../secrets, /etc/...) as weights.
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not parseable: ONNX Runtime reports it below
+        return
+    folder = path.resolve().parent
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if Path(location).is_absolute() or folder not in target.parents:
+            raise GanToolsError(f"{path} takes weights from {location!r}, outside its own folder; refusing to "
+                                "read it (re-export the model with its data beside it)")
+
+
+def open_session(path, device: str = "auto", trusted: bool = False):
+    """An InferenceSession on `device`; a missing or corrupt file is a GanToolsError.
+
+    A model that is not `trusted` (one gantools did not just build itself) is checked for external-data
+    references outside its folder first.
+    """
     ort = _ort()
     if device not in DEVICES:
         raise GanToolsError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     path = Path(path)
     if not path.is_file():
         raise GanToolsError(f"no such model file: {path}")
+    if not trusted:
+        check_external_data(path)
     reason = cuda_unavailable_reason() if device != "cpu" else "not asked for"
     if device == "cuda" and reason:
         raise GanToolsError(f"--device cuda: ONNX Runtime cannot use CUDA here: {reason}; use --device cpu")

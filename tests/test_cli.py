@@ -139,3 +139,38 @@ def test_outputs_may_go_into_folders_that_do_not_exist_yet(cli, tmp_path, export
                        "--json", tmp_path / "a" / "s.json", "--log", tmp_path / "b" / "s.jsonl")
     assert code == 0, err
     assert (tmp_path / "a" / "s.json").exists() and (tmp_path / "b" / "s.jsonl").exists()
+
+
+def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(cli, tmp_path):
+    import pickle
+
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))  # would create the marker file if unpickled
+
+    import torch
+
+    torch.save({"generator": Payload(), "config": {}}, tmp_path / "evil.pt", pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    assert_usage_error(cli("export", tmp_path / "evil.pt", "-o", tmp_path / "x.onnx"), "cannot load checkpoint")
+    assert not marker.exists() and not (tmp_path / "x.onnx").exists()
+
+
+def test_a_model_reading_weights_from_outside_its_folder_is_refused(cli, tmp_path, exported):
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    model = onnx.load(str(exported["ring"]))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    (tmp_path / "inside").mkdir()
+    onnx.save(model, str(tmp_path / "inside" / "g.onnx"))  # weights beside it: fine
+    assert cli("generate", tmp_path / "inside" / "g.onnx", "-n", 5, "-o", tmp_path / "ok.npz", "-q")[0] == 0
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../secret.bin"
+    onnx.save(model, str(tmp_path / "inside" / "evil.onnx"), save_as_external_data=False)
+    assert_usage_error(cli("generate", tmp_path / "inside" / "evil.onnx", "-n", 5, "-o", tmp_path / "x.npz"),
+                       "outside its own folder")
+    assert not (tmp_path / "x.npz").exists()

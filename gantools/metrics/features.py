@@ -37,10 +37,11 @@ class RawExtractor:
 class OnnxExtractor:
     """An ONNX model with input `x` (NCHW in [0, 1]) and outputs `features` (and `logits`)."""
 
-    def __init__(self, path, extractor_id: str, weights_sha256: str, channels: int, device: str = "auto"):
+    def __init__(self, path, extractor_id: str, weights_sha256: str, channels: int, device: str = "auto",
+                 trusted: bool = False):
         from ..runtime import open_session, read_metadata, session_provider
 
-        self.session = open_session(path, device)
+        self.session = open_session(path, device, trusted)
         self.metadata = read_metadata(self.session)
         self.provider = session_provider(self.session)
         self.id, self.weights_sha256, self.channels = extractor_id, weights_sha256, channels
@@ -162,7 +163,7 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
                                 "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
                                 "--extractor classifier --classifier FILE.onnx")
         path, sha = inception_onnx_path(inception_weights)
-        return OnnxExtractor(path, INCEPTION_ID, sha, channels=3, device=device)
+        return OnnxExtractor(path, INCEPTION_ID, sha, channels=3, device=device, trusted=True)  # our own build
     if classifier is None:
         raise GanToolsError("--extractor classifier needs --classifier FILE.onnx (make one with "
                             "`gantools train-classifier --data SOURCE -o FILE.onnx`)")
