@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def jobs(model: str, n_npz: int, n_png: int, n_score: int) -> dict:
     return {
-        f"generate -n {n_npz} -o x.npz": ["generate", model, "-n", str(n_npz), "-o", "{out}.npz", "-q", "--overwrite"],
+        f"generate -n {n_npz} -o x.npz": ["generate", model, "-n", str(n_npz), "-o", "{out}.npz", "-q",
+                                          "--overwrite"],
         f"generate -n {n_png} -o pngs/": ["generate", model, "-n", str(n_png), "-o", "{out}", "-q", "--overwrite"],
         f"score -n {n_score} --metrics fid,kid (Inception)": [
             "score", model, "--real", "digits:test", "-n", str(n_score), "--metrics", "fid,kid", "-q", "--no-cache"],
@@ -34,8 +35,8 @@ def run(args: list[str], procs: int, workdir: Path, tag: str) -> float:
     out = workdir / f"{tag}-{procs}"
     shutil.rmtree(out, ignore_errors=True)
     argv = [a.replace("{out}", str(out)) for a in args]
-    launcher = [sys.executable, "-m", "gantools"] if procs == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs), "-m", "gantools"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
+    launcher = [sys.executable, "-m", "gantools"] if procs == 1 else [*torchrun, "-m", "gantools"]
     t0 = time.perf_counter()
     subprocess.run(launcher + argv, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0

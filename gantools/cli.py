@@ -136,8 +136,8 @@ def _recipes_epilog() -> str:
 @click.option("--r1", type=click.FloatRange(min=0), default=None,
               help=f"R1 penalty weight gamma: (gamma/2) |grad D|^2 on real samples; 0 turns it off. {_RECIPE}")
 @click.option("--r1-final", type=click.FloatRange(min=0, min_open=True), default=None,
-              help=f"R1 weight at the end of the run: gamma decays geometrically from --r1 to it [default: --r1, "
-                   f"constant, or the recipe's].")
+              help="R1 weight at the end of the run: gamma decays geometrically from --r1 to it [default: --r1, "
+                   "constant, or the recipe's].")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None,
               help=f"Decay of the generator's moving average (exported); 0 turns it off. {_RECIPE}")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None, help=_RECIPE)

@@ -62,7 +62,7 @@ class World:
             raise GanToolsError(f"lost the other processes of this torchrun job ({first}); "
                                 "the first failing rank's error says why") from None
 
-    def sum(self, values) -> "np.ndarray":
+    def sum(self, values):
         """The float64 sum over ranks of `values` (an array of any shape), on every rank."""
         import numpy as np
 

@@ -287,8 +287,8 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     device = _pick_device(config["device"])
     world = current("nccl" if device.type == "cuda" else "gloo")
     world.barrier()  # every rank has checked --out before rank 0 writes to it
-    config.update(world_size=world.size, batch_per_rank=config["batch_size"] // world.size,
-                  torch_version=str(torch.__version__), torch_threads=torch.get_num_threads())  # what the last bits depend on
+    config.update(world_size=world.size, batch_per_rank=config["batch_size"] // world.size,  # and what the
+                  torch_version=str(torch.__version__), torch_threads=torch.get_num_threads())  # last bits depend on
     torch.manual_seed(config["seed"])
     G, D = build_models(config)
     G.to(device), D.to(device)

@@ -130,7 +130,8 @@ def test_a_full_disk_gives_one_line_and_no_partial_file(cli, tmp_path, exported,
 
     monkeypatch.setattr(gantools.files, "_write_npy", full)
     out = tmp_path / "new" / "x.npz"
-    assert_usage_error(cli("generate", exported["ring"], "-n", 10, "-o", out, "-q"), "No space left on device", str(out))
+    assert_usage_error(cli("generate", exported["ring"], "-n", 10, "-o", out, "-q"), "No space left on device",
+                       str(out))
     assert list((tmp_path / "new").iterdir()) == []  # no partial file, no temporary left behind
 
 

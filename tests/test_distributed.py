@@ -81,10 +81,12 @@ def test_ddp_training_follows_the_one_process_run(tmp_path, cli, name):
     assert np.abs(ours - theirs).max() <= 1e-4
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert config["world_size"] == 2 and config["batch_per_rank"] * 2 == config["batch_size"]
-    logs = [[json.loads(ln) for ln in (tmp_path / run / "log.jsonl").read_text().splitlines()] for run in ("one", "two")]
+    logs = [[json.loads(ln) for ln in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+            for run in ("one", "two")]
     assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]]  # written once, by rank 0
     for a, b in zip(*logs):  # each rank's loss is its slice's mean: their average is the global batch's
-        assert a["d_loss"] == pytest.approx(b["d_loss"], rel=1e-3) and a["d_real"] == pytest.approx(b["d_real"], abs=1e-4)
+        assert a["d_loss"] == pytest.approx(b["d_loss"], rel=1e-3)
+        assert a["d_real"] == pytest.approx(b["d_real"], abs=1e-4)
 
     # --resume across a changed world size: the 2-process run's checkpoint finished by one process
     shutil.copytree(tmp_path / "two", tmp_path / "resumed")

@@ -219,7 +219,8 @@ def _merge_ranks(part: Extracted, world) -> Extracted:
     """Every rank's Extracted shard -> the whole side's, on rank 0 (statistics on every rank).
 
     Statistics are merged from float64 sufficient statistics summed over ranks: count and sum give the
-    mean, then each rank's outer products about that mean give the scatter; per-sample arrays are gathered in rank order, which is sample order.
+    mean, then each rank's outer products about that mean give the scatter. Per-sample arrays are
+    gathered in rank order, which is sample order.
     """
     from .stats import StreamingStats
 
