@@ -59,10 +59,12 @@ def load_features(key: str):
     """The cached features of `key` (a float32 array), or None when absent or damaged (then removed)."""
     import numpy as np
 
+    from .data import ARRAY_READ_ERRORS
+
     for path in sorted((cache_dir() / "features").glob(f"{key}-*.npy")):
         try:
             features = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+        except ARRAY_READ_ERRORS:
             _notice(path, "unreadable")
             continue
         if _digest([features]) != path.stem.rsplit("-", 1)[1]:

@@ -26,6 +26,7 @@ import gzip
 import math
 import os
 import struct
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from .errors import GanToolsError
 
 BUILTIN = ("digits", "ring", "grid")
 SPLITS = ("train", "test")
+# what numpy.load raises for damaged .npy/.npz files (a damaged zip is a BadZipFile, not an OSError)
+ARRAY_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 HOLDOUT_EVERY = 4  # SOURCE:test is samples i with i % 4 == 3
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 RING_SIGMA = 0.01
@@ -425,7 +428,7 @@ def read_array_file(path: Path) -> dict:
             return {"x": np.load(path, allow_pickle=False)}
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as exc:
+    except ARRAY_READ_ERRORS as exc:
         raise GanToolsError(f"cannot read {path}: {exc}") from None
 
 

@@ -72,13 +72,15 @@ def _quantize(x_model: np.ndarray) -> np.ndarray:
 
 
 def is_ref_stats(spec) -> bool:
+    from ..data import ARRAY_READ_ERRORS
+
     p = Path(str(spec))
     if p.suffix.lower() != ".npz" or not p.is_file():
         return False
     try:
         with np.load(p, allow_pickle=False) as z:
             return "mu" in z.files and "sigma" in z.files
-    except (OSError, ValueError, EOFError):
+    except ARRAY_READ_ERRORS:
         return False
 
 

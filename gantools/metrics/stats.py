@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import ARRAY_READ_ERRORS
 from ..errors import GanToolsError
 from ..files import atomic_path
 
@@ -65,7 +66,7 @@ def load_ref_stats(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except ARRAY_READ_ERRORS as exc:
         raise GanToolsError(f"cannot read reference statistics {path}: {exc}") from None
     if "mu" not in arrays or "sigma" not in arrays:
         raise GanToolsError(f"{path} has no mu and sigma arrays")
