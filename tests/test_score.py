@@ -233,3 +233,15 @@ def test_samples_of_another_shape_than_the_real_data(tmp_path, cli, exported):
     assert cli("stats", tmp_path, "-o", tmp_path / "ref.npz", "-q")[0] == 0
     code, out, err = cli("score", exported["dcgan"], "-n", 6, "--real", tmp_path / "ref.npz", "-q")
     assert code == 0 and "warning" in err and "1x8x8" in err and "3x16x16" in err
+
+
+def test_scores_do_not_depend_on_the_batch_size_or_repeat(exported, digits_classifier):
+    """Same settings, same numbers (bit-identical on a rerun); another --batch-size: within 1e-6."""
+    kw = dict(real="digits:test", metrics=["fid", "kid", "prdc", "c2st"], n=200, extractor="classifier",
+              classifier=digits_classifier, cache=False, progress=False)
+    runs = [score(exported["cdcgan"], batch_size=b, **kw) for b in (64, 64, 7, 200)]
+    keys = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "c2st_accuracy"]
+    assert [runs[0][k] for k in keys] == [runs[1][k] for k in keys]
+    for other in runs[2:]:
+        for k in keys:
+            assert other[k] == pytest.approx(runs[0][k], rel=1e-6, abs=1e-12), k
