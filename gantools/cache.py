@@ -101,21 +101,17 @@ def find_model(prefix: str) -> Path | None:
 
 
 def store_model(prefix: str, write) -> Path:
-    """Cache a model: write(tmp_path) fills a temporary file, which then becomes PREFIX-DIGEST.onnx."""
+    """Cache a model: write(path) fills a file in a scratch folder, which is then renamed PREFIX-DIGEST.onnx
+    (the same file system, so the rename is atomic; a failed write leaves nothing)."""
     import tempfile
 
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".tmp", dir=root)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        final = root / f"{prefix}-{_file_sha256(Path(tmp))[:16]}.onnx"
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with tempfile.TemporaryDirectory(prefix=f".{prefix}.", dir=root) as scratch:
+        built = Path(scratch) / "model.onnx"
+        write(built)
+        final = root / f"{prefix}-{_file_sha256(built)[:16]}.onnx"
+        os.replace(built, final)
     return final
 
 

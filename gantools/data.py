@@ -325,14 +325,14 @@ def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = Fal
         images = list(pool.map(_read_image if not skip_bad_images else _read_image_or_none, files))
     if skip_bad_images:
         bad = [f for f, im in zip(files, images) if im is None]
-        files, images = [f for f, im in zip(files, images) if im is not None], [im for im in images if im is not None]
+        if len(bad) == len(files):
+            raise GanToolsError(f"none of the {len(files)} images under {root} is readable (first {bad[0]})")
         if bad:
             import sys
 
             print(f"gantools: skipped {len(bad)} unreadable image(s) under {root} (--skip-bad-images), "
                   f"first {bad[0]}", file=sys.stderr)
-        if not images:
-            raise GanToolsError(f"no readable images under {root}")
+            files, images = zip(*[(f, im) for f, im in zip(files, images) if im is not None])
     if image_size is not None:
         images = [_resize_uint8(im, image_size) for im in images]
     sizes = {im.shape[:2] for im in images}

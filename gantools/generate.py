@@ -188,9 +188,16 @@ def _write_npz_shares(out: Path, arrays: dict, world, n: int, batch_size: int) -
 
 
 def _write_grid(model, x: np.ndarray, y, path: Path) -> None:
+    from .plots import save_png
+
+    save_png(model_picture(model, x, y), path)
+
+
+def model_picture(model, x: np.ndarray, y):
+    """samples_picture of a generator's samples; 2-D samples over the modes of its built-in data set."""
     from .data import BUILTIN, load_source, true_modes
-    from .plots import samples_picture, save_png
+    from .plots import samples_picture
 
     built_in = model.kind == "points" and model.metadata.get("data") in BUILTIN
     modes = true_modes(load_source(model.metadata["data"])) if built_in else None
-    save_png(samples_picture(x, y, model.num_classes, modes), path)
+    return samples_picture(x, y, model.num_classes, modes)

@@ -172,8 +172,21 @@ def _story(config: dict, rows: list[dict], steps_done: int) -> str:
     return f'<p class="story">{what}</p>'
 
 
-def run_report(run, out, *, model=None, scores=None, device: str = "auto") -> Path:
-    """report.html of a run directory: story, config, curves, sample strip, final samples, scores."""
+def read_log(run) -> list[dict]:
+    """The lines of a run's log.jsonl (none when it has none; a line a killed run left half-written is skipped)."""
+    log, rows = Path(run) / "log.jsonl", []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def run_report(run, out, *, model=None, scores=None, device: str = "auto", curves=None) -> Path:
+    """report.html of a run directory: story, config, curves, sample strip, final samples, scores.
+
+    `curves`: the training_curves picture when the caller has drawn it already."""
     from .plots import training_curves
 
     run, out = Path(run), Path(out)
@@ -181,20 +194,13 @@ def run_report(run, out, *, model=None, scores=None, device: str = "auto") -> Pa
     if not cfg_path.is_file():
         raise GanToolsError(f"{run} holds no config.json; give a run directory made by `gantools train`")
     config = json.loads(cfg_path.read_text())
-    log = run / "log.jsonl"
-    rows = []
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:  # a line a killed run left half-written
-                continue
+    rows = read_log(run)
     records = read_score_log(scores) if scores is not None else None
     steps_done = rows[-1]["step"] if rows else 0
     sections = [f"<h1>gantools run: {html.escape(run.name)}</h1>", _story(config, rows, steps_done)]
     if rows:
         sections += ["<h2>Training curves</h2>",
-                     _figure(training_curves(rows), "losses and discriminator outputs per logged step",
+                     _figure(curves or training_curves(rows), "losses and discriminator outputs per logged step",
                              "loss and D output curves", plot=True)]
     snaps = _snapshots(run)
     if snaps:
@@ -216,9 +222,7 @@ def run_report(run, out, *, model=None, scores=None, device: str = "auto") -> Pa
 
 
 def _model_samples(model, device: str) -> str:
-    from .data import BUILTIN, load_source, true_modes
-    from .generate import GRID_MAX, GRID_POINTS, sample_batch
-    from .plots import samples_picture
+    from .generate import GRID_MAX, GRID_POINTS, model_picture, sample_batch
     from .runtime import OnnxGenerator
 
     g = OnnxGenerator(model, device)
@@ -226,11 +230,8 @@ def _model_samples(model, device: str) -> str:
     if g.kind == "image" and g.num_classes:
         n = g.num_classes * max(1, GRID_MAX // g.num_classes)
     _, y, x = sample_batch(g, 0, 0, n)
-    modes = true_modes(load_source(g.metadata["data"])) if g.kind == "points" and g.metadata.get("data") in BUILTIN \
-        else None
     caption = f"{n} samples of {Path(model).name}, seed 0" + (", one row per class" if g.num_classes else "")
-    return _figure(samples_picture(x, y, g.num_classes, modes), caption, f"samples of {Path(model).name}",
-                   plot=g.kind != "image")
+    return _figure(model_picture(g, x, y), caption, f"samples of {Path(model).name}", plot=g.kind != "image")
 
 
 def score_report(result: dict, out, *, samples_picture_img, points: bool, neighbours_img=None) -> Path:

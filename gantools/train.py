@@ -509,9 +509,10 @@ def _step_of(line: str) -> float:
 def _write_pictures(out: Path) -> None:
     """loss.png (losses and D outputs) and report.html, the run's page (see report.py)."""
     from .plots import save_png, training_curves
-    from .report import run_report
+    from .report import read_log, run_report
 
-    rows = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines() if ln.strip()]
-    if rows:
-        save_png(training_curves(rows), out / "loss.png")
-    run_report(out, out / "report.html")
+    rows = read_log(out)
+    curves = training_curves(rows) if rows else None
+    if curves is not None:
+        save_png(curves, out / "loss.png")
+    run_report(out, out / "report.html", curves=curves)

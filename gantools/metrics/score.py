@@ -205,13 +205,11 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
             if logits:
                 out.logits.append(lg)
     if world.size > 1:
-        rows = None
-        if cached is not None and world.sum([cached.cached is None]) > 0:  # the cache must be filled
-            rows = world.gather(cached.rows)
-            rows = rows and [r for share in rows for r in share]
+        fill = cached is not None and world.sum([cached.cached is None]) > 0  # some rank missed the cache
+        shares = world.gather(cached.rows) if fill else None  # every rank's rows, on rank 0
         out = _merge_ranks(out, world)
-        if cached is not None and rows is not None:
-            cached.save(rows)
+        if shares:
+            cached.save([rows for share in shares for rows in share])
     elif cached is not None:
         cached.save(cached.rows)
     return out
@@ -411,8 +409,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         passed=all(g["passed"] for g in checked),
     )
     if report is not None:
-        _write_report(report, result, fake, fake_x, real_side, f_fake if neighbours else None, f_real, mixture,
-                      batch_size)
+        _write_report(report, result, fake, fake_x, real_side, f_fake if neighbours else None, f_real, batch_size)
     return result
 
 
@@ -420,7 +417,7 @@ REPORT_SAMPLES = {"image": 64, "points": 2500}  # samples a score report shows
 REPORT_NEIGHBOURS = (8, 4)  # generated samples shown, and their nearest real neighbours each
 
 
-def _write_report(path, result: dict, fake: Samples, fake_x: Extracted, real_side, f_fake, f_real, mixture,
+def _write_report(path, result: dict, fake: Samples, fake_x: Extracted, real_side, f_fake, f_real,
                   batch_size: int) -> None:
     """The score page: table, the first scored samples and, for images, their nearest real neighbours."""
     from ..data import true_modes
@@ -434,14 +431,14 @@ def _write_report(path, result: dict, fake: Samples, fake_x: Extracted, real_sid
     if fake.kind == "image":
         picture = samples_picture(x * 2.0 - 1.0, y, classes)
     else:
-        picture = samples_picture(x, modes=mixture or (true_modes(real_side.source) if real_side else None))
+        picture = samples_picture(x, modes=true_modes(real_side.source) if real_side else None)
     grid = None
     if f_fake is not None and f_real is not None and len(f_real):
         shown, k = min(REPORT_NEIGHBOURS[0], len(f_fake)), min(REPORT_NEIGHBOURS[1], len(f_real))
-        from .prdc import _sq_dists, _sq_norms
+        from .prdc import sq_dists, sq_norms
 
         a, b = f_fake[:shown].astype(np.float32), np.asarray(f_real, np.float32)
-        nearest = np.argsort(_sq_dists(a, _sq_norms(a), b, _sq_norms(b)), axis=1)[:, :k]
+        nearest = np.argsort(sq_dists(a, sq_norms(a), b, sq_norms(b)), axis=1)[:, :k]
         real_rows = _rows_of(real_side, sorted(set(nearest.ravel().tolist())), batch_size)
         cells = []
         for i in range(shown):
