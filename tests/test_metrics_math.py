@@ -18,6 +18,7 @@ from gantools.metrics import (
     roc_auc,
     softmax,
 )
+from gantools.errors import GanToolsError
 from gantools.metrics.bootstrap import fid_interval, kid_interval
 from gantools.metrics.discriminator import wilson_interval
 
@@ -66,6 +67,28 @@ def test_fid_with_singular_covariances_does_not_crash():
     mu2, s2 = features_to_stats(f2)
     value = frechet_distance(mu1, s1, mu2, s2)
     assert np.isfinite(value) and value > 0
+
+
+@pytest.mark.parametrize("side", ["rows1", "rows2", "both"])
+def test_fid_n_by_n_form_equals_the_d_by_d_form(side):
+    """With fewer rows than dimensions, the n x n problem F S2 F^T has the non-zero eigenvalues of S1 S2."""
+    rng = np.random.default_rng(5)
+    f1, f2 = rng.standard_normal((40, 96)) * 2, rng.gamma(2.0, size=(70, 96))
+    mu1, s1 = f1.mean(0), np.cov(f1, rowvar=False)
+    mu2, s2 = f2.mean(0), np.cov(f2, rowvar=False)
+    rows = {"rows1": f1 if side != "rows2" else None, "rows2": f2 if side != "rows1" else None}
+    reference = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) \
+        - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2, **rows) == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-9)
+    assert frechet_distance(mu1, s1, mu2, s2, **rows) == pytest.approx(reference, rel=1e-6)
+
+
+def test_fid_rows_that_do_not_fit_the_statistics_are_refused():
+    rng = np.random.default_rng(6)
+    f = rng.standard_normal((10, 20))
+    mu, s = f.mean(0), np.cov(f, rowvar=False)
+    with pytest.raises(GanToolsError, match="feature rows"):
+        frechet_distance(mu, s, mu, s, rows1=f[:, :5])
 
 
 def test_streaming_stats_equal_numpy_cov_over_uneven_batches():

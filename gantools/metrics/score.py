@@ -35,6 +35,7 @@ GATE_KEYS = tuple(key for keys in METRIC_KEYS.values() for key in keys)
 METRIC_OF = {key: metric for metric, keys in METRIC_KEYS.items() for key in keys}
 FEATURE_METRICS = ("fid", "is", "kid", "prdc", "c2st")  # need extractor features of SOURCE
 PAIRED_METRICS = ("kid", "prdc", "c2st")  # need every feature of both sides, not just statistics
+FID_FEW_ROWS = 4096  # sides with fewer samples keep their features: FID may then solve an n x n problem
 ALIASES = {"kid": "kid_mean", "is": "is_mean", "c2st": "c2st_accuracy", "disc": "disc_accuracy"}
 DEFAULT_GENERATED = 10_000
 DEFAULT_POINTS = 2_500  # the mode-collapse literature scores 2,500 samples
@@ -340,14 +341,18 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
 
     neighbours = report is not None and fake.kind == "image" and featured and real_side is not None
     keep = any(m in metrics for m in PAIRED_METRICS) or bootstrap > 0 and "fid" in metrics or neighbours
-    fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep, logits="is" in metrics,
-                      raw="modes" in metrics, disc=disc, classify=classify, batch_size=batch_size, progress=progress,
+
+    def keep_side(side) -> bool:  # FID solves the smaller n x n problem when a side has few rows (fid.py)
+        return keep or "fid" in metrics and side.count < FID_FEW_ROWS
+
+    fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep_side(fake),
+                      logits="is" in metrics, raw="modes" in metrics, disc=disc, classify=classify, batch_size=batch_size, progress=progress,
                       cache=cache, keep_first=0 if report is None else REPORT_SAMPLES[fake.kind])
     real_needs_features = any(m in metrics for m in ("fid", *PAIRED_METRICS)) and ref is None or neighbours
     real_x = None
     if real_side is not None:
-        real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics, features=keep,
-                          logits=False, raw=False, disc=disc, classify=classify, batch_size=batch_size,
+        real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics,
+                          features=keep_side(real_side), logits=False, raw=False, disc=disc, classify=classify, batch_size=batch_size,
                           progress=progress, cache=cache)
     if not world.main:
         return None
@@ -498,7 +503,7 @@ def _fid(fake_x, real_x, ref, f_fake, f_real, bootstrap: int, seed: int) -> dict
         print(f"gantools: warning: FID from {smallest} samples, fewer than the {len(mu2)} feature dimensions: "
               "the covariance is singular and FID is biased upwards; compare only at equal sample counts",
               file=sys.stderr)
-    out = {"fid": frechet_distance(s_fake.mean, s_fake.cov, mu2, s2)}
+    out = {"fid": frechet_distance(s_fake.mean, s_fake.cov, mu2, s2, rows1=f_fake, rows2=f_real)}
     if bootstrap:
         from .bootstrap import fid_interval
 
