@@ -24,6 +24,7 @@ from .latents import labels_for, latents_for
 
 GRID_MAX = 100  # images on a contact sheet
 GRID_POINTS = 2500  # points on a scatter plot
+LATENT_BLOCK = 4096  # samples whose latents are made in one vectorised call
 
 
 @dataclass
@@ -36,11 +37,45 @@ class GenerateReport:
     grid: Path | None = None
 
 
+def batch_inputs(model, seed: int, first: int, m: int, fixed_class: int | None = None):
+    """(z, y) for samples first..first+m-1 of `seed`."""
+    return latents_for(seed, first, m, model.latent_dim), labels_for(first, m, model.num_classes, fixed_class)
+
+
 def sample_batch(model, seed: int, first: int, m: int, fixed_class: int | None = None):
     """(z, y, samples) for samples first..first+m-1 of `seed`."""
-    z = latents_for(seed, first, m, model.latent_dim)
-    y = labels_for(first, m, model.num_classes, fixed_class)
+    z, y = batch_inputs(model, seed, first, m, fixed_class)
     return z, y, model(z, y)
+
+
+def _inputs_ahead(pool, model, seed: int, fixed_class, plan):
+    """(z, y) for each planned batch (first, m, ...), in order. Latents are made for runs of consecutive batches
+    of up to LATENT_BLOCK samples at once (latents_for is vectorised over samples), in `pool`, one run ahead."""
+    runs = []
+    for job in plan:
+        run = runs[-1] if runs else None
+        if run and job[0] == run[-1][0] + run[-1][1] and sum(j[1] for j in run) + job[1] <= LATENT_BLOCK:
+            run.append(job)
+        else:
+            runs.append([job])
+
+    def make(run):
+        return batch_inputs(model, seed, run[0][0], sum(j[1] for j in run), fixed_class)
+
+    for run, (z, y) in zip(runs, _one_ahead(pool, make, runs), strict=True):
+        at = 0
+        for _, m, *_ in run:
+            yield z[at:at + m], None if y is None else y[at:at + m]
+            at += m
+
+
+def _one_ahead(pool, fn, items):
+    """fn(item) for each item, in order, the next one computed in `pool` while the caller works on this one."""
+    futures = [pool.submit(fn, item) for item in items[:1]]
+    for i in range(len(items)):
+        if i + 1 < len(items):
+            futures.append(pool.submit(fn, items[i + 1]))
+        yield futures.pop(0).result()
 
 
 def check_class(model, fixed_class: int | None) -> None:
@@ -119,17 +154,25 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     xs, ys, zs = [], [], []
     written = skipped = 0
     bar = progress_bar(total=stop - start, enabled=progress and world.main, desc="generate", unit="img")
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    plan = []  # (first, m, PNG names, indices of the names still to write)
+    for first in range(start, stop, batch_size):
+        m = min(batch_size, stop - first)
+        names = [] if to_npz else [_png_name(i, n) for i in range(first, first + m)]
+        todo = [j for j, name in enumerate(names) if not (resume and name in existing)]
+        skipped += len(names) - len(todo)
+        if to_npz or todo:
+            plan.append((first, m, names, todo))
+    bar.update(stop - start - sum(m for _, m, _, _ in plan))
+    with ThreadPoolExecutor(max_workers=4) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
+        # the latents of batch k+1 are made while batch k runs through the model (ONNX Runtime frees the GIL)
+        inputs = _inputs_ahead(ahead, model, seed, fixed_class, plan) if refine is None else None
         writes = []
-        for first in range(start, stop, batch_size):
-            m = min(batch_size, stop - first)
-            names = [] if to_npz else [_png_name(i, n) for i in range(first, first + m)]
-            todo = [j for j, name in enumerate(names) if not (resume and name in existing)]
-            skipped += len(names) - len(todo)
-            if not to_npz and not todo:
-                bar.update(m)
-                continue
-            z, y, x = draw(first, m)
+        for first, m, names, todo in plan:
+            if inputs is None:
+                z, y, x = draw(first, m)
+            else:
+                z, y = next(inputs)
+                x = model(z, y)
             if to_npz:
                 xs.append(unit_to_uint8((x + 1) / 2) if model.kind == "image" else x.astype(np.float32))
                 ys.append(y)

@@ -16,6 +16,20 @@ def test_latents_depend_only_on_seed_and_index():
     assert abs(latents_for(0, 0, 4000, 8).std() - 1) < 0.02
 
 
+@pytest.mark.parametrize("seed, start, n, dim", [
+    (0, 0, 6000, 64),  # ~2,500 samples leave the ziggurat's fast path somewhere: every hand-off is covered
+    (7, 10**6, 4000, 4),
+    (2**32 - 1, 2**32 - 3000, 3000, 7),  # the last one-word SeedSequence entropies, odd dimension
+    (1, 2**32 - 5, 10, 3),  # crosses into two-word entropy: the direct definition takes over
+    (5, 0, 800, 1),
+])
+def test_vectorised_latents_equal_one_numpy_generator_per_sample(seed, start, n, dim):
+    """The definition: z_i = default_rng([seed, i]).standard_normal(dim, float32), bit for bit."""
+    expected = np.stack([np.random.default_rng([seed, i]).standard_normal(dim, dtype=np.float32)
+                         for i in range(start, start + n)])
+    np.testing.assert_array_equal(latents_for(seed, start, n, dim), expected)
+
+
 def test_labels_are_balanced_or_fixed():
     assert list(labels_for(8, 5, 10)) == [8, 9, 0, 1, 2]
     assert list(labels_for(0, 3, 10, fixed_class=4)) == [4, 4, 4]
