@@ -1,7 +1,36 @@
-"""Shared timing for the benchmarks: warm up, then alternate the contenders, report medians and the ratio."""
+"""Shared timing for the benchmarks: medians of interleaved runs, the machine's MatMul peak, --quick/--json."""
 
+import argparse
+import json
+import platform
 import statistics
 import time
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and few runs: a smoke test, not a result")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    return parser
+
+
+def save_json(path, result: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {path}")
+
+
+def median_time(fn, runs: int) -> tuple[float, list[float]]:
+    """(median seconds, all seconds) of fn() over `runs` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
 
 
 def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
@@ -17,6 +46,41 @@ def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
     med = {k: statistics.median(v) for k, v in rates.items()}
     for name, values in rates.items():
         print(f"{name:12s} median {med[name]:9.2f} {unit}/s   runs: {', '.join(f'{v:.2f}' for v in values)}")
-    first, second = list(med)
+    first, second = list(med)[:2]
     print(f"ratio {first} / {second}: {med[first] / med[second]:.2f}x")
     return med
+
+
+def matmul_peak(size: int = 4096, runs: int = 5) -> dict:
+    """The best fp32 GEMM rate (GFLOP/s) this machine reaches here, with every core: square MatMuls through
+    ONNX Runtime (MLAS), PyTorch and NumPy's BLAS, median of `runs` each; the highest is "the peak"."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    flop = 2 * size ** 3
+    rates = {"numpy": flop / median_time(lambda: a @ a, runs)[0] / 1e9}
+    try:
+        import torch
+
+        t = torch.from_numpy(a)
+        rates["torch"] = flop / median_time(lambda: t @ t, runs)[0] / 1e9
+    except ImportError:
+        pass
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
+                                  [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+        onnx.checker.check_model(model)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        rates["onnxruntime"] = flop / median_time(lambda: session.run(None, {"a": a, "b": a}), runs)[0] / 1e9
+    except ImportError:
+        pass
+    best = max(rates, key=rates.get)
+    print(f"MatMul peak ({size}^3 fp32, median of {runs}): {rates[best]:.1f} GFLOP/s by {best} "
+          f"({', '.join(f'{k} {v:.1f}' for k, v in rates.items())}); {platform.processor() or platform.machine()}")
+    return {"gflops": rates[best], "by": best, "all": rates, "size": size}

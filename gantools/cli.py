@@ -31,6 +31,12 @@ def _fail(message: str, code: int = 2):
 
 def main(argv=None) -> None:
     """Entry point: run the click group without its own exception printing."""
+    import os
+
+    # OpenMP threads that sleep while waiting (not spin): PyTorch's many small parallel regions otherwise stall
+    # for a whole time slice whenever another process holds a core (training ran 3.5x slower under one
+    # competing process, 1.45x with this; bench/train_speed.py). Set before torch loads; the user's value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:

