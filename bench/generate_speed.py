@@ -1,51 +1,104 @@
-"""Generation throughput: ONNX Runtime session vs the same generator in PyTorch eager.
+"""Generation: ONNX Runtime vs PyTorch eager per batch size, and `generate` end to end vs bare ONNX Runtime.
 
-Measured in one process on the same latents; reports the median of several
-runs and the ratio.
+The generators have the architectures of the shipped models (each recipe
+trained for one step, then exported: speed does not depend on the weights).
+1. The same generator through ONNX Runtime and PyTorch eager, on the same
+   latents, at batch sizes 1 to 1024: samples/s, the ratio, and the fraction
+   of the machine's MatMul peak (FLOPs counted by torch's FlopCounterMode).
+2. `gantools.generate(model, 100000, x.npz)` (seeded latents, inference,
+   conversion, the .npz written) against bare `session.run` over the same
+   latents at batch 256, median of --runs each.
 
-    python bench/generate_speed.py exported/digits-dcgan.onnx runs/digits-dcgan --n 8192 --runs 5
+    python bench/generate_speed.py --runs 5
 """
 
-import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from timing import compare
+from timing import bench_parser, matmul_peak, median_time, save_json
+
+RECIPES = {"digits-dcgan": "digits", "ring": "ring"}
+
+
+def build(tmp: Path, data: str):
+    """(ONNX generator, PyTorch generator) of a recipe's architecture."""
+    from gantools.checkpoint import latest_checkpoint, load_checkpoint
+    from gantools.export import checkpoint_to_modules, export_run
+    from gantools.runtime import OnnxGenerator
+    from gantools.train import train
+
+    run = tmp / data
+    train(run, data=data, steps=1, progress=False)
+    export_run(run, tmp / f"{data}.onnx", discriminator=False)
+    module, _ = checkpoint_to_modules(load_checkpoint(latest_checkpoint(run)))
+    return OnnxGenerator(tmp / f"{data}.onnx", "cpu"), module
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="the exported generator (.onnx)")
-    parser.add_argument("run", help="the run directory it was exported from")
-    parser.add_argument("--n", type=int, default=8192)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser = bench_parser(__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("-n", type=int, default=100000, help="samples for the end-to-end comparison")
     args = parser.parse_args()
+    runs, n = (1, 20000) if args.quick else (args.runs, args.n)
+    sizes = (1, 256) if args.quick else (1, 16, 256, 1024)
+    peak = matmul_peak(runs=3 if args.quick else 5)
+    result = {"peak": peak, "runs": runs, "per_batch": [], "end_to_end": []}
+    from torch.utils.flop_counter import FlopCounterMode
 
-    from gantools.checkpoint import latest_checkpoint, load_checkpoint
-    from gantools.export import checkpoint_to_modules
-    from gantools.runtime import OnnxGenerator
+    from gantools.generate import generate
+    from gantools.latents import latents_for
 
-    onnx_g = OnnxGenerator(args.model, "auto")
-    torch_g, _ = checkpoint_to_modules(load_checkpoint(latest_checkpoint(args.run)))
-    z = np.random.default_rng(0).standard_normal((args.n, onnx_g.latent_dim)).astype(np.float32)
-    y = (np.arange(args.n) % onnx_g.num_classes) if onnx_g.num_classes else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in RECIPES.items():
+            onnx_g, torch_g = build(Path(tmp), data)
+            with FlopCounterMode(display=False) as counter:
+                torch_g(torch.zeros(1, onnx_g.latent_dim))
+            flop = counter.get_total_flops()
+            print(f"\n{name}: {flop / 1e6:.2f} MFLOP per sample")
+            print(f"{'batch':>6s} {'ORT samples/s':>14s} {'eager samples/s':>16s} {'ratio':>6s} {'ORT % of peak':>14s}")
+            for b in sizes:
+                total = max(b * 8, 4096)
+                z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
 
-    def batches():
-        for i in range(0, args.n, args.batch_size):
-            yield z[i:i + args.batch_size], None if y is None else y[i:i + args.batch_size]
+                def ort_pass():
+                    for i in range(0, total, b):
+                        onnx_g.session.run(None, {"z": z[i:i + b]})
 
-    def run_onnx():
-        for zb, yb in batches():
-            onnx_g(zb, yb)
+                def eager_pass():
+                    with torch.no_grad():
+                        for i in range(0, total, b):
+                            torch_g(torch.from_numpy(z[i:i + b]))
 
-    def run_torch():
-        with torch.no_grad():
-            for zb, yb in batches():
-                torch_g(torch.from_numpy(zb), None if yb is None else torch.from_numpy(yb))
+                ort_rate = total / median_time(ort_pass, runs)[0]
+                eager_rate = total / median_time(eager_pass, runs)[0]
+                pct = ort_rate * flop / 1e9 / peak["gflops"]
+                print(f"{b:6d} {ort_rate:14.0f} {eager_rate:16.0f} {ort_rate / eager_rate:5.2f}x {pct:14.2%}")
+                result["per_batch"].append({"model": name, "batch": b, "ort": ort_rate, "eager": eager_rate,
+                                            "fraction_of_peak": pct})
+            z = latents_for(0, 0, n, onnx_g.latent_dim)
 
-    print(f"provider: {onnx_g.provider}, n={args.n}, batch={args.batch_size}, runs={args.runs}")
-    compare({"onnxruntime": run_onnx, "torch eager": run_torch}, args.n, args.runs, "samples")
+            def bare():
+                for i in range(0, n, 256):
+                    onnx_g.session.run(None, {"z": z[i:i + 256]})
+
+            out = Path(tmp) / "x.npz"
+            whole, bare_s = [], []
+            generate(onnx_g.path, n, out, overwrite=True, progress=False)  # warm-up
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                generate(onnx_g.path, n, out, overwrite=True, progress=False)
+                whole.append(time.perf_counter() - t0)
+                bare_s.append(median_time(bare, 1)[0])
+            w, b = statistics.median(whole), statistics.median(bare_s)
+            print(f"generate -n {n} -o x.npz: {w:.2f} s, bare ONNX Runtime on the same latents {b:.2f} s: "
+                  f"{w / b:.2f}x")
+            result["end_to_end"].append({"model": name, "n": n, "generate_s": w, "bare_ort_s": b, "ratio": w / b,
+                                         "all": {"generate": whole, "bare": bare_s}})
+    save_json(args.json, result)
 
 
 if __name__ == "__main__":

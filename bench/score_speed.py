@@ -79,28 +79,38 @@ def main():
     gantools = [sys.executable, "-m", "gantools"]
     subprocess.run([*gantools, "stats", args.real, "-o", ref, "-q"], env=env, check=True)
     score = [*gantools, "score", args.fake, "--metrics", "fid", "-q", "--json", Path(work) / "score.json"]
-    contenders = {
-        "gantools": ([*score, "--real", args.real, "--no-cache"], n_fake + n_real),
-        "gantools, real cached": ([*score, "--real", args.real], n_fake),
-        "gantools, reference stats": ([*score, "--real", ref], n_fake),
+    cache = Path(work) / "cache" / "features"
+
+    def real_cached_only():  # the fake folder must miss the cache, as new samples do: keep the real side's only
+        for path in cache.glob("*.npy"):
+            path.unlink()
+        subprocess.run([*gantools, "stats", args.real, "-o", Path(work) / "fill.npz", "-q"], env=env, check=True)
+
+    contenders = {  # name: (command, images it extracts, untimed preparation before each run)
+        "gantools": ([*score, "--real", args.real, "--no-cache"], n_fake + n_real, None),
+        "gantools, real cached": ([*score, "--real", args.real], n_fake, real_cached_only),
+        "gantools, reference stats": ([*score, "--real", ref, "--no-cache"], n_fake, None),
     }
     if args.peers_python:
         peer_env = {**env, **({"TORCH_HOME": args.torch_home} if args.torch_home else {})}
         contenders["pytorch-fid"] = ([args.peers_python, "-m", "pytorch_fid", args.fake, args.real, "--device", "cpu"],
-                                     n_fake + n_real)
-        contenders["torchmetrics"] = ([args.peers_python, "-c", TORCHMETRICS, args.fake, args.real], n_fake + n_real)
+                                     n_fake + n_real, None)
+        contenders["torchmetrics"] = ([args.peers_python, "-c", TORCHMETRICS, args.fake, args.real],
+                                      n_fake + n_real, None)
     times = {name: [] for name in contenders}
     fids = {}
-    for name, (cmd, _) in contenders.items():  # warm-up: fills gantools' caches (Inception export, real features)
-        fids[name] = run(cmd, peer_env if name in ("pytorch-fid", "torchmetrics") else env)[1]
-    for _ in range(runs):
-        for name, (cmd, _) in contenders.items():
-            times[name].append(run(cmd, peer_env if name in ("pytorch-fid", "torchmetrics") else env)[0])
+    for _ in range(runs + 1):  # the first round warms up (the Inception export, file caches) and is not timed
+        for name, (cmd, _, prepare) in contenders.items():
+            if prepare:
+                prepare()
+            seconds, fids[name] = run(cmd, peer_env if name in ("pytorch-fid", "torchmetrics") else env)
+            times[name].append(seconds)
+    times = {name: values[1:] for name, values in times.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{n_fake} vs {n_real} images, median of {runs} runs, whole commands (wall seconds)")
     print(f"{'contender':28s} {'seconds':>8s} {'FID':>12s} {'fp32 limit s':>13s} {'x limit':>8s}")
     result = {"n_fake": n_fake, "n_real": n_real, "runs": runs, "peak": peak, "contenders": {}}
-    for name, (_, images) in contenders.items():
+    for name, (_, images, _) in contenders.items():
         limit = images * INCEPTION_GFLOP / peak["gflops"]
         print(f"{name:28s} {med[name]:8.1f} {fids[name]:12.6f} {limit:13.1f} {med[name] / limit:8.2f}")
         result["contenders"][name] = {"seconds": med[name], "all": times[name], "fid": fids[name],

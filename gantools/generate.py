@@ -148,7 +148,10 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
 
     world = current()
     start, stop = world.shard(n, batch_size)
-    world.barrier()  # every rank has checked the output before any rank writes to it
+    if world.main and out.is_dir():
+        for stale in out.glob(".*.png.*.tmp"):  # a killed run's unfinished writes (files.atomic_path)
+            stale.unlink(missing_ok=True)
+    world.barrier()  # every rank has checked the output (and rank 0 tidied it) before any rank writes to it
 
     t0 = time.perf_counter()
     xs, ys, zs = [], [], []

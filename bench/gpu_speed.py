@@ -1,0 +1,130 @@
+"""Generation and Inception extraction on ONNX Runtime's CUDA provider with IOBinding, fp32 and fp16.
+
+Inputs are copied to the GPU once and outputs stay there (IOBinding), so the
+rates are the device's, not PCIe's. The peak is a square MatMul through the
+same runtime, per precision. Run by bench/gpu.sh; `--dry-run` runs the same
+code on the CPU provider with small sizes (to check it before a GPU is lent).
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+INCEPTION_GFLOP = 11.422336192
+
+
+def session(path, provider):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=[provider])
+
+
+def bound_rate(sess, feed: dict, device: str, runs: int) -> float:
+    """Runs per second of `sess` with inputs on the device and outputs left there (median of `runs`)."""
+    import onnxruntime as ort
+
+    binding = sess.io_binding()
+    for name, value in feed.items():
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, device, 0))
+    for out in sess.get_outputs():
+        binding.bind_output(out.name, device)
+    sess.run_with_iobinding(binding)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        times.append(time.perf_counter() - t0)
+    return 1 / statistics.median(times)
+
+
+def matmul_model(path: Path, n: int, fp16: bool) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    t = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                              [helper.make_tensor_value_info(x, t, [n, n]) for x in "ab"],
+                              [helper.make_tensor_value_info("c", t, [n, n])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+
+
+def export_fp16(module, example, path: Path) -> None:
+    """The module in half precision, exported on CUDA when there (CPU half convolutions may be missing)."""
+    import torch
+
+    from gantools.export import module_to_onnx
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    module_to_onnx(module.half().to(dev), [example.half().to(dev)], ["x"], ["features"], path, {},
+                   {"x": {0: "batch"}, "features": {0: "batch"}})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="CPU provider, small sizes")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    provider, device = ("CPUExecutionProvider", "cpu") if args.dry_run else ("CUDAExecutionProvider", "cuda")
+    n_mm, batch, runs = (512, 4, 2) if args.dry_run else (8192, 128, 10)
+    import onnxruntime as ort
+    import torch
+
+    from gantools.metrics.features import inception_module, inception_onnx_path
+
+    result = {"provider": provider, "onnxruntime": ort.__version__, "rows": []}
+    tmp = Path(tempfile.mkdtemp(prefix="gantools-gpu-"))
+    for fp16 in (False, True):
+        precision = "fp16" if fp16 else "fp32"
+        mm = tmp / f"mm-{precision}.onnx"
+        matmul_model(mm, n_mm, fp16)
+        a = np.random.default_rng(0).random((n_mm, n_mm), dtype=np.float32).astype(np.float16 if fp16 else np.float32)
+        try:
+            peak = bound_rate(session(mm, provider), {"a": a, "b": a}, device, runs) * 2 * n_mm ** 3 / 1e9
+        except Exception as exc:  # noqa: BLE001 - e.g. no fp16 MatMul kernel on the CPU provider
+            print(f"{precision}: MatMul not run ({str(exc).splitlines()[0][:120]})")
+            continue
+        if fp16:
+            fp16_model = tmp / "inception-fp16.onnx"
+            model, _ = inception_module()
+            export_fp16(model, torch.rand(2, 3, 64, 64), fp16_model)
+            extractor, images = fp16_model, np.random.default_rng(0).random((batch, 3, 32, 32)).astype(np.float16)
+        else:
+            extractor = inception_onnx_path()[0]
+            images = np.random.default_rng(0).random((batch, 3, 32, 32), dtype=np.float32)
+        try:
+            rate = bound_rate(session(extractor, provider), {"x": images}, device, runs) * batch
+        except Exception as exc:  # noqa: BLE001
+            print(f"{precision}: extraction not run ({str(exc).splitlines()[0][:120]})")
+            continue
+        pct = rate * INCEPTION_GFLOP / peak
+        print(f"{precision}: MatMul peak {peak:.0f} GFLOP/s; Inception batch {batch}: {rate:.1f} img/s "
+              f"({pct:.1%} of peak)")
+        result["rows"].append({"precision": precision, "peak_gflops": peak, "inception_img_per_s": rate,
+                               "fraction_of_peak": pct})
+    from gantools.runtime import OnnxGenerator
+    from gantools.train import train
+
+    train(tmp / "digits", data="digits", steps=1, progress=False)
+    from gantools.export import export_run
+
+    export_run(tmp / "digits", tmp / "digits.onnx", discriminator=False)
+    g = OnnxGenerator(tmp / "digits.onnx", "cpu")
+    gb = 64 if args.dry_run else 4096
+    z = np.random.default_rng(0).standard_normal((gb, g.latent_dim), dtype=np.float32)
+    rate = bound_rate(session(tmp / "digits.onnx", provider), {"z": z}, device, runs) * gb
+    print(f"generation (digits DCGAN, fp32, batch {gb}): {rate:.0f} samples/s")
+    result["generation_samples_per_s"] = rate
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Training throughput of the recipes, idle and beside one competing CPU-bound process.
+
+For the digits DCGAN (the README's main job) and the 2-D MLP (ring), each
+configuration runs in a fresh worker process: `gantools.train.train` for
+--short and --long steps, and the rate of the training loop is
+(long - short) / (its extra seconds), so start-up and the pictures written at
+the end cancel out. FLOPs per step are counted by torch's FlopCounterMode over
+a few steps; the fraction of peak is that rate over the machine's MatMul peak
+(measured in the same run). "Loaded" starts `python -c 'while True: pass'`
+first: one core taken, as on a busy CI runner.
+
+OpenMP's wait policy is set as the CLI sets it (OMP_WAIT_POLICY=PASSIVE),
+and for comparison left to libgomp's default (spin, then sleep).
+
+    python bench/train_speed.py --runs 3
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from timing import bench_parser, matmul_peak, save_json
+
+WORKLOADS = {"digits": ("digits", 64), "ring": ("ring", 256)}  # data set, batch size of its recipe
+POLICIES = {"PASSIVE (gantools CLI)": "PASSIVE", "libgomp default": None}
+
+
+def worker(data: str, short: int, long: int) -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gantools.train import train
+
+    quiet = {"progress": False, "checkpoint_every": 10 ** 9, "sample_every": 10 ** 9, "log_every": 10 ** 9}
+    with tempfile.TemporaryDirectory() as tmp:
+        with FlopCounterMode(display=False) as counter:
+            train(f"{tmp}/flops", data=data, steps=8, **quiet)
+        seconds = {}
+        for steps in (short, long):
+            t0 = time.perf_counter()
+            train(f"{tmp}/run{steps}", data=data, steps=steps, **quiet)
+            seconds[steps] = time.perf_counter() - t0
+    print(json.dumps({"steps_per_s": (long - short) / (seconds[long] - seconds[short]),
+                      "gflop_per_step": counter.get_total_flops() / 8 / 1e9, "threads": torch.get_num_threads()}))
+
+
+def measure(data: str, policy, loaded: bool, short: int, long: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if loaded else None
+    try:
+        done = subprocess.run([sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)],
+                              env=env, capture_output=True, text=True, check=True)
+    finally:
+        if hog:
+            hog.kill()
+            hog.wait()
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = bench_parser(__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--worker", help="internal: measure one workload in this process")
+    parser.add_argument("--short", type=int, default=100)
+    parser.add_argument("--long", type=int, default=500)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.short, args.long)
+    runs, short, long = (1, 20, 80) if args.quick else (args.runs, args.short, args.long)
+    peak = matmul_peak(runs=3 if args.quick else 5)
+    result = {"peak": peak, "runs": runs, "steps": [short, long], "rows": []}
+    print(f"\n{'workload':8s} {'OpenMP wait':24s} {'idle steps/s':>12s} {'loaded':>8s} {'slowdown':>9s} "
+          f"{'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
+    for name, (data, batch) in WORKLOADS.items():
+        for label, policy in POLICIES.items():
+            rates = {False: [], True: []}
+            for _ in range(runs):
+                for loaded in (False, True):
+                    got = measure(data, policy, loaded, short, long)
+                    rates[loaded].append(got["steps_per_s"])
+            idle, busy = statistics.median(rates[False]), statistics.median(rates[True])
+            fraction = idle * got["gflop_per_step"] / peak["gflops"]
+            print(f"{name:8s} {label:24s} {idle:12.1f} {busy:8.1f} {idle / busy:8.2f}x {idle * batch:10.0f} "
+                  f"{got['gflop_per_step']:10.3f} {fraction:9.1%}")
+            result["rows"].append({"workload": name, "policy": label, "idle_steps_per_s": idle,
+                                   "loaded_steps_per_s": busy, "all": {"idle": rates[False], "loaded": rates[True]},
+                                   "samples_per_s": idle * batch, "gflop_per_step": got["gflop_per_step"],
+                                   "fraction_of_peak": fraction, "threads": got["threads"]})
+    save_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
