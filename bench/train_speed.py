@@ -9,8 +9,9 @@ a few steps; the fraction of peak is that rate over the machine's MatMul peak
 (measured in the same run). "Loaded" starts `python -c 'while True: pass'`
 first: one core taken, as on a busy CI runner.
 
-OpenMP's wait policy is set as the CLI sets it (OMP_WAIT_POLICY=PASSIVE),
-and for comparison left to libgomp's default (spin, then sleep).
+Each configuration runs with OpenMP's wait policy as `gantools train` picks it
+(gantools/threads.py: PASSIVE when other processes keep the CPU busy at start,
+else libgomp's default), and, for comparison, each fixed policy.
 
     python bench/train_speed.py --runs 3
 """
@@ -26,10 +27,15 @@ import time
 from timing import bench_parser, matmul_peak, save_json
 
 WORKLOADS = {"digits": ("digits", 64), "ring": ("ring", 256)}  # data set, batch size of its recipe
-POLICIES = {"PASSIVE (gantools CLI)": "PASSIVE", "libgomp default": None}
+POLICIES = {"as gantools picks": "choose", "always PASSIVE": "PASSIVE", "libgomp default": None}
 
 
 def worker(data: str, short: int, long: int) -> None:
+    if os.environ.get("OMP_WAIT_POLICY") == "choose":  # as `gantools train` does, before torch loads
+        del os.environ["OMP_WAIT_POLICY"]
+        from gantools.threads import choose_wait_policy
+
+        choose_wait_policy()
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -45,6 +51,7 @@ def worker(data: str, short: int, long: int) -> None:
             train(f"{tmp}/run{steps}", data=data, steps=steps, **quiet)
             seconds[steps] = time.perf_counter() - t0
     print(json.dumps({"steps_per_s": (long - short) / (seconds[long] - seconds[short]),
+                      "policy": os.environ.get("OMP_WAIT_POLICY", "default"),
                       "gflop_per_step": counter.get_total_flops() / 8 / 1e9, "threads": torch.get_num_threads()}))
 
 
@@ -53,6 +60,7 @@ def measure(data: str, policy, loaded: bool, short: int, long: int) -> dict:
     if policy:
         env["OMP_WAIT_POLICY"] = policy
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if loaded else None
+    time.sleep(0.5 if loaded else 0)  # the competing process is running before training starts
     try:
         done = subprocess.run([sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)],
                               env=env, capture_output=True, text=True, check=True)

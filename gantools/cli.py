@@ -31,12 +31,6 @@ def _fail(message: str, code: int = 2):
 
 def main(argv=None) -> None:
     """Entry point: run the click group without its own exception printing."""
-    import os
-
-    # OpenMP threads that sleep while waiting (not spin): PyTorch's many small parallel regions otherwise stall
-    # for a whole time slice whenever another process holds a core (training ran 3.5x slower under one
-    # competing process, 1.45x with this; bench/train_speed.py). Set before torch loads; the user's value wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
@@ -175,6 +169,9 @@ def _recipes_epilog() -> str:
 @click.pass_context
 def train(ctx, out, resume, quiet, **_):
     """Train a GAN; write checkpoints, samples and logs to a run directory."""
+    from .threads import choose_wait_policy
+
+    choose_wait_policy()  # before torch loads
     from .train import train as run_training
 
     options = _given(ctx, [n for n in ctx.params if n not in ("out", "resume", "quiet")])
@@ -423,6 +420,9 @@ def cache_command(clear):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_classifier(data, out, epochs, batch_size, image_size, seed, quiet):
     """Train a small CNN on labelled data: a domain feature extractor and IS classifier."""
+    from .threads import choose_wait_policy
+
+    choose_wait_policy()  # before torch loads
     from .classifier import train_classifier as run
 
     r = run(data, out, epochs=epochs, batch_size=batch_size, image_size=image_size, seed=seed, progress=not quiet)

@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,7 +289,8 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     world = current("nccl" if device.type == "cuda" else "gloo")
     world.barrier()  # every rank has checked --out before rank 0 writes to it
     config.update(world_size=world.size, batch_per_rank=config["batch_size"] // world.size,  # and what the
-                  torch_version=str(torch.__version__), torch_threads=torch.get_num_threads())  # last bits depend on
+                  torch_version=str(torch.__version__), torch_threads=torch.get_num_threads(),  # last bits depend on
+                  omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"))  # speed only (threads.py)
     torch.manual_seed(config["seed"])
     G, D = build_models(config)
     G.to(device), D.to(device)
