@@ -87,17 +87,19 @@ def main():
           f"{'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
     for name, (data, batch) in WORKLOADS.items():
         for label, policy in POLICIES.items():
-            rates = {False: [], True: []}
+            rates, chosen = {False: [], True: []}, {False: [], True: []}
             for _ in range(runs):
                 for loaded in (False, True):
                     got = measure(data, policy, loaded, short, long)
                     rates[loaded].append(got["steps_per_s"])
+                    chosen[loaded].append(got["policy"])
             idle, busy = statistics.median(rates[False]), statistics.median(rates[True])
             fraction = idle * got["gflop_per_step"] / peak["gflops"]
             print(f"{name:8s} {label:24s} {idle:12.1f} {busy:8.1f} {idle / busy:8.2f}x {idle * batch:10.0f} "
                   f"{got['gflop_per_step']:10.3f} {fraction:9.1%}")
             result["rows"].append({"workload": name, "policy": label, "idle_steps_per_s": idle,
                                    "loaded_steps_per_s": busy, "all": {"idle": rates[False], "loaded": rates[True]},
+                                   "policy_used": {"idle": chosen[False], "loaded": chosen[True]},
                                    "samples_per_s": idle * batch, "gflop_per_step": got["gflop_per_step"],
                                    "fraction_of_peak": fraction, "threads": got["threads"]})
     save_json(args.json, result)

@@ -167,7 +167,7 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
             plan.append((first, m, names, todo))
     bar.update(stop - start - sum(m for _, m, _, _ in plan))
     with ThreadPoolExecutor(max_workers=4) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
-        # the latents of batch k+1 are made while batch k runs through the model (ONNX Runtime frees the GIL)
+        # the next block of latents is made while this batch runs through the model (ONNX Runtime frees the GIL)
         inputs = _inputs_ahead(ahead, model, seed, fixed_class, plan) if refine is None else None
         writes = []
         for first, m, names, todo in plan:

@@ -128,10 +128,25 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
         x = gen.standard_normal(dtype=np.float32)
         return bits.state["state"]["state"] == base["state"]["state"], x  # no further word taken: fast path
 
-    wi, ki = np.empty(256, np.float32), np.empty(256, np.uint64)
+    def fast(idx: int, rabs: int) -> bool:  # rabs has 23 bits; 2**23 stands for "past them all"
+        return rabs < 1 << 23 and draw((rabs << 9) | idx)[0]
+
+    # rabs = 1: x = wi exactly (where rabs = 1 is on the fast path; elsewhere wi is never used)
+    wi = np.array([draw((1 << 9) | idx)[1] for idx in range(256)], np.float32)
+    ki = np.empty(256, np.uint64)
     for idx in range(256):
-        wi[idx] = draw((1 << 9) | idx)[1]  # rabs = 1: x = wi exactly
-        low, high = 1, 1 << 23  # the smallest rabs that leaves the fast path
+        # the smallest rabs that leaves the fast path; near 2**23 x[idx-1] / x[idx] by the tables' construction,
+        # so gallop outwards from there to bracket it, then bisect (a handful of probes, not 23)
+        guess = min(max(int(2 ** 23 * float(wi[idx - 1]) / float(wi[idx])), 0), 1 << 23) if idx else 1 << 22
+        step = 4
+        if fast(idx, guess):
+            low, high = guess + 1, min(guess + step, 1 << 23)
+            while fast(idx, high):
+                low, high, step = high + 1, min(high + 2 * step, 1 << 23), 2 * step
+        else:
+            low, high = max(0, guess - step), guess  # ki may be 0 (layer 1: never the fast path)
+            while low > 0 and not fast(idx, low):
+                low, high, step = max(0, low - 2 * step), low, 2 * step
         while low < high:
             mid = (low + high) // 2
             low, high = (mid + 1, high) if draw((mid << 9) | idx)[0] else (low, mid)

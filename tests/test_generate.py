@@ -30,6 +30,29 @@ def test_vectorised_latents_equal_one_numpy_generator_per_sample(seed, start, n,
     np.testing.assert_array_equal(latents_for(seed, start, n, dim), expected)
 
 
+def test_ziggurat_tables_read_off_numpy_are_exact():
+    """For each of the 256 layers: rabs = ki - 1 stays on numpy's fast path (returning rabs * wi), rabs = ki
+    leaves it (numpy takes another word), judged by numpy itself from a bit-generator state we set. (A search
+    that started at rabs = 1 once got layer 1, whose ki is 0, wrong.)"""
+    from gantools.latents import _ziggurat_tables
+
+    wi, ki = _ziggurat_tables()
+    bits = np.random.PCG64(1)
+    gen, base = np.random.Generator(bits), bits.state
+
+    def first_draw(word):
+        bits.state = {**base, "has_uint32": 1, "uinteger": word}
+        x = gen.standard_normal(dtype=np.float32)
+        return x, bits.state["state"]["state"] == base["state"]["state"]
+
+    for idx in range(256):
+        if ki[idx] > 0:  # layer 1 has ki = 0: no draw takes its fast path
+            x, fast = first_draw((int(ki[idx] - 1) << 9) | idx)
+            assert fast and x == np.float32(ki[idx] - 1) * wi[idx]
+        if ki[idx] < 1 << 23:
+            assert not first_draw((int(ki[idx]) << 9) | idx)[1]
+
+
 def test_labels_are_balanced_or_fixed():
     assert list(labels_for(8, 5, 10)) == [8, 9, 0, 1, 2]
     assert list(labels_for(0, 3, 10, fixed_class=4)) == [4, 4, 4]

@@ -242,3 +242,24 @@ def test_kill_9_then_resume_ends_bit_identical(tmp_path):
     _assert_same_state(load_checkpoint(list_checkpoints(tmp_path / "full")[-1]),
                        load_checkpoint(list_checkpoints(tmp_path / "cut")[-1]))
     assert _log_rows(tmp_path / "full") == _log_rows(tmp_path / "cut")
+
+
+def test_wait_policy_is_passive_only_when_another_process_is_busy(monkeypatch):
+    """gantools train lets OpenMP threads spin on an idle machine and sleep when another process holds a core."""
+    import subprocess
+    import sys
+    import time
+
+    from gantools.threads import BUSY_CORES, busy_cores, choose_wait_policy
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores() >= BUSY_CORES
+        assert choose_wait_policy() == "PASSIVE"
+    finally:
+        hog.kill()
+        hog.wait()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice always wins
+    assert choose_wait_policy() == "ACTIVE"
