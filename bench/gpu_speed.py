@@ -64,7 +64,7 @@ def export_fp16(module, example, path: Path) -> None:
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     module_to_onnx(module.half().to(dev), [example.half().to(dev)], ["x"], ["features"], path, {},
-                   {"x": {0: "batch"}, "features": {0: "batch"}})
+                   {"x": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch"}})
 
 
 def main():
@@ -80,6 +80,8 @@ def main():
     from gantools.metrics.features import inception_module, inception_onnx_path
 
     result = {"provider": provider, "onnxruntime": ort.__version__, "rows": []}
+    if args.dry_run:
+        print("dry run on the CPU: small sizes, so the rates below only show that the code runs")
     tmp = Path(tempfile.mkdtemp(prefix="gantools-gpu-"))
     for fp16 in (False, True):
         precision = "fp16" if fp16 else "fp32"
