@@ -10,9 +10,8 @@ measured in the same run.
 
 import numpy as np
 import torch
-from timing import bench_parser, matmul_peak, median_time, save_json
+from timing import INCEPTION_GFLOP, bench_parser, matmul_peak, median_time, save_json
 
-INCEPTION_GFLOP = 11.422336192  # per 299x299 image: torch.utils.flop_counter on gantools' FIDInception
 
 
 def cpu_flags() -> set:

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import INCEPTION_GFLOP, matmul_onnx
 
-INCEPTION_GFLOP = 11.422336192
 
 
 def session(path, provider):
@@ -43,17 +43,6 @@ def bound_rate(sess, feed: dict, device: str, runs: int) -> float:
         binding.synchronize_outputs()
         times.append(time.perf_counter() - t0)
     return 1 / statistics.median(times)
-
-
-def matmul_model(path: Path, n: int, fp16: bool) -> None:
-    import onnx
-    from onnx import TensorProto, helper
-
-    t = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
-                              [helper.make_tensor_value_info(x, t, [n, n]) for x in "ab"],
-                              [helper.make_tensor_value_info("c", t, [n, n])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
 
 
 def export_fp16(module, example, path: Path) -> None:
@@ -86,7 +75,7 @@ def main():
     for fp16 in (False, True):
         precision = "fp16" if fp16 else "fp32"
         mm = tmp / f"mm-{precision}.onnx"
-        matmul_model(mm, n_mm, fp16)
+        mm.write_bytes(matmul_onnx(n_mm, fp16).SerializeToString())
         a = np.random.default_rng(0).random((n_mm, n_mm), dtype=np.float32).astype(np.float16 if fp16 else np.float32)
         try:
             peak = bound_rate(session(mm, provider), {"a": a, "b": a}, device, runs) * 2 * n_mm ** 3 / 1e9

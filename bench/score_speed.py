@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import bench_parser, matmul_peak, save_json
+from timing import INCEPTION_GFLOP, bench_parser, matmul_peak, save_json
 
-INCEPTION_GFLOP = 11.422336192  # per 299x299 image: torch.utils.flop_counter on gantools' FIDInception
 
 TORCHMETRICS = r"""
 import sys, numpy as np, torch

@@ -51,6 +51,23 @@ def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
     return med
 
 
+INCEPTION_GFLOP = 11.422336192  # per 299x299 image: torch.utils.flop_counter on gantools' FIDInception
+
+
+def matmul_onnx(n: int, fp16: bool = False):
+    """An ONNX model of one n x n MatMul (inputs a, b; output c), for measuring a runtime's peak."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    t = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                              [helper.make_tensor_value_info(x, t, [n, n]) for x in "ab"],
+                              [helper.make_tensor_value_info("c", t, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
 def matmul_peak(size: int = 4096, runs: int = 5) -> dict:
     """The best fp32 GEMM rate (GFLOP/s) this machine reaches here, with every core: square MatMuls through
     ONNX Runtime (MLAS), PyTorch and NumPy's BLAS, median of `runs` each; the highest is "the peak"."""
@@ -67,16 +84,9 @@ def matmul_peak(size: int = 4096, runs: int = 5) -> dict:
     except ImportError:
         pass
     try:
-        import onnx
         import onnxruntime as ort
-        from onnx import TensorProto, helper
 
-        graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
-                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
-                                  [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-        onnx.checker.check_model(model)
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(matmul_onnx(size).SerializeToString(), providers=["CPUExecutionProvider"])
         rates["onnxruntime"] = flop / median_time(lambda: session.run(None, {"a": a, "b": a}), runs)[0] / 1e9
     except ImportError:
         pass
