@@ -26,8 +26,12 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 def cache_dir() -> Path:
     """$GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools."""
     if os.environ.get("GANTOOLS_CACHE"):
-        return Path(os.environ["GANTOOLS_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantools"
+        root, name = Path(os.environ["GANTOOLS_CACHE"]), "$GANTOOLS_CACHE"
+    else:
+        root, name = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantools", "the cache"
+    if root.exists() and not root.is_dir():
+        raise GanToolsError(f"{name} {root} is a file; point $GANTOOLS_CACHE at a folder")
+    return root
 
 
 def size_limit() -> int:

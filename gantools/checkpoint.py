@@ -7,10 +7,10 @@ executes code from it.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from pathlib import Path
-
-import torch
 
 from .errors import GanToolsError
 from .files import atomic_path
@@ -24,6 +24,8 @@ def checkpoint_dir(run_dir) -> Path:
 
 def save_checkpoint(run_dir, step: int, state: dict, keep: int = 3) -> Path:
     """Write checkpoints/step_NNNNNNN.pt atomically; keep the newest `keep`."""
+    import torch
+
     path = checkpoint_dir(run_dir) / f"step_{step:07d}.pt"
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -43,12 +45,17 @@ def list_checkpoints(run_dir) -> list[Path]:
 
 def load_checkpoint(path) -> dict:
     """Load a checkpoint with weights_only=True; a bad file is a GanToolsError."""
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GanToolsError(f"no checkpoint at {path}") from None
+    except IsADirectoryError:
+        raise GanToolsError(f"{path} is a folder; give a checkpoint file or a run directory") from None
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise GanToolsError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+        raise GanToolsError(f"cannot load checkpoint {path}: damaged or not a PyTorch checkpoint ({detail})") from None
     if not isinstance(state, dict) or "generator" not in state or "config" not in state:
         raise GanToolsError(f"{path} is not a gantools checkpoint")
     return state
@@ -59,3 +66,30 @@ def latest_checkpoint(run_dir) -> Path:
     if not found:
         raise GanToolsError(f"no checkpoints in {checkpoint_dir(run_dir)}; is {run_dir} a gantools run directory?")
     return found[-1]
+
+
+def read_run_config(run_dir) -> dict:
+    """A run's config.json as a dict; a missing or damaged file is a GanToolsError naming it."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise GanToolsError(f"{run_dir} holds no config.json; give a run directory made by `gantools train`")
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GanToolsError(f"{path} is damaged ({exc}); restore it, or start a new run") from None
+    if not isinstance(config, dict):
+        raise GanToolsError(f"{path} is damaged (not a JSON object); restore it, or start a new run")
+    return config
+
+
+@contextlib.contextmanager
+def checkpoint_fits(path):
+    """Report a checkpoint whose weights or config do not build its own model (damaged, or not gantools')."""
+    try:
+        yield
+    except GanToolsError as exc:
+        raise GanToolsError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise GanToolsError(f"{path} does not rebuild a gantools model ({type(exc).__name__}: {detail}); "
+                            "is it damaged, or from another program?") from None

@@ -29,6 +29,12 @@ def _fail(message: str, code: int = 2):
     sys.exit(code)
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """numpy's MemoryError, CUDA's OutOfMemoryError, or PyTorch's CPU allocator failing (a plain RuntimeError)."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(exc))
+
+
 def main(argv=None) -> None:
     """Entry point: run the click group without its own exception printing."""
     try:
@@ -51,6 +57,11 @@ def main(argv=None) -> None:
         _fail("interrupted", 130)
     except OSError as exc:  # disk full, permission denied: the user can fix these, no traceback
         _fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        detail = (str(exc).strip().splitlines() or ["MemoryError"])[0][:200]
+        _fail(f"out of memory ({detail}); ask for less at once: a smaller --batch-size, -n or --width")
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -172,7 +183,10 @@ def train(ctx, out, resume, quiet, **_):
     from .threads import choose_wait_policy
 
     choose_wait_policy()  # before torch loads
+    from .files import check_output
     from .train import train as run_training
+
+    check_output(out, "--out", [ctx.params["data"]])
 
     options = _given(ctx, [n for n in ctx.params if n not in ("out", "resume", "quiet")])
     ckpt = run_training(out, resume=resume, progress=not quiet, **options)
@@ -196,7 +210,9 @@ def export(run, out, no_discriminator, tolerance, overwrite):
     RUN is a run directory (its newest checkpoint is used) or a checkpoint file.
     """
     from .export import export_run
+    from .files import check_output
 
+    check_output(out, "-o", [run])
     report = export_run(run, out, discriminator=not no_discriminator, tolerance=tolerance, overwrite=overwrite)
     click.echo(f"wrote {report.generator}  (max |torch - onnxruntime| = {report.generator_max_abs_diff:.2e})")
     if report.discriminator:
@@ -249,8 +265,11 @@ def info(models, as_json, device):
 def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_latents, refine, discriminator, resume,
              overwrite, quiet):
     """Generate samples from an exported generator with ONNX Runtime."""
+    from .files import check_output
     from .generate import generate as run_generation
 
+    check_output(out, "-o", [model, discriminator])
+    check_output(grid, "--grid", [model, discriminator])
     r = run_generation(model, n, out, seed=seed, batch_size=batch_size, device=device, fixed_class=fixed_class,
                        grid=grid, save_latents=save_latents, resume=resume, overwrite=overwrite, refine=refine,
                        discriminator=discriminator, progress=not quiet)
@@ -336,15 +355,12 @@ def stats(source, out, n, extractor, inception_weights, classifier, image_size, 
 def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, report_out, bootstrap,
           discriminator, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
           skip_bad_images, quiet):
-    from .files import write_text_atomic
+    from .files import check_output, write_text_atomic
     from .metrics.score import format_table, parse_gate
     from .metrics.score import score as run_score
 
-    from .files import check_not_input
-
     for flag, path in (("--json", json_out), ("--log", log_out), ("--report", report_out)):
-        if path is not None:
-            check_not_input(path, [source, real], flag)
+        check_output(path, flag, [source, real])
     gates = [parse_gate("max", g) for g in max_gates] + [parse_gate("min", g) for g in min_gates]
     result = run_score(source, real, [m.strip() for m in metrics.split(",") if m.strip()], n=n, n_real=n_real,
                        seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
@@ -382,8 +398,10 @@ def report(run, out, model, scores, device):
     RUN is a run directory: the page shows its story, loss and D-output curves, samples over training, the
     exported generator's samples (--model), the scores and their trends (--scores) and the configuration.
     """
+    from .files import check_output
     from .report import run_report
 
+    check_output(out, "-o", [run, model, scores])
     if not out.lower().endswith((".html", ".htm")):
         raise GanToolsError(f"-o must name an .html file, got {out}")
     click.echo(f"wrote {run_report(run, out, model=model, scores=scores, device=device)}")
@@ -424,7 +442,9 @@ def train_classifier(data, out, epochs, batch_size, image_size, seed, quiet):
 
     choose_wait_policy()  # before torch loads
     from .classifier import train_classifier as run
+    from .files import check_output
 
+    check_output(out, "-o", [data])
     r = run(data, out, epochs=epochs, batch_size=batch_size, image_size=image_size, seed=seed, progress=not quiet)
     click.echo(f"wrote {r.out}: held-out accuracy {r.heldout_accuracy:.4f} on {r.n_test} images "
                f"(trained on {r.n_train}; max |torch - onnxruntime| = {r.max_abs_diff:.2e})")

@@ -71,6 +71,8 @@ class ArraySource:
     def __post_init__(self):
         if len(self.x) == 0:
             raise GanToolsError(f"data source {self.name!r} holds no samples")
+        if self.x[0].size == 0:
+            raise GanToolsError(f"data source {self.name!r}: its samples of shape {self.x.shape[1:]} hold no values")
         if np.issubdtype(self.x.dtype, np.floating) and not np.isfinite(self.x).all():
             bad = int((~np.isfinite(self.x.reshape(len(self.x), -1))).any(axis=1).sum())
             raise GanToolsError(f"data source {self.name!r}: {bad} of {len(self.x)} samples hold NaN or Inf values; "
@@ -303,8 +305,8 @@ def _read_image(path: Path) -> np.ndarray:
                 return np.repeat(grey[..., None], 3, axis=2)
             # palette, grey+alpha and RGBA become RGB as pytorch-fid and clean-fid read them (alpha dropped)
             return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise GanToolsError(f"cannot read image {path}: {exc}; remove or replace the file") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise GanToolsError(f"cannot read image {path}: {str(exc).rstrip('.')}; remove or replace the file") from None
 
 
 def _read_image_or_none(path: Path) -> np.ndarray | None:
@@ -464,6 +466,8 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise GanToolsError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise GanToolsError(f"{path} is truncated: its header promises {ndim} dimensions")
     dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != math.prod(dims):

@@ -144,7 +144,7 @@ def export_run(source, out, *, discriminator: bool = True, tolerance: float = PA
     """Export the newest checkpoint of run directory `source` (or a checkpoint file) to `out`."""
     import torch
 
-    from .checkpoint import load_checkpoint
+    from .checkpoint import checkpoint_fits, load_checkpoint
     from .latents import labels_for, latents_for
 
     out = Path(out)
@@ -153,11 +153,13 @@ def export_run(source, out, *, discriminator: bool = True, tolerance: float = PA
     existing = [p for p in (out, disc_path_for(out) if discriminator else None) if p is not None and p.exists()]
     if existing and not overwrite:
         raise GanToolsError(f"{existing[0]} exists; pass --overwrite to replace it, or choose another -o")
-    state = load_checkpoint(_checkpoint_for(source))
-    config = state["config"]
-    G, D = checkpoint_to_modules(state)
-    z = latents_for(config["seed"], 0, PARITY_BATCH, config["latent_dim"])
-    y = labels_for(0, PARITY_BATCH, config["num_classes"])
+    path = _checkpoint_for(source)
+    state = load_checkpoint(path)
+    with checkpoint_fits(path):
+        config = state["config"]
+        G, D = checkpoint_to_modules(state)
+        z = latents_for(config["seed"], 0, PARITY_BATCH, config["latent_dim"])
+        y = labels_for(0, PARITY_BATCH, config["num_classes"])
     extra = {"y": y} if y is not None else {}
     targets = [("generator", G, out, {"z": z, **extra}, "x")]
     if discriminator:

@@ -34,11 +34,20 @@ def atomic_path(path):
         raise
 
 
-def check_not_input(out, inputs, flag: str) -> None:
-    """Refuse an output path that is one of the command's input files (it would destroy the input)."""
+def check_output(out, flag: str, inputs=()) -> None:
+    """Refuse, before any work, an output path that cannot be written (a file where a folder must be) or that
+    is one of the command's inputs (it would destroy the input)."""
     from .errors import GanToolsError
 
-    target = Path(out).resolve()
+    if out is None:
+        return
+    target = Path(out).absolute()
+    above = target.parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise GanToolsError(f"{flag} {out}: {above} is a file, so nothing can be written under it")
+    target = target.resolve()
     for spec in inputs:
         if spec is None:
             continue
@@ -46,6 +55,28 @@ def check_not_input(out, inputs, flag: str) -> None:
         path = path if path.exists() else Path(str(spec).rsplit(":", 1)[0])  # SOURCE:train names SOURCE
         if path.exists() and path.resolve() == target:
             raise GanToolsError(f"{flag} {out} is an input of this command; write the output elsewhere")
+
+
+def check_room(out, nbytes: int) -> None:
+    """Refuse before any work an output that cannot fit on its disk (it would fail at the end, or fill the disk)."""
+    import shutil
+
+    from .errors import GanToolsError
+
+    where = Path(out).absolute()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if nbytes > free:
+        raise GanToolsError(f"{out} would take about {_size(nbytes)}, but its disk has {_size(free)} free: "
+                            "ask for fewer samples or write elsewhere")
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
 
 
 def write_text_atomic(path, text: str) -> None:

@@ -19,12 +19,15 @@ import numpy as np
 
 from .data import unit_to_uint8
 from .errors import GanToolsError
-from .files import atomic_path
+from .files import atomic_path, check_room
 from .latents import labels_for, latents_for
 
 GRID_MAX = 100  # images on a contact sheet
 GRID_POINTS = 2500  # points on a scatter plot
 LATENT_BLOCK = 4096  # samples whose latents are made in one vectorised call
+PNG_OVERHEAD = 100  # bytes of a PNG beyond its pixels (signature, chunks, checksums), and its directory entry
+FILE_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".json", ".onnx", ".pt", ".pth", ".txt", ".csv", ".zip", ".tar",
+                 ".gz", ".h5", ".pkl")  # an -o that names one of these is a file, not a folder of PNGs
 
 
 @dataclass
@@ -87,6 +90,15 @@ def check_class(model, fixed_class: int | None) -> None:
         raise GanToolsError(f"--class must lie in 0..{model.num_classes - 1}, got {fixed_class}")
 
 
+def _bytes_per_sample(model, to_npz: bool, save_latents: bool) -> int:
+    """About what one sample takes on disk: its pixels or coordinates, labels and latents, or a PNG's overhead."""
+    values = int(np.prod(model.sample_shape))
+    if not to_npz:
+        return values + PNG_OVERHEAD
+    return (values if model.kind == "image" else 4 * values) + 8 * bool(model.num_classes) \
+        + 4 * model.latent_dim * save_latents
+
+
 def _png_name(i: int, n: int) -> str:
     return f"{i:0{max(6, len(str(n - 1)))}d}.png"
 
@@ -120,6 +132,11 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
             raise GanToolsError(f"{name} must be at least {low}, got {value}")
     if to_npz and resume:
         raise GanToolsError("--resume applies to PNG folders; an .npz is written whole or not at all")
+    if resume and overwrite:
+        raise GanToolsError("--resume keeps the samples there and --overwrite replaces them: give one of them")
+    if out.suffix.lower() in FILE_SUFFIXES:
+        raise GanToolsError(f"-o {out}: generate writes a folder of PNGs or one .npz file; give a folder name "
+                            "or a name ending in .npz")
     if save_latents and not to_npz:
         raise GanToolsError("--save-latents applies to .npz output: give -o FILE.npz")
     if grid is not None and Path(grid).suffix.lower() != ".png":
@@ -137,6 +154,7 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
         raise GanToolsError("--discriminator is used by --refine; add --refine drs or --refine mh")
     if model.kind != "image" and not to_npz:
         raise GanToolsError(f"{model_path} makes {model.sample_shape[0]}-D points, not images: give -o FILE.npz")
+    check_room(out, n * _bytes_per_sample(model, to_npz, save_latents))
     existing = {p.name for p in out.iterdir() if _PNG.match(p.name)} if out.is_dir() else set()
     if existing and not (resume or overwrite):
         raise GanToolsError(f"{out} already holds {len(existing)} samples; pass --resume to finish the set, "

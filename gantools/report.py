@@ -112,10 +112,13 @@ def read_score_log(path) -> list[dict]:
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
-                raise GanToolsError(f"--scores: {path} line {i} is not JSON; give a file written by "
-                                    "`gantools score --log`") from None
+                record = None
+            if not isinstance(record, dict):
+                raise GanToolsError(f"--scores: {path} line {i} is not a score record; give a file written by "
+                                    "`gantools score --log`")
+            records.append(record)
     if not records:
         raise GanToolsError(f"--scores: {path} holds no score records")
     return records
@@ -177,9 +180,11 @@ def read_log(run) -> list[dict]:
     log, rows = Path(run) / "log.jsonl", []
     for line in log.read_text().splitlines() if log.is_file() else []:
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except ValueError:
             continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
     return rows
 
 
@@ -187,13 +192,11 @@ def run_report(run, out, *, model=None, scores=None, device: str = "auto", curve
     """report.html of a run directory: story, config, curves, sample strip, final samples, scores.
 
     `curves`: the training_curves picture when the caller has drawn it already."""
+    from .checkpoint import read_run_config
     from .plots import training_curves
 
     run, out = Path(run), Path(out)
-    cfg_path = run / "config.json"
-    if not cfg_path.is_file():
-        raise GanToolsError(f"{run} holds no config.json; give a run directory made by `gantools train`")
-    config = json.loads(cfg_path.read_text())
+    config = read_run_config(run)
     rows = read_log(run)
     records = read_score_log(scores) if scores is not None else None
     steps_done = rows[-1]["step"] if rows else 0

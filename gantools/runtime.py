@@ -93,6 +93,8 @@ def open_session(path, device: str = "auto", trusted: bool = False):
     if device not in DEVICES:
         raise GanToolsError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     path = Path(path)
+    if path.is_dir():
+        raise GanToolsError(f"{path} is a folder; give an exported model file (.onnx)")
     if not path.is_file():
         raise GanToolsError(f"no such model file: {path}")
     if not trusted:
@@ -158,13 +160,27 @@ class _OnnxModel:
             raise GanToolsError(f"{self.path} is a {meta.get('role')}, not a {self.role}")
         try:
             self.num_classes = int(meta["num_classes"])
-            self.sample_shape = tuple(json.loads(meta["sample_shape"]))
+            self.sample_shape = tuple(int(d) for d in json.loads(meta["sample_shape"]))
             self.kind = meta["kind"]
             self.class_names = json.loads(meta.get("class_names", "[]"))
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise GanToolsError(f"{self.path}: damaged gantools metadata ({exc})") from None
+        ranks = {"image": 3, "points": 1}
+        if (self.kind not in ranks or len(self.sample_shape) != ranks[self.kind] or min(self.sample_shape) < 1
+                or self.num_classes < 0):
+            raise GanToolsError(f"{self.path}: damaged gantools metadata (kind {self.kind!r}, sample_shape "
+                                f"{list(self.sample_shape)}, num_classes {self.num_classes}); re-export it")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.provider = session_provider(self.session)
+
+    def _check_graph_fits(self, io, name: str, tail) -> None:
+        """The graph's `name` is [batch, *tail], as its metadata says (dims the graph leaves open pass)."""
+        found = next((a.shape for a in io if a.name == name), None)
+        if found is None or len(found) != 1 + len(tail) or any(
+                isinstance(d, int) and d != t for d, t in zip(found[1:], tail)):
+            raise GanToolsError(f"{self.path}: its metadata promises {name} of shape [batch, "
+                                f"{', '.join(map(str, tail))}] but the graph has {found}; the file was altered "
+                                "after export: re-export it")
 
     def _check_inputs(self, expected):
         if self.input_names != expected:
@@ -196,8 +212,13 @@ class OnnxGenerator(_OnnxModel):
 
     def __init__(self, path, device: str = "auto"):
         super().__init__(path, device)
-        self.latent_dim = int(self.metadata["latent_dim"])
+        try:
+            self.latent_dim = int(self.metadata["latent_dim"])
+        except (KeyError, ValueError) as exc:
+            raise GanToolsError(f"{self.path}: damaged gantools metadata (latent_dim: {exc})") from None
         self._check_inputs(["z", "y"] if self.num_classes else ["z"])
+        self._check_graph_fits(self.session.get_inputs(), "z", [self.latent_dim])
+        self._check_graph_fits(self.session.get_outputs(), "x", self.sample_shape)
 
     def __call__(self, z, y=None) -> np.ndarray:
         return self._run(self._feed("z", z, y))
@@ -212,6 +233,7 @@ class OnnxDiscriminator(_OnnxModel):
         super().__init__(path, device)
         self.threshold = float(self.metadata.get("decision_threshold", 0.0))
         self._check_inputs(["x", "y"] if self.num_classes else ["x"])
+        self._check_graph_fits(self.session.get_inputs(), "x", self.sample_shape)
 
     def __call__(self, x, y=None) -> np.ndarray:
         return self._run(self._feed("x", x, y))

@@ -125,6 +125,9 @@ def _check_options(c: dict) -> None:
         raise GanToolsError("--mixture takes one latent coordinate to pick a component: use --latent-dim 2 or more")
     if c["levels"] < 0 or c["levels"] == 1 or c["levels"] > 256:
         raise GanToolsError(f"--levels takes 0 (continuous) or 2..256, got {c['levels']}")
+    for name in ("lr", "r1", "r1_final", "gp_weight"):
+        if not math.isfinite(c[name]):
+            raise GanToolsError(f"--{name.replace('_', '-')} must be a finite number, got {c[name]}")
     if not c["lr"] > 0:
         raise GanToolsError(f"--lr must be positive, got {c['lr']}")
     if c["r1"] < 0 or c["gp_weight"] < 0:
@@ -139,6 +142,20 @@ def _check_options(c: dict) -> None:
         raise GanToolsError(f"--seed must be non-negative, got {c['seed']}")
     if c["device"] not in ("auto", "cpu", "cuda"):
         raise GanToolsError(f"--device must be auto, cpu or cuda, got {c['device']!r}")
+
+
+def _check_options_fit(cfg: TrainConfig, c: dict, source) -> None:
+    """Refuse options given for a model or data they do not act on (silently ignoring them misleads)."""
+    from .data import ArraySource
+
+    if cfg.g_norm is not None and c["model"] != "dcgan":
+        raise GanToolsError("--g-norm sets the dcgan generator's normalisation; drop it for --model mlp")
+    if cfg.levels is not None and source.kind != "image":
+        raise GanToolsError(f"--levels rounds generated pixels; {cfg.data} holds 2-D points, drop it")
+    if cfg.r1_final is not None and not c["r1"]:
+        raise GanToolsError("--r1-final is where the R1 penalty decays to: give --r1 too, or drop --r1-final")
+    if isinstance(source, ArraySource) and len(source) < 2:
+        raise GanToolsError(f"{cfg.data} holds {len(source)} sample; a GAN learns a distribution from many")
 
 
 def resolve_config(cfg: TrainConfig, source) -> dict:
@@ -220,8 +237,8 @@ def _distribute(G, D, device, world):
 
 
 def _start_run(out: Path, options: dict, resume: bool):
-    """(config dict, source, checkpoint path or None) for a new or resumed run."""
-    from .checkpoint import list_checkpoints
+    """(config dict, source, checkpoints to resume from, oldest first, or None) for a new or resumed run."""
+    from .checkpoint import list_checkpoints, read_run_config
     from .data import load_source
     from .distributed import launched_size
     from .recipes import CLASSIC
@@ -230,7 +247,7 @@ def _start_run(out: Path, options: dict, resume: bool):
     if resume:
         if not cfg_path.exists():
             raise GanToolsError(f"--resume: {out} holds no config.json; is it a gantools run directory?")
-        saved = json.loads(cfg_path.read_text())
+        saved = read_run_config(out)
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         changed = [k for k, v in options.items() if k not in RESUMABLE_OPTIONS and v != saved.get(k)]
         if changed:
@@ -245,8 +262,7 @@ def _start_run(out: Path, options: dict, resume: bool):
         merged.update({k: v for k, v in saved.items() if k in fields})
         merged.update({k: options[k] for k in RESUMABLE_OPTIONS if k in options})
         cfg = TrainConfig(**merged)
-        ckpts = list_checkpoints(out)
-        ckpt = ckpts[-1] if ckpts else None
+        ckpt = list_checkpoints(out) or None
     else:
         if out.exists() and any(out.iterdir()):
             raise GanToolsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -259,6 +275,8 @@ def _start_run(out: Path, options: dict, resume: bool):
         _tensorboard_writer()  # a missing package is reported before any work
     source = load_source(cfg.data, cfg.image_size, cfg.skip_bad_images)
     config = resolve_config(cfg, source)
+    if not resume:  # a resumed run's config holds every setting, given or not
+        _check_options_fit(cfg, config, source)
     ranks = launched_size()
     if config["batch_size"] % ranks:
         raise GanToolsError(f"--batch-size {config['batch_size']} is the global batch and must split evenly over "
@@ -268,6 +286,34 @@ def _start_run(out: Path, options: dict, resume: bool):
     return config, source, ckpt
 
 
+def _load_newest_whole(ckpts, G, D, G_ema, opt_g, opt_d):
+    """(path, state) of the newest checkpoint that loads whole into the models, optimisers and RNG.
+
+    Checkpoints are written atomically, so a damaged one was damaged afterwards (a disk, a copy): resuming
+    from the one before it loses a few steps, not the run, and stays exactly reproducible."""
+    import sys
+
+    import torch
+
+    from .checkpoint import checkpoint_fits, load_checkpoint
+
+    *older, path = ckpts
+    try:
+        state = load_checkpoint(path)
+        with checkpoint_fits(path):
+            for module, key in ((G, "generator"), (D, "discriminator"), (G_ema, "generator_ema"),
+                                (opt_g, "opt_g"), (opt_d, "opt_d")):
+                module.load_state_dict(state[key])
+            torch.set_rng_state(state["torch_rng"])
+            int(state["step"]), dict(state["d_stats"]), state["log_partial"]
+        return path, state
+    except GanToolsError as exc:
+        if not older:
+            raise
+        print(f"gantools: warning: {exc}; resuming from the checkpoint before it", file=sys.stderr)
+        return _load_newest_whole(older, G, D, G_ema, opt_g, opt_d)
+
+
 def train(out, *, resume: bool = False, progress: bool = True, **options) -> Path:
     """Train a GAN into run directory `out`; return the final checkpoint's path (None on ranks other than 0).
 
@@ -275,16 +321,38 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     the newest checkpoint in `out` under the saved config (only the options in
     RESUMABLE_OPTIONS may change, e.g. a larger `steps`, or the number of processes).
     """
+    out = Path(out)
+    config, source, ckpt = _start_run(out, options, resume)
+    try:
+        return _train_from(out, config, source, ckpt, progress)
+    except BaseException:
+        _remove_if_no_checkpoint(out, resume)
+        raise
+
+
+def _remove_if_no_checkpoint(out: Path, resume: bool) -> None:
+    """A new run that failed before its first checkpoint leaves nothing (it holds nothing to resume from)."""
+    import shutil
+
+    from .checkpoint import list_checkpoints
+
+    rank0 = os.environ.get("RANK", "0") in ("", "0")  # not current(): it may not have joined the group yet
+    if not resume and rank0 and out.is_dir() and not list_checkpoints(out):
+        for entry in out.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        out.rmdir()
+
+
+def _train_from(out: Path, config: dict, source, ckpt, progress: bool):
+    """Train from the start or from one of the checkpoints `ckpt` (oldest first) to config's steps."""
     import numpy as np
     import torch
 
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import save_checkpoint
     from .distributed import current
     from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
 
-    out = Path(out)
-    config, source, ckpt = _start_run(out, options, resume)
     device = _pick_device(config["device"])
     world = current("nccl" if device.type == "cuda" else "gloo")
     world.barrier()  # every rank has checked --out before rank 0 writes to it
@@ -302,13 +370,7 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     opt_d = torch.optim.Adam(D.parameters(), lr=config["lr"], betas=betas, foreach=True)
     start, d_stats = 0, {"real": 0.0, "fake": 0.0}
     if ckpt is not None:
-        state = load_checkpoint(ckpt)
-        G.load_state_dict(state["generator"])
-        D.load_state_dict(state["discriminator"])
-        G_ema.load_state_dict(state["generator_ema"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        torch.set_rng_state(state["torch_rng"])
+        ckpt, state = _load_newest_whole(ckpt, G, D, G_ema, opt_g, opt_d)
         start, d_stats = state["step"], dict(state["d_stats"])
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -383,6 +445,9 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
         bar.update(1)
         if step % config["log_every"] == 0 or step == config["steps"]:
             row = log.flush(step)
+            if not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
+                raise GanToolsError(f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
+                                    "with a lower --lr (or --r1, --spectral-norm)")
             bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
         if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
             picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")

@@ -184,6 +184,27 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     assert not torch.equal(a["generator"]["net.0.weight"], c["generator"]["net.0.weight"])
 
 
+def test_resume_passes_over_a_damaged_newest_checkpoint_and_ends_bit_identical(tmp_path, capsys):
+    opts = dict(data="ring", steps=12, sample_every=100, log_every=2)
+    full = load_checkpoint(train(tmp_path / "full", progress=False, **opts))
+    run = tmp_path / "run"
+    train(run, progress=False, **opts, checkpoint_every=4)
+    list_checkpoints(run)[-1].unlink()  # as if killed after step 11: checkpoints 4 and 8 are there
+    newest = list_checkpoints(run)[-1]
+    newest.write_bytes(newest.read_bytes()[:2000])  # damaged after it was written (a disk, a copy)
+    resumed = load_checkpoint(train(run, resume=True, progress=False))
+    _assert_same_state(full, resumed)
+    assert "step_0000008.pt" in capsys.readouterr().err
+    lines = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert lines == list(range(2, 13, 2))  # the log reads as one run
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_nothing_half_made(tmp_path):
+    with pytest.raises(GanToolsError, match="diverged by step 2.*lower --lr"):
+        train(tmp_path / "r", progress=False, data="ring", steps=20, lr=1e30, **SMALL)
+    assert not (tmp_path / "r").exists()  # no checkpoint was written: the run folder goes too
+
+
 def test_checkpoints_keep_only_the_newest(tmp_path):
     train(tmp_path / "r", progress=False, data="ring", steps=10, checkpoint_every=2, keep=2,
           sample_every=100, log_every=5)

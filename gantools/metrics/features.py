@@ -122,20 +122,20 @@ def inception_onnx_path(weights=None) -> tuple[Path, str]:
     prefix = f"inception-{sha[:16]}-v{_CACHE_VERSION}"
     target = find_model(prefix)
     if target is None:
-        import sys
-
-        print(f"gantools: building the Inception ONNX model once, in {cache_dir()}", file=sys.stderr)
-        target = store_model(prefix, lambda tmp: _export_inception(path, tmp))
+        target = store_model(prefix, lambda tmp: _export_inception(path, tmp, cache_dir()))
     return target, sha
 
 
-def _export_inception(weights_path: Path, target: Path) -> None:
+def _export_inception(weights_path: Path, target: Path, cache: Path) -> None:
+    import sys
+
     import torch
 
     from ..export import module_to_onnx
     from .inception import load_inception
 
-    model = load_inception(weights_path)
+    model = load_inception(weights_path)  # bad weights are reported before the notice
+    print(f"gantools: building the Inception ONNX model once, in {cache}", file=sys.stderr)
     outputs = ["features", "logits"] if model.with_logits else ["features"]
     dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, **{o: {0: "batch"} for o in outputs}}
     meta = {"gantools_format": "1", "role": "extractor", "extractor": INCEPTION_ID}

@@ -39,6 +39,7 @@ FID_FEW_ROWS = 4096  # sides with fewer samples keep their features: FID may the
 ALIASES = {"kid": "kid_mean", "is": "is_mean", "c2st": "c2st_accuracy", "disc": "disc_accuracy"}
 DEFAULT_GENERATED = 10_000
 DEFAULT_POINTS = 2_500  # the mode-collapse literature scores 2,500 samples
+_KIND_WORDS = {"image": "images", "points": "points"}
 
 
 @dataclass
@@ -121,9 +122,12 @@ def parse_gate(op: str, text: str) -> tuple[str, str, float]:
     if not sep or name not in GATE_KEYS:
         raise GanToolsError(f"--{op} takes METRIC=VALUE with METRIC one of {', '.join(GATE_KEYS)}; got {text!r}")
     try:
-        return op, name, float(value)
+        bound = float(value)
     except ValueError:
-        raise GanToolsError(f"--{op} {text}: {value!r} is not a number") from None
+        bound = math.nan
+    if math.isnan(bound):
+        raise GanToolsError(f"--{op} {text}: {value!r} is not a number")
+    return op, name, bound
 
 
 def _find_discriminator(samples: Samples, given):
@@ -282,6 +286,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     if classifier is not None and extractor != "classifier" and "classes" not in metrics:
         raise GanToolsError("--classifier is used by --extractor classifier and --metrics classes; add one of them "
                             "or drop --classifier")
+    if bootstrap and not {"fid", "kid"} & set(metrics):
+        raise GanToolsError("--bootstrap gives intervals on fid and kid; add one of them to --metrics or drop it")
     if real is None:
         raise GanToolsError("--real is needed: a data source, an exported generator or reference statistics")
     if report is not None and not str(report).lower().endswith((".html", ".htm")):
@@ -300,7 +306,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     else:
         real_side = open_samples(real, n_real, seed + 1, image_size, device, skip_bad_images)
         if real_side.kind != fake.kind:
-            raise GanToolsError(f"{source} holds {fake.kind}s but {real} holds {real_side.kind}s")
+            raise GanToolsError(f"{source} holds {_KIND_WORDS[fake.kind]} but {real} holds "
+                                f"{_KIND_WORDS[real_side.kind]}; score samples against real data of the same kind")
     _check_counts(metrics, fake, real_side, k_pr, k_dc)
     featured = any(m in FEATURE_METRICS for m in metrics)
     ex = None
@@ -530,11 +537,11 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
     from .features import make_extractor
     from .stats import save_ref_stats
 
-    from ..files import check_not_input
+    from ..files import check_output
 
     if not str(out).lower().endswith(".npz"):
         raise GanToolsError(f"-o must name an .npz file (pytorch-fid's format), got {out}")
-    check_not_input(out, [source], "-o")
+    check_output(out, "-o", [source])
     world = current()
     samples = open_samples(source, n, seed, image_size, device, skip_bad_images)
     if samples.count < 2:

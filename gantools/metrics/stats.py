@@ -70,7 +70,10 @@ def load_ref_stats(path) -> dict:
         raise GanToolsError(f"cannot read reference statistics {path}: {exc}") from None
     if "mu" not in arrays or "sigma" not in arrays:
         raise GanToolsError(f"{path} has no mu and sigma arrays")
-    mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
+    mu, sigma = arrays["mu"], arrays["sigma"]
+    if not all(np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer) for a in (mu, sigma)):
+        raise GanToolsError(f"{path}: mu and sigma must be numbers, got {mu.dtype} and {sigma.dtype}")
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise GanToolsError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit together")
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
@@ -78,6 +81,9 @@ def load_ref_stats(path) -> dict:
     if not np.allclose(sigma, sigma.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(sigma).max()))):
         raise GanToolsError(f"{path}: sigma is not symmetric, so it is not a covariance; rebuild it with "
                             "`gantools stats`")
+    if (np.diag(sigma) < 0).any():
+        raise GanToolsError(f"{path}: sigma has negative variances on its diagonal, so it is not a covariance; "
+                            "rebuild it with `gantools stats`")
     return {
         "mu": mu, "sigma": sigma,
         "extractor": str(arrays["extractor"]) if "extractor" in arrays else None,
