@@ -402,15 +402,17 @@ def _images_from_array(name: str, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x)
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
         raise GanToolsError(f"{name}: images must be uint8 or float, got {x.dtype}")
-    x = x.astype(np.float32)
     lo, hi = float(x.min()), float(x.max())
+    if np.issubdtype(x.dtype, np.integer) and lo >= 0 and 1 < hi <= 255:  # 8-bit pixels in a wider type
+        return np.ascontiguousarray(x.astype(np.uint8))
+    x = x.astype(np.float32)
     if lo >= 0.0 and hi <= 1.0:
         return np.ascontiguousarray(x)
     if lo >= -1.0 and hi <= 1.0:
         return np.ascontiguousarray((x + 1.0) / 2.0)
     raise GanToolsError(
-        f"{name}: float images must lie in [0, 1] or [-1, 1] (found {lo:g}..{hi:g}); "
-        "store 0..255 pixels as uint8"
+        f"{name}: images must hold 0..255 pixels, or floats in [0, 1] or [-1, 1] (found {lo:g}..{hi:g}); "
+        "rescale them"
     )
 
 

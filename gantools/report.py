@@ -103,6 +103,22 @@ def score_table(result: dict) -> str:
     return _table(["metric", "value", "gate", "result"], rows, numeric=(1,)) + f'<p class="muted">{about}</p>'
 
 
+def _is_score_record(record) -> bool:
+    """A JSON object as `score --log` writes it: numbers (or null) for metrics, well-formed gates."""
+    from .metrics.score import GATE_KEYS
+
+    if not isinstance(record, dict):
+        return False
+    number = (int, float, type(None))
+    gates = record.get("gates", [])
+    return (all(isinstance(record[k], number) and not isinstance(record[k], bool) for k in GATE_KEYS if k in record)
+            and isinstance(gates, list)
+            and all(isinstance(g, dict) and isinstance(g.get("metric"), str) and g.get("op") in ("max", "min")
+                    and isinstance(g.get("threshold"), (int, float)) and isinstance(g.get("passed"), bool)
+                    for g in gates)
+            and isinstance(record.get("passed", True), bool))
+
+
 def read_score_log(path) -> list[dict]:
     """The records of a `score --log` file, oldest first."""
     path = Path(path)
@@ -115,7 +131,7 @@ def read_score_log(path) -> list[dict]:
                 record = json.loads(line)
             except ValueError:
                 record = None
-            if not isinstance(record, dict):
+            if not _is_score_record(record):
                 raise GanToolsError(f"--scores: {path} line {i} is not a score record; give a file written by "
                                     "`gantools score --log`")
             records.append(record)

@@ -175,8 +175,11 @@ def test_float_arrays_in_both_ranges_give_the_same_images(tmp_path):
 
 def test_npz_errors(tmp_path):
     np.savez(tmp_path / "range.npz", x=np.full((3, 8, 8), 7.0))
-    with pytest.raises(GanToolsError, match="uint8"):
+    with pytest.raises(GanToolsError, match=r"0\.\.255 pixels, or floats in \[0, 1\]"):
         load_source(str(tmp_path / "range.npz"))
+    np.savez(tmp_path / "wide.npz", x=np.full((3, 8, 8), 300, np.int64))
+    with pytest.raises(GanToolsError, match="found 300..300"):
+        load_source(str(tmp_path / "wide.npz"))
     np.savez(tmp_path / "shape.npz", x=np.zeros((3, 5, 8, 8), np.uint8))
     with pytest.raises(GanToolsError, match="channel"):
         load_source(str(tmp_path / "shape.npz"))
@@ -189,6 +192,14 @@ def test_npz_errors(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(GanToolsError, match="cannot read"):
         load_source(str(tmp_path / "junk.npz"))
+
+
+def test_8_bit_pixels_stored_in_a_wider_integer_type_read_as_uint8(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "u8.npz", x=pixels)
+    np.savez(tmp_path / "i64.npz", x=pixels.astype(np.int64))
+    a, b = load_source(str(tmp_path / "u8.npz")), load_source(str(tmp_path / "i64.npz"))
+    assert b.x.dtype == np.uint8 and np.array_equal(a.x, b.x)
 
 
 def test_npz_points(tmp_path):

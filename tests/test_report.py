@@ -126,8 +126,11 @@ def test_report_errors_are_one_line(cli, tmp_path, ring_report):
     run, _ = ring_report
     assert_usage_error(cli("report", tmp_path / "nothing", "-o", tmp_path / "r.html"), "config.json")
     assert_usage_error(cli("report", run, "-o", tmp_path / "r.png"), ".html")
-    (tmp_path / "bad.jsonl").write_text("{not json\n")
-    assert_usage_error(cli("report", run, "-o", tmp_path / "r.html", "--scores", tmp_path / "bad.jsonl"), "line 1")
+    good = '{"fid": 1.5, "gates": [{"metric": "fid", "op": "max", "threshold": 2, "passed": true}]}\n'
+    for bad in ("{not json\n", "[1, 2]\n", '{"gates": 5}\n', '{"fid": "low"}\n', '{"gates": [{"metric": 1}]}\n'):
+        (tmp_path / "bad.jsonl").write_text(good + bad)
+        assert_usage_error(cli("report", run, "-o", tmp_path / "r.html", "--scores", tmp_path / "bad.jsonl"),
+                           "line 2", "not a score record")
     assert_usage_error(cli("score", "ring", "--real", "ring", "--metrics", "modes", "--report", tmp_path / "x.txt"),
                        "--report", ".html")
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "x.txt").exists()
