@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GanToolsError
-from .files import atomic_path
+from .files import atomic_path, remove_stale_temporaries
 from .runtime import FORMAT_VERSION
 
 OPSET = 17
@@ -153,6 +153,8 @@ def export_run(source, out, *, discriminator: bool = True, tolerance: float = PA
     existing = [p for p in (out, disc_path_for(out) if discriminator else None) if p is not None and p.exists()]
     if existing and not overwrite:
         raise GanToolsError(f"{existing[0]} exists; pass --overwrite to replace it, or choose another -o")
+    for target in (out, disc_path_for(out)):
+        remove_stale_temporaries(target)  # what a killed export left
     path = _checkpoint_for(source)
     state = load_checkpoint(path)
     with checkpoint_fits(path):

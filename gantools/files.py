@@ -34,6 +34,16 @@ def atomic_path(path):
         raise
 
 
+def remove_stale_temporaries(path, name: str | None = None) -> None:
+    """Remove what atomic_path writes of `path` (or of the files matching glob `name` in folder `path`) that a
+    killed run left. Call it only where one process writes those files: another's write may be under way."""
+    path = Path(path)
+    folder, name = (path, name) if name is not None else (path.parent, path.name)
+    if folder.is_dir():
+        for stale in folder.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def check_output(out, flag: str, inputs=()) -> None:
     """Refuse, before any work, an output path that cannot be written (a file where a folder must be) or that
     is one of the command's inputs (it would destroy the input)."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import unit_to_uint8
 from .errors import GanToolsError
-from .files import atomic_path, check_room
+from .files import atomic_path, check_room, remove_stale_temporaries
 from .latents import labels_for, latents_for
 
 GRID_MAX = 100  # images on a contact sheet
@@ -166,9 +166,8 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
 
     world = current()
     start, stop = world.shard(n, batch_size)
-    if world.main and out.is_dir():
-        for stale in out.glob(".*.png.*.tmp"):  # a killed run's unfinished writes (files.atomic_path)
-            stale.unlink(missing_ok=True)
+    if world.main:
+        remove_stale_temporaries(out, "*.png") if out.is_dir() else remove_stale_temporaries(out)
     world.barrier()  # every rank has checked the output (and rank 0 tidied it) before any rank writes to it
 
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""kill -9 at a random moment during generate and stats: every file left is complete, and a rerun finishes the
+"""kill -9 at a random moment during generate, export and stats: every file left is complete, and a rerun finishes the
 job with exactly the files an uninterrupted run writes (training's kill test is in test_train.py)."""
 
 import os
@@ -75,3 +75,17 @@ def test_stats_killed_leaves_nothing_and_a_rerun_writes_the_file(tmp_path):
     assert subprocess.run(args, env=ENV, check=False).returncode == 0
     with np.load(out) as z:
         assert z["mu"].shape == (64,) and z["sigma"].shape == (64, 64)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_export_killed_leaves_only_whole_models_and_a_rerun_writes_both(runs, tmp_path, seed):
+    import onnx
+
+    out = tmp_path / "g.onnx"
+    args = [*RUN, "export", str(runs["dcgan"]), "-o", str(out)]
+    started, at = time.monotonic(), random.Random(seed).uniform(1.0, 4.0)  # in start-up, export or parity checks
+    _kill_when(args, lambda: time.monotonic() - started > at, seed=seed, may_finish=True)
+    for model in tmp_path.glob("*.onnx"):  # a file present is a whole model
+        onnx.checker.check_model(onnx.load(str(model)))
+    assert subprocess.run([*args, "--overwrite"], env=ENV, check=False).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.disc.onnx", "g.onnx"]  # no temporaries left

@@ -245,3 +245,15 @@ def test_scores_do_not_depend_on_the_batch_size_or_repeat(exported, digits_class
     for other in runs[2:]:
         for k in keys:
             assert other[k] == pytest.approx(runs[0][k], rel=1e-6, abs=1e-12), k
+
+
+@pytest.mark.slow
+def test_inception_scores_do_not_depend_on_the_batch_size_or_repeat(exported):
+    """The same with the Inception network, whose convolutions ONNX Runtime may tile by batch size."""
+    kw = dict(real="digits:test", metrics=["fid", "kid", "prdc"], n=48, n_real=48, cache=False, progress=False)
+    runs = [score(exported["dcgan"], batch_size=b, **kw) for b in (16, 16, 5, 48)]
+    keys = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
+    assert [runs[0][k] for k in keys] == [runs[1][k] for k in keys]
+    for other in runs[2:]:
+        for k in keys:
+            assert other[k] == pytest.approx(runs[0][k], rel=1e-6, abs=1e-12), k

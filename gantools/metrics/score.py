@@ -537,12 +537,14 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
     from .features import make_extractor
     from .stats import save_ref_stats
 
-    from ..files import check_output
+    from ..files import check_output, remove_stale_temporaries
 
     if not str(out).lower().endswith(".npz"):
         raise GanToolsError(f"-o must name an .npz file (pytorch-fid's format), got {out}")
     check_output(out, "-o", [source])
     world = current()
+    if world.main:
+        remove_stale_temporaries(out)  # what a killed run left
     samples = open_samples(source, n, seed, image_size, device, skip_bad_images)
     if samples.count < 2:
         raise GanToolsError(f"{source}: statistics need at least 2 samples")
