@@ -55,7 +55,8 @@ class ClassifierReport:
 
 
 def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                     test_fraction: float = 0.2, image_size: int | None = None, progress: bool = True):
+                     test_fraction: float = 0.2, image_size: int | None = None, progress: bool = True,
+                     skip_bad_images: bool = False):
     """Train on `data` (labelled images), measure held-out accuracy, export to `out` (.onnx)."""
     from .data import load_source
     from .export import module_to_onnx, parity
@@ -68,7 +69,7 @@ def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, 
         raise GanToolsError("--epochs and --batch-size must be at least 1")
     if not 0 < test_fraction < 1:
         raise GanToolsError(f"--test-fraction must lie in (0, 1), got {test_fraction}")
-    src = load_source(data, image_size)
+    src = load_source(data, image_size, skip_bad_images)
     if src.kind != "image" or not src.num_classes:
         raise GanToolsError(f"train-classifier needs labelled images; {data} has "
                             f"{'no labels' if src.kind == 'image' else '2-D points'}")

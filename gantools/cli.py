@@ -435,8 +435,10 @@ def cache_command(clear):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--image-size", type=click.IntRange(1, 1024), default=None, help="Resize images to SIZE x SIZE.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--skip-bad-images", is_flag=True,
+              help="Leave out unreadable images of a --data folder (counted on stderr) instead of stopping.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_classifier(data, out, epochs, batch_size, image_size, seed, quiet):
+def train_classifier(data, out, epochs, batch_size, image_size, seed, skip_bad_images, quiet):
     """Train a small CNN on labelled data: a domain feature extractor and IS classifier."""
     from .threads import choose_wait_policy
 
@@ -445,6 +447,7 @@ def train_classifier(data, out, epochs, batch_size, image_size, seed, quiet):
     from .files import check_output
 
     check_output(out, "-o", [data])
-    r = run(data, out, epochs=epochs, batch_size=batch_size, image_size=image_size, seed=seed, progress=not quiet)
+    r = run(data, out, epochs=epochs, batch_size=batch_size, image_size=image_size, seed=seed, progress=not quiet,
+            skip_bad_images=skip_bad_images)
     click.echo(f"wrote {r.out}: held-out accuracy {r.heldout_accuracy:.4f} on {r.n_test} images "
                f"(trained on {r.n_train}; max |torch - onnxruntime| = {r.max_abs_diff:.2e})")

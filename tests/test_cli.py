@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from conftest import assert_usage_error
 
 COMMANDS = ["train", "export", "info", "generate"]
@@ -174,3 +175,21 @@ def test_a_model_reading_weights_from_outside_its_folder_is_refused(cli, tmp_pat
     assert_usage_error(cli("generate", tmp_path / "inside" / "evil.onnx", "-n", 5, "-o", tmp_path / "x.npz"),
                        "outside its own folder")
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_every_command_reading_a_data_folder_can_skip_bad_images(cli, tmp_path):
+    data = tmp_path / "data"
+    for label in ("a", "b"):
+        (data / label).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.full((8, 8), 15 * i + (120 if label == "b" else 0), np.uint8)).save(
+                data / label / f"{i}.png")
+    (data / "a" / "broken.png").write_bytes(b"not a png")
+    runs = {"train": ["train", "--data", data, "--out", tmp_path / "run", "--steps", 1],
+            "stats": ["stats", data, "-o", tmp_path / "s.npz", "--extractor", "raw"],
+            "score": ["score", data, "--real", data, "--extractor", "raw"],
+            "train-classifier": ["train-classifier", "--data", data, "-o", tmp_path / "c.onnx", "--epochs", 1]}
+    for name, args in runs.items():
+        assert_usage_error(cli(*args, "-q"), "broken.png")
+        code, _, err = cli(*args, "-q", "--skip-bad-images")
+        assert code == 0 and "skipped 1 unreadable image(s)" in err, (name, err)
