@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -284,3 +285,26 @@ def test_wait_policy_is_passive_only_when_another_process_is_busy(monkeypatch):
         hog.wait()
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice always wins
     assert choose_wait_policy() == "ACTIVE"
+
+
+def test_training_beside_a_cpu_hog_gives_bit_identical_weights(tmp_path):
+    """The same seed, settings and thread count give the same weights whether or not another process takes a
+    core (under load, gantools train switches OpenMP's waiting to PASSIVE, which changes speed, not arithmetic)."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "gantools", "train", "--data", "digits", "--width", "8", "--steps", "30",
+            "--log-every", "10", "-q"]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert subprocess.run([*args, "--out", str(tmp_path / "idle")], env=env).returncode == 0
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert subprocess.run([*args, "--out", str(tmp_path / "loaded")], env=env).returncode == 0
+    finally:
+        hog.kill()
+        hog.wait()
+    loaded = json.loads((tmp_path / "loaded" / "config.json").read_text())
+    idle = json.loads((tmp_path / "idle" / "config.json").read_text())
+    assert loaded["omp_wait_policy"] == "PASSIVE" and loaded["torch_threads"] == idle["torch_threads"]
+    _assert_same_state(load_checkpoint(latest_checkpoint(tmp_path / "idle")),
+                       load_checkpoint(latest_checkpoint(tmp_path / "loaded")))
