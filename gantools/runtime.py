@@ -146,9 +146,10 @@ class _OnnxModel:
 
     role = ""
 
-    def __init__(self, path, device: str = "auto"):
+    def __init__(self, path, device: str = "auto", session=None):
+        """`session`: one already open on `path` (describe_model reads the role first)."""
         self.path = Path(path)
-        self.session = open_session(self.path, device)
+        self.session = session or open_session(self.path, device)
         self.metadata = meta = read_metadata(self.session)
         if meta.get("gantools_format") is None:
             raise GanToolsError(f"{self.path} is not a gantools export (no gantools metadata); "
@@ -210,8 +211,8 @@ class OnnxGenerator(_OnnxModel):
 
     role = "generator"
 
-    def __init__(self, path, device: str = "auto"):
-        super().__init__(path, device)
+    def __init__(self, path, device: str = "auto", session=None):
+        super().__init__(path, device, session)
         try:
             self.latent_dim = int(self.metadata["latent_dim"])
         except (KeyError, ValueError) as exc:
@@ -229,8 +230,8 @@ class OnnxDiscriminator(_OnnxModel):
 
     role = "discriminator"
 
-    def __init__(self, path, device: str = "auto"):
-        super().__init__(path, device)
+    def __init__(self, path, device: str = "auto", session=None):
+        super().__init__(path, device, session)
         self.threshold = float(self.metadata.get("decision_threshold", 0.0))
         self._check_inputs(["x", "y"] if self.num_classes else ["x"])
         self._check_graph_fits(self.session.get_inputs(), "x", self.sample_shape)
@@ -257,7 +258,7 @@ def describe_model(path, device: str = "auto") -> dict:
     if meta.get("gantools_format") is None:
         raise GanToolsError(f"{path} is not a gantools export (no gantools metadata)")
     if meta.get("role") in ("generator", "discriminator"):  # the class also checks the inputs
-        session = (OnnxGenerator if meta["role"] == "generator" else OnnxDiscriminator)(path, device).session
+        (OnnxGenerator if meta["role"] == "generator" else OnnxDiscriminator)(path, device, session)
 
     def io(args):
         return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}
