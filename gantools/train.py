@@ -262,7 +262,7 @@ def _start_run(out: Path, options: dict, resume: bool):
         merged.update({k: v for k, v in saved.items() if k in fields})
         merged.update({k: options[k] for k in RESUMABLE_OPTIONS if k in options})
         cfg = TrainConfig(**merged)
-        ckpt = list_checkpoints(out) or None
+        ckpts = list_checkpoints(out) or None
     else:
         if out.exists() and any(out.iterdir()):
             raise GanToolsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -270,7 +270,7 @@ def _start_run(out: Path, options: dict, resume: bool):
         if unknown:
             raise TypeError(f"unknown training options: {sorted(unknown)}")
         cfg = TrainConfig(**options)
-        ckpt = None
+        ckpts = None
     if cfg.tensorboard:
         _tensorboard_writer()  # a missing package is reported before any work
     source = load_source(cfg.data, cfg.image_size, cfg.skip_bad_images)
@@ -283,7 +283,7 @@ def _start_run(out: Path, options: dict, resume: bool):
                             f"the {ranks} processes: give a multiple of {ranks}")
     if resume and saved.get("sample_shape") != config["sample_shape"]:
         raise GanToolsError(f"--resume: the data {cfg.data} no longer has the shape the run was trained on")
-    return config, source, ckpt
+    return config, source, ckpts
 
 
 def _load_newest_whole(ckpts, G, D, G_ema, opt_g, opt_d):
@@ -305,7 +305,9 @@ def _load_newest_whole(ckpts, G, D, G_ema, opt_g, opt_d):
                                 (opt_g, "opt_g"), (opt_d, "opt_d")):
                 module.load_state_dict(state[key])
             torch.set_rng_state(state["torch_rng"])
-            int(state["step"]), dict(state["d_stats"]), state["log_partial"]
+            missing = [key for key in ("step", "d_stats", "log_partial") if key not in state]
+            if missing:
+                raise GanToolsError(f"it lacks {', '.join(missing)}")
         return path, state
     except GanToolsError as exc:
         if not older:
@@ -322,9 +324,9 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     RESUMABLE_OPTIONS may change, e.g. a larger `steps`, or the number of processes).
     """
     out = Path(out)
-    config, source, ckpt = _start_run(out, options, resume)
+    config, source, ckpts = _start_run(out, options, resume)
     try:
-        return _train_from(out, config, source, ckpt, progress)
+        return _train_from(out, config, source, ckpts, progress)
     except BaseException:
         _remove_if_no_checkpoint(out, resume)
         raise
@@ -343,8 +345,9 @@ def _remove_if_no_checkpoint(out: Path, resume: bool) -> None:
         out.rmdir()
 
 
-def _train_from(out: Path, config: dict, source, ckpt, progress: bool):
-    """Train from the start or from one of the checkpoints `ckpt` (oldest first) to config's steps."""
+def _train_from(out: Path, config: dict, source, ckpts, progress: bool):
+    """Train from the start, or from the newest whole one of checkpoints `ckpts` (oldest first), to config's
+    steps."""
     import numpy as np
     import torch
 
@@ -368,9 +371,9 @@ def _train_from(out: Path, config: dict, source, ckpt, progress: bool):
     betas = (config["beta1"], config["beta2"])
     opt_g = torch.optim.Adam(G.parameters(), lr=config["lr"], betas=betas, foreach=True)
     opt_d = torch.optim.Adam(D.parameters(), lr=config["lr"], betas=betas, foreach=True)
-    start, d_stats = 0, {"real": 0.0, "fake": 0.0}
-    if ckpt is not None:
-        ckpt, state = _load_newest_whole(ckpt, G, D, G_ema, opt_g, opt_d)
+    start, d_stats, ckpt = 0, {"real": 0.0, "fake": 0.0}, None
+    if ckpts is not None:
+        ckpt, state = _load_newest_whole(ckpts, G, D, G_ema, opt_g, opt_d)
         start, d_stats = state["step"], dict(state["d_stats"])
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
