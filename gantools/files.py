@@ -52,9 +52,7 @@ def check_output(out, flag: str, inputs=()) -> None:
     if out is None:
         return
     target = Path(out).absolute()
-    above = target.parent
-    while not above.exists():
-        above = above.parent
+    above = _nearest_existing(target.parent)
     if not above.is_dir():
         raise GanToolsError(f"{flag} {out}: {above} is a file, so nothing can be written under it")
     target = target.resolve()
@@ -67,16 +65,20 @@ def check_output(out, flag: str, inputs=()) -> None:
             raise GanToolsError(f"{flag} {out} is an input of this command; write the output elsewhere")
 
 
+def _nearest_existing(path: Path) -> Path:
+    """`path`, or its closest ancestor that exists (where a missing output folder would be created)."""
+    while not path.exists():
+        path = path.parent
+    return path
+
+
 def check_room(out, nbytes: int) -> None:
     """Refuse before any work an output that cannot fit on its disk (it would fail at the end, or fill the disk)."""
     import shutil
 
     from .errors import GanToolsError
 
-    where = Path(out).absolute()
-    while not where.exists():
-        where = where.parent
-    free = shutil.disk_usage(where).free
+    free = shutil.disk_usage(_nearest_existing(Path(out).absolute())).free
     if nbytes > free:
         raise GanToolsError(f"{out} would take about {_size(nbytes)}, but its disk has {_size(free)} free: "
                             "ask for fewer samples or write elsewhere")
