@@ -3,7 +3,8 @@
 Each command runs as a new process, as a user or a CI step runs it: median of --runs, interleaved. The
 floors are a bare interpreter and `import onnxruntime` (which imports NumPy), the least any `info` can take.
 The package's bytecode is compiled first, as `pip install` does: with PYTHONDONTWRITEBYTECODE set (some
-sandboxes set it) and no compiled files, every start recompiles gantools' sources, about 40 ms more.
+sandboxes set it) and no compiled files, every start recompiles gantools' sources (info took 0.32–0.36 s
+that way, against 0.276 s here).
 
     python bench/startup_speed.py [--runs 15] [--model exported/digits-dcgan.onnx] [--json FILE]
 """
