@@ -63,6 +63,8 @@ def image_arrays(draw):
     stored = {"nhwc": nhwc, "nchw": nhwc.transpose(0, 3, 1, 2), "nhw": nhwc[..., 0]}[layout]
     if layout == "nchw" and w in (1, 3):
         stored = None  # ambiguous channel axis by construction: not this property's concern
+    if kind == "signed" and nhwc.min() >= 0:
+        stored = None  # [-1, 1] values that all lie in [0, 1] read as [0, 1]: ambiguous by construction too
     return stored, unit
 
 
