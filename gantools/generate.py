@@ -24,7 +24,7 @@ from .latents import labels_for, latents_for
 
 GRID_MAX = 100  # images on a contact sheet
 GRID_POINTS = 2500  # points on a scatter plot
-LATENT_BLOCK = 4096  # samples whose latents are made in one vectorised call
+LATENT_VALUES = 1 << 22  # latent values (16 MB) made in one vectorised call
 PNG_OVERHEAD = 100  # bytes of a PNG beyond its pixels (signature, chunks, checksums), and its directory entry
 FILE_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".json", ".onnx", ".pt", ".pth", ".txt", ".csv", ".zip", ".tar",
                  ".gz", ".h5", ".pkl")  # an -o that names one of these is a file, not a folder of PNGs
@@ -52,15 +52,23 @@ def sample_batch(model, seed: int, first: int, m: int, fixed_class: int | None =
 
 
 def _inputs_ahead(pool, model, seed: int, fixed_class, plan):
-    """(z, y) for each planned batch (first, m, ...), in order. Latents are made for runs of consecutive batches
-    of up to LATENT_BLOCK samples at once (latents_for is vectorised over samples), in `pool`, one run ahead."""
-    runs = []
+    """(z, y) for each planned batch (first, m, ...), in order.
+
+    Latents are made for runs of consecutive batches of up to LATENT_VALUES values at once: latents_for is
+    vectorised over samples, and switching between it and ONNX Runtime is slow on the CPU (100k 4-d latents
+    made in blocks of 8192 samples, between the batches, cost the ring 0.04 s more than made in one go). On a
+    GPU the next run is made in `pool` while this one runs through the model. On the CPU it is made in this
+    thread: ONNX Runtime's threads already keep every core busy, and a thread beside them stalls their parallel
+    loops (0.03 s of latents made beside them slowed the ring's inference by 0.08 s)."""
+    block = max(1, LATENT_VALUES // model.latent_dim)
+    runs, size = [], 0  # size: samples in runs[-1]
     for job in plan:
-        run = runs[-1] if runs else None
-        if run and job[0] == run[-1][0] + run[-1][1] and sum(j[1] for j in run) + job[1] <= LATENT_BLOCK:
-            run.append(job)
+        if runs and job[0] == runs[-1][-1][0] + runs[-1][-1][1] and size + job[1] <= block:
+            runs[-1].append(job)
+            size += job[1]
         else:
             runs.append([job])
+            size = job[1]
 
     def make(run):
         return batch_inputs(model, seed, run[0][0], sum(j[1] for j in run), fixed_class)
@@ -73,7 +81,11 @@ def _inputs_ahead(pool, model, seed: int, fixed_class, plan):
 
 
 def _one_ahead(pool, fn, items):
-    """fn(item) for each item, in order, the next one computed in `pool` while the caller works on this one."""
+    """fn(item) for each item, in order, the next one computed in `pool` (if any) while the caller works on
+    this one."""
+    if pool is None:
+        yield from map(fn, items)
+        return
     futures = [pool.submit(fn, item) for item in items[:1]]
     for i in range(len(items)):
         if i + 1 < len(items):
@@ -184,8 +196,9 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
             plan.append((first, m, names, todo))
     bar.update(stop - start - sum(m for _, m, _, _ in plan))
     with ThreadPoolExecutor(max_workers=4) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
-        # the next block of latents is made while this batch runs through the model (ONNX Runtime frees the GIL)
-        inputs = _inputs_ahead(ahead, model, seed, fixed_class, plan) if refine is None else None
+        # on a GPU, the next block of latents is made while this batch runs through the model
+        inputs = None if refine is not None else \
+            _inputs_ahead(ahead if model.provider == "cuda" else None, model, seed, fixed_class, plan)
         writes = []
         for first, m, names, todo in plan:
             if inputs is None:

@@ -3,13 +3,13 @@
 z_i = numpy.random.default_rng([S, i]).standard_normal(d, dtype=float32).
 A generator object per sample costs ~25 µs of Python, more than a small
 generator's inference, so `latents_for` computes the same numbers for many
-samples at once: SeedSequence's hash, PCG64's seeding and output, and the
-fast path of numpy's float32 ziggurat, vectorised over samples. The draws
-that leave the fast path (about 0.7%) are finished by numpy itself, from the
-exact bit-generator state, set through its public state dict. numpy's
-ziggurat tables are read off numpy at first use (by feeding its bit
-generator chosen words), not restated here; tests compare the result with
-the one-generator-per-sample definition.
+samples at once: SeedSequence's hash, PCG64's seeding and output, and numpy's
+float32 ziggurat (fast path and wedges), vectorised over samples. numpy's
+ziggurat tables are read off numpy at first use (by feeding its bit generator
+chosen words), not restated here. The few draws this cannot decide exactly
+(the base layer's tail, wedge tests too close to call) are finished by numpy
+itself from the exact bit-generator state, set through its public state dict.
+Tests compare the result with the one-generator-per-sample definition.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import functools
 
 import numpy as np
 
-_CHUNK = 4096  # samples vectorised together
+_CHUNK = 8192  # samples vectorised together
 _U32 = 0xFFFFFFFF
 _PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier
+# A wedge test whose two sides differ by less than this is left to numpy: our fi table is numpy's to ~2e-8
+# (it is recomputed from wi, known to float32 precision), and numpy may round its float sums differently.
+_WEDGE_MARGIN = 1e-6
 
 
 def latents_for(seed: int, start: int, n: int, latent_dim: int) -> np.ndarray:
@@ -116,9 +119,11 @@ def _output(hi, lo):
 # --- numpy's float32 ziggurat ---
 
 @functools.lru_cache(maxsize=1)
-def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
-    """(wi, ki) of numpy's float32 ziggurat: a draw r gives x = rabs * wi[idx] when rabs < ki[idx]
-    (idx = r & 255, sign = bit 8, rabs = r >> 9). Read off numpy by feeding its PCG64 chosen 32-bit words."""
+def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(wi, ki, fi) of numpy's float32 ziggurat: a draw r gives x = rabs * wi[idx] when rabs < ki[idx]
+    (idx = r & 255, sign = bit 8, rabs = r >> 9). wi and ki are read off numpy by feeding its PCG64 chosen
+    32-bit words; fi[i] is the density exp(-x_i^2 / 2) at layer i's outer edge x_i = wi[i] * 2**23 (fi[0] = 1,
+    the top), which only the wedge tests use."""
     bits = np.random.PCG64(0)
     gen = np.random.Generator(bits)
     base = bits.state
@@ -133,7 +138,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
 
     # rabs = 1: x = wi exactly (where rabs = 1 is on the fast path; elsewhere wi is never used)
     wi = np.array([draw((1 << 9) | idx)[1] for idx in range(256)], np.float32)
-    ki = np.empty(256, np.uint64)
+    ki = np.empty(256, np.uint32)
     for idx in range(256):
         # the smallest rabs that leaves the fast path; near 2**23 x[idx-1] / x[idx] by the tables' construction,
         # so gallop outwards from there to bracket it, then bisect (a handful of probes, not 23)
@@ -151,38 +156,108 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
             mid = (low + high) // 2
             low, high = (mid + 1, high) if draw((mid << 9) | idx)[0] else (low, mid)
         ki[idx] = low
-    return wi, ki
+    edge = wi.astype(np.float64) * 2.0 ** 23
+    fi = np.exp(-0.5 * edge * edge).astype(np.float32)
+    fi[0] = 1.0
+    return wi, ki, fi
 
 
 def _latent_chunk(seed: int, idx: np.ndarray, d: int) -> np.ndarray:
-    wi, ki = _ziggurat_tables()
     w = _seed_words(seed, idx)
-    init_hi, init_lo = w[0], w[1]
     inc_hi = (w[2] << np.uint64(1)) | (w[3] >> np.uint64(63))
     inc_lo = (w[3] << np.uint64(1)) | np.uint64(1)
     hi, lo = _step(np.zeros_like(idx), np.zeros_like(idx), inc_hi, inc_lo)
-    hi, lo = _step(*_add128(hi, lo, init_hi, init_lo), inc_hi, inc_lo)
-    states, words = [(hi, lo)], []
-    for _ in range((d + 1) // 2):
-        hi, lo = _step(hi, lo, inc_hi, inc_lo)
-        states.append((hi, lo))
-        out = _output(hi, lo)
-        words += [out & np.uint64(_U32), out >> np.uint64(32)]  # PCG64 hands out the low half first
-    r = np.stack(words[:d], axis=1)
-    table = (r & np.uint64(0xFF)).astype(np.intp)
-    rabs = (r >> np.uint64(9)) & np.uint64(0x7FFFFF)
-    z = rabs.astype(np.float32) * wi[table]
-    z = np.where((r >> np.uint64(8)) & np.uint64(1), -z, z)
-    slow = rabs >= ki[table]
+    hi, lo = _step(*_add128(hi, lo, w[0], w[1]), inc_hi, inc_lo)
+    states, words = _draw_words([(hi, lo)], inc_hi, inc_lo, (d + 1) // 2)
+    z, slow = _fast_path(words[:, :d])
     lanes = np.flatnonzero(slow.any(axis=1))
     if len(lanes):
-        bits = np.random.PCG64(0)
-        gen = np.random.Generator(bits)
-        first = slow[lanes].argmax(axis=1)
-        for lane, j in zip(lanes.tolist(), first.tolist(), strict=True):
-            s_hi, s_lo = (int(a[lane]) for a in states[(j + 1) // 2])  # the state before word j was taken
-            bits.state = {"bit_generator": "PCG64",
-                          "state": {"state": s_hi << 64 | s_lo, "inc": int(inc_hi[lane]) << 64 | int(inc_lo[lane])},
-                          "has_uint32": j % 2, "uinteger": int(r[lane, j]) if j % 2 else 0}
-            z[lane, j:] = gen.standard_normal(d - j, dtype=np.float32)
+        _finish_lanes(z, lanes, slow[lanes].argmax(axis=1), [(h[lanes], lo_[lanes]) for h, lo_ in states],
+                      words[lanes], inc_hi[lanes], inc_lo[lanes])
     return z
+
+
+def _draw_words(states: list, inc_hi, inc_lo, steps: int) -> tuple[list, np.ndarray]:
+    """`steps` more PCG64 outputs as uint32 words (low half first), and the states list extended by them."""
+    hi, lo = states[-1]
+    states, outputs = list(states), []
+    for _ in range(steps):
+        hi, lo = _step(hi, lo, inc_hi, inc_lo)
+        states.append((hi, lo))
+        outputs.append(_output(hi, lo))
+    return states, np.stack(outputs, axis=1).view(np.uint32)  # little-endian: the low half comes first
+
+
+def _fast_path(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, slow) per uint32 word: the ziggurat's fast-path value, and whether the word leaves the fast path."""
+    wi, ki, _ = _ziggurat_tables()
+    table = r & np.uint32(0xFF)
+    rabs = r >> np.uint32(9)
+    x = (rabs.astype(np.float32) * wi.take(table)).view(np.uint32)
+    x |= (r & np.uint32(0x100)) << np.uint32(23)  # bit 8 is the sign
+    return x.view(np.float32), rabs >= ki.take(table)
+
+
+def _finish_lanes(z, lanes, first, states, words, inc_hi, inc_lo) -> None:
+    """Rows `lanes` of z from their first slow draw on, as numpy's loop would make them.
+
+    A slow draw in layer i > 0 (a wedge) reads one more word u and keeps x when
+    (fi[i-1] - fi[i]) * u + fi[i] < exp(-x^2 / 2); either way it has taken two words,
+    and a rejected one draws again for the same output. Those decisions are vectorised
+    here, each lane being one output index j and one word shift s; the base layer's
+    tail (i = 0), decisions within _WEDGE_MARGIN of the threshold and lanes that run
+    out of words are finished by numpy itself from the exact state before that word.
+    """
+    _, _, fi = _ziggurat_tables()
+    d, n_extra = z.shape[1], 2 + z.shape[1] // 16
+    states, w = _draw_words(states, inc_hi, inc_lo, n_extra)
+    w = np.concatenate([words, w], axis=1)
+    n_words = w.shape[1]
+    x, slow = _fast_path(w)
+    accept, sure = np.zeros_like(slow), np.zeros_like(slow)  # the last word's test needs a word past the end
+    at = np.nonzero(slow[:, :-1])
+    layer = (w[at] & np.uint32(0xFF)).astype(np.intp)
+    u = (w[at[0], at[1] + 1] >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+    x_wedge = x[at].astype(np.float64)
+    gap = (fi[layer - 1] - fi[layer]) * u + fi[layer] - np.exp(-0.5 * x_wedge * x_wedge)
+    accept[at] = gap < 0
+    sure[at] = (np.abs(gap) > _WEDGE_MARGIN) & (layer != 0)
+    # next_slow[lane, c]: the first slow word at or after word c (n_words if none)
+    next_slow = np.where(slow, np.arange(n_words), n_words)
+    next_slow = np.minimum.accumulate(next_slow[:, ::-1], axis=1)[:, ::-1]
+    next_slow = np.pad(next_slow, ((0, 0), (0, 1)), constant_values=n_words)
+    shift_from = np.zeros((len(lanes), d + 1), np.intp)  # how much s grows at each output index
+    j, s, active, by_numpy = first.copy(), np.zeros_like(first), np.arange(len(lanes)), []
+    while len(active):
+        k = j[active] + s[active]
+        decided = sure[active, k]
+        by_numpy += zip(active[~decided].tolist(), k[~decided].tolist(), j[active[~decided]].tolist())
+        active, k = active[decided], k[decided]
+        keep = accept[active, k]  # kept: output j is x[k]; s grows by 1 from j + 1. Rejected: by 2 from j
+        j[active] += keep
+        s[active] += 2 - keep
+        shift_from[active, j[active]] += 2 - keep
+        next_k = next_slow[active, j[active] + s[active]]
+        j[active] = next_k - s[active]
+        open_ = j[active] < d
+        ran_out = open_ & (next_k == n_words)
+        by_numpy += zip(active[ran_out].tolist(), next_k[ran_out].tolist(), j[active[ran_out]].tolist())
+        active = active[open_ & ~ran_out]
+    out = np.arange(d)
+    word = np.minimum(out + np.cumsum(shift_from[:, :d], axis=1), n_words - 1)
+    z[lanes] = np.where(out >= first[:, None], np.take_along_axis(x, word, axis=1), z[lanes])
+    if by_numpy:
+        _finish_by_numpy(z, lanes, by_numpy, states, w, inc_hi, inc_lo)
+
+
+def _finish_by_numpy(z, lanes, by_numpy, states, words, inc_hi, inc_lo) -> None:
+    """For each (row, k, j) of by_numpy: z[lanes[row], j:] drawn by numpy from the state before word k."""
+    bits = np.random.PCG64(0)
+    gen = np.random.Generator(bits)
+    d = z.shape[1]
+    for row, k, j in by_numpy:
+        s_hi, s_lo = (int(a[row]) for a in states[(k + 1) // 2])
+        bits.state = {"bit_generator": "PCG64",
+                      "state": {"state": s_hi << 64 | s_lo, "inc": int(inc_hi[row]) << 64 | int(inc_lo[row])},
+                      "has_uint32": k % 2, "uinteger": int(words[row, k]) if k % 2 else 0}
+        z[lanes[row], j:] = gen.standard_normal(d - j, dtype=np.float32)
