@@ -245,11 +245,12 @@ def holdout_split(src, split: str, spec: str):
     return ArraySource(spec, src.kind, src.x[keep], y, list(src.class_names))
 
 
-def load_source(spec: str, image_size: int | None = None, skip_bad_images: bool = False):
+def load_source(spec: str, image_size: int | None = None, skip_bad_images: bool = False, stream: bool = False):
     """Resolve `--data SPEC` to a source; raise GanToolsError naming what to fix.
 
     An unreadable image in a folder is an error naming it, or, with skip_bad_images, left out and counted
-    in a notice on stderr.
+    in a notice on stderr. With `stream` (scoring reads each sample once, in order), a folder may come back
+    as a FolderStream, decoded a batch at a time beside the consumer instead of whole up front.
     """
     base, split = split_spec(spec)
     if split is not None:
@@ -260,7 +261,8 @@ def load_source(spec: str, image_size: int | None = None, skip_bad_images: bool 
         raise GanToolsError(f"--image-size must be between 1 and 1024, got {image_size}")
     if path.exists():
         if path.is_dir():
-            return _resized(_load_folder(path, image_size, skip_bad_images), image_size)
+            streamed = _stream_folder(path, image_size) if stream and not skip_bad_images else None
+            return streamed or _resized(_load_folder(path, image_size, skip_bad_images), image_size)
         name = path.name.lower()
         if name.endswith((".npz", ".npy")):
             return _resized(_load_array_file(path), image_size)
@@ -316,14 +318,42 @@ def _read_image_or_none(path: Path) -> np.ndarray | None:
         return None
 
 
-def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = False) -> ArraySource:
+def _image_files(root: Path) -> list[Path]:
     files = sorted(
         p for p in root.rglob("*")
         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
     )
     if not files:
         raise GanToolsError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    return files
+
+
+def _folder_labels(root: Path, files) -> tuple[np.ndarray | None, list[str]]:
+    """Class labels from the first folder level, when every image sits in one of several subfolders."""
+    parts = [f.relative_to(root).parts for f in files]
+    if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) > 1:
+        class_names = sorted({p[0] for p in parts})
+        index = {c: i for i, c in enumerate(class_names)}
+        return np.array([index[p[0]] for p in parts], dtype=np.int64), class_names
+    return None, []
+
+
+def _check_one_size(sizes, root: Path) -> None:
+    """sizes: (height, width) of each image."""
+    if len(set(sizes)) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(set(sizes))[:4])
+        raise GanToolsError(
+            f"images under {root} have different sizes ({shown}); pass --image-size to resize them"
+        )
+
+
+def _reader_threads() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = False) -> ArraySource:
+    files = _image_files(root)
+    with ThreadPoolExecutor(max_workers=_reader_threads()) as pool:
         images = list(pool.map(_read_image if not skip_bad_images else _read_image_or_none, files))
     if skip_bad_images:
         bad = [f for f, im in zip(files, images) if im is None]
@@ -337,22 +367,125 @@ def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = Fal
             files, images = zip(*[(f, im) for f, im in zip(files, images) if im is not None])
     if image_size is not None:
         images = [_resize_uint8(im, image_size) for im in images]
-    sizes = {im.shape[:2] for im in images}
-    if len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:4])
-        raise GanToolsError(
-            f"images under {root} have different sizes ({shown}); pass --image-size to resize them"
-        )
+    _check_one_size([im.shape[:2] for im in images], root)
     x = np.stack(images)
-    if np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]):
+    if _is_grey(x):
         x = x[..., :1]  # every image is grayscale: keep one channel
-    parts = [f.relative_to(root).parts for f in files]
-    y, class_names = None, []
-    if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) > 1:
-        class_names = sorted({p[0] for p in parts})
-        index = {c: i for i, c in enumerate(class_names)}
-        y = np.array([index[p[0]] for p in parts], dtype=np.int64)
-    return ArraySource(str(root), "image", x, y, class_names)
+    return ArraySource(str(root), "image", x, *_folder_labels(root, files))
+
+
+def _is_grey(x: np.ndarray) -> bool:
+    """Whether RGB images (..., 3) hold equal channels throughout."""
+    return np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2])
+
+
+# modes whose pixels are grey whatever they hold (_read_image makes them R = G = B)
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_STREAM_AHEAD = 2  # batches decoded ahead of the one being consumed
+
+
+@dataclass
+class FolderStream:
+    """An image folder scored as it is read: a batch decoded in a thread pool while the batches before it
+    run through the extractor, so decoding overlaps inference and the folder is never held whole.
+
+    Opening it reads every file's header (format, size, mode), not its pixels. It keeps one channel when
+    every header is a grey mode, and three when the first image is in colour; either way the same samples
+    as ArraySource's "every image is grey: one channel". A folder of colour-mode files whose first image is
+    grey is loaded whole instead (_stream_folder), since only every pixel can tell. A file that fails to
+    decode past its header stops the pass with the error naming it, before any output is written.
+    """
+
+    name: str
+    files: list
+    size: tuple  # (height, width) every sample has
+    channels: int
+    image_size: int | None
+    y: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=list)
+    kind: str = "image"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.channels, *self.size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) if self.y is not None else 0
+
+    def _subset(self, n: int | None, seed: int) -> np.ndarray:
+        if n is None or n >= len(self.files):
+            return np.arange(len(self.files))
+        return np.sort(np.random.default_rng(seed).permutation(len(self.files))[:n])
+
+    def fingerprint(self, n: int | None = None, seed: int = 0) -> str:
+        """SHA-256 of the files take(n, seed) reads (their bytes, not their decoded pixels: a cache hit
+        decodes nothing), with --image-size and the channel count that shape their samples."""
+        import hashlib
+
+        digest = hashlib.sha256(f"folder|{self.image_size}|{self.channels}|".encode())
+        for i in self._subset(n, seed):
+            data = Path(self.files[i]).read_bytes()
+            digest.update(len(data).to_bytes(8, "little") + data)
+        return digest.hexdigest()
+
+    def _decode(self, idx) -> tuple[np.ndarray, np.ndarray | None]:
+        images = [_read_image(self.files[i]) for i in idx]
+        if self.image_size is not None:
+            images = [_resize_uint8(im, self.image_size) for im in images]
+        _check_one_size([self.size] + [im.shape[:2] for im in images], Path(self.name))
+        x = np.stack(images)
+        return images_to_unit(x[..., :self.channels]), (self.y[idx] if self.y is not None else None)
+
+    def batches(self, batch_size: int, n: int | None = None, seed: int = 0, start: int = 0, stop: int | None = None):
+        """Samples start..stop-1 of take(n, seed), a batch at a time, _STREAM_AHEAD batches decoded ahead."""
+        idx = self._subset(n, seed)[start:stop]
+        chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+        with ThreadPoolExecutor(max_workers=min(_reader_threads(), _STREAM_AHEAD + 1)) as pool:
+            pending = [pool.submit(self._decode, c) for c in chunks[:_STREAM_AHEAD + 1]]
+            for i in range(len(chunks)):
+                batch = pending.pop(0).result()
+                if i + _STREAM_AHEAD + 1 < len(chunks):
+                    pending.append(pool.submit(self._decode, chunks[i + _STREAM_AHEAD + 1]))
+                yield batch
+
+    def take(self, n: int | None = None, seed: int = 0):
+        """n distinct samples (all when n is None or n >= len), images in [0, 1] NCHW."""
+        parts = list(self.batches(256, n, seed))
+        return np.concatenate([x for x, _ in parts]), (None if self.y is None else np.concatenate(
+            [y for _, y in parts]))
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, (height, width)) from an image file's header, without decoding its pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.mode, img.size[::-1]
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise GanToolsError(f"cannot read image {path}: {str(exc).rstrip('.')}; remove or replace the file") from None
+
+
+def _stream_folder(root: Path, image_size: int | None) -> FolderStream | None:
+    """A FolderStream of `root`, or None where its channel count needs every pixel (see FolderStream)."""
+    files = _image_files(root)
+    with ThreadPoolExecutor(max_workers=_reader_threads()) as pool:
+        headers = list(pool.map(_header, files))
+    sizes = [size for _, size in headers]
+    if image_size is None:
+        _check_one_size(sizes, root)
+    if all(mode in _GREY_MODES for mode, _ in headers):
+        channels = 1
+    elif _is_grey(_read_image(files[0])):
+        return None
+    else:
+        channels = 3
+    size = (image_size, image_size) if image_size is not None else sizes[0]
+    return FolderStream(str(root), files, size, channels, image_size, *_folder_labels(root, files))
 
 
 def _resize_uint8(im: np.ndarray, size: int) -> np.ndarray:

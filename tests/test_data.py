@@ -298,3 +298,99 @@ def test_samples_with_nan_or_inf_are_refused(tmp_path):
     np.savez(tmp_path / "p.npz", x=x)
     with pytest.raises(GanToolsError, match="1 of 6 samples hold NaN or Inf"):
         load_source(str(tmp_path / "p.npz"))
+
+
+def _folder_layouts(root, name):
+    """Folders whose whole-load and streamed reads must agree (see FolderStream)."""
+    rng = np.random.default_rng(7)
+    if name == "grey classes":  # every header grey: streamed, one channel
+        for cls in ("a", "b", "c"):
+            for i in range(4):
+                _png(root / cls / f"{i}.png", rng.integers(0, 256, (9, 9), dtype=np.uint8))
+    elif name == "colour":  # colour first: streamed, three channels, even with grey images later
+        for i in range(9):
+            _png(root / f"{i}.png", rng.integers(0, 256, (9, 9, 3), dtype=np.uint8))
+        _png(root / "9.png", np.repeat(rng.integers(0, 256, (9, 9, 1), dtype=np.uint8), 3, axis=2))
+        _png(root / "91.jpg", rng.integers(0, 256, (9, 9, 3), dtype=np.uint8))
+    elif name == "grey stored as RGB":  # colour mode, grey pixels: only every pixel can tell, so loaded whole
+        for i in range(7):
+            _png(root / f"{i}.png", np.repeat(rng.integers(0, 256, (9, 9, 1), dtype=np.uint8), 3, axis=2))
+    elif name == "16-bit, palette, RGBA":
+        Image.fromarray(rng.integers(0, 65536, (9, 9), dtype=np.uint16)).save(root / "a16.png")
+        Image.fromarray(rng.integers(0, 256, (9, 9, 4), dtype=np.uint8)).save(root / "b_rgba.png")
+        Image.fromarray(rng.integers(0, 256, (9, 9, 3), dtype=np.uint8)).convert("P").save(root / "c_pal.png")
+    elif name == "mixed sizes":  # with --image-size
+        for i, (h, w) in enumerate([(9, 9), (12, 7), (5, 16), (9, 9), (30, 30)]):
+            _png(root / f"{i}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name, image_size, streamed", [
+    ("grey classes", None, True), ("colour", None, True), ("grey stored as RGB", None, False),
+    ("16-bit, palette, RGBA", None, False), ("16-bit, palette, RGBA", 6, False), ("mixed sizes", 8, True),
+    ("grey classes", 12, True),
+])
+def test_a_streamed_folder_gives_the_samples_of_the_whole_folder_loaded(tmp_path, name, image_size, streamed):
+    from gantools.data import FolderStream
+
+    _folder_layouts(tmp_path, name)
+    whole = load_source(str(tmp_path), image_size)
+    stream = load_source(str(tmp_path), image_size, stream=True)
+    assert isinstance(stream, FolderStream) == streamed
+    assert (stream.sample_shape, len(stream), stream.class_names) == (whole.sample_shape, len(whole),
+                                                                      whole.class_names)
+    for n, seed, start, stop in [(None, 0, 0, None), (5, 3, 1, 4)]:
+        got = list(stream.batches(2, n, seed, start, stop))
+        expected = list(whole.batches(2, n, seed, start, stop))
+        assert len(got) == len(expected)
+        for (gx, gy), (ex, ey) in zip(got, expected):
+            np.testing.assert_array_equal(gx, ex)
+            assert gx.dtype == np.float32 and (gy is None) == (ey is None)
+            if ey is not None:
+                np.testing.assert_array_equal(gy, ey)
+    np.testing.assert_array_equal(stream.take(4, 1)[0], whole.take(4, 1)[0])
+
+
+def test_a_streamed_folder_is_fingerprinted_by_its_files_bytes(tmp_path):
+    import shutil
+
+    _folder_layouts(tmp_path / "a", "colour")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    first = load_source(str(tmp_path / "a"), stream=True).fingerprint()
+    assert load_source(str(tmp_path / "copy"), stream=True).fingerprint() == first
+    assert load_source(str(tmp_path / "a"), stream=True).fingerprint(5, 0) != first
+    assert load_source(str(tmp_path / "a"), 8, stream=True).fingerprint() != first  # resized: other samples
+    im = np.asarray(Image.open(tmp_path / "copy" / "3.png")).copy()
+    im[0, 0, 0] ^= 1
+    _png(tmp_path / "copy" / "3.png", im)
+    assert load_source(str(tmp_path / "copy"), stream=True).fingerprint() != first
+
+
+def test_a_streamed_folder_decodes_the_next_batches_while_this_one_is_used(tmp_path, monkeypatch):
+    """Batch 1 is decoded while the consumer still holds batch 0 (no clock involved: an event)."""
+    import threading
+
+    from gantools.data import FolderStream
+
+    _folder_layouts(tmp_path, "colour")
+    stream = load_source(str(tmp_path), stream=True)
+    started = {i: threading.Event() for i in range(4)}
+    decode = FolderStream._decode
+
+    def watched(self, idx):
+        started[int(idx[0]) // 3].set()
+        return decode(self, idx)
+
+    monkeypatch.setattr(FolderStream, "_decode", watched)
+    batches = stream.batches(3)
+    next(batches)
+    assert started[1].wait(timeout=30) and started[2].wait(timeout=30)
+    assert len(list(batches)) == 3
+
+
+def test_a_file_that_fails_to_decode_past_its_header_stops_the_stream_naming_it(tmp_path):
+    _folder_layouts(tmp_path, "colour")
+    whole = (tmp_path / "5.png").read_bytes()
+    (tmp_path / "5.png").write_bytes(whole[: len(whole) // 2])  # the header survives
+    stream = load_source(str(tmp_path), stream=True)
+    with pytest.raises(GanToolsError, match="5.png"):
+        list(stream.batches(4))

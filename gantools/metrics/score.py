@@ -105,7 +105,7 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
         return Samples(spec, g.kind, g.sample_shape, count, generated, seed=seed, generator=g)
     from ..data import load_source
 
-    src = load_source(spec, image_size, skip_bad_images)
+    src = load_source(spec, image_size, skip_bad_images, stream=True)  # each sample is read once, in order
     if hasattr(src, "__len__"):
         count = len(src) if n is None else min(n, len(src))
     else:  # a mixture, sampled on the fly
