@@ -11,6 +11,9 @@ folder of images, an .npz/.npy file, an MNIST IDX file, any of them with a
   that training and its resumption see exactly the same batches;
 - `take(n, seed)`: n real samples for scoring, images as float32 NCHW in [0, 1].
 
+Scoring reads an image folder through a FolderStream (`stream=True`): decoded
+a few batches ahead in a thread pool rather than held whole.
+
 `SOURCE:test` is every fourth sample of a finite source (index i % 4 == 3, in
 the order the source lists them) and `SOURCE:train` the other three quarters:
 a fixed, documented split, so that a model trained on `digits:train` can be

@@ -180,6 +180,32 @@ def test_feature_cache_of_real_data_gives_identical_results(tmp_path, monkeypatc
     assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 2
 
 
+def test_a_cached_image_folder_is_not_decoded_again(tmp_path, monkeypatch, exported, digits_classifier):
+    """The second pass reads the folder's bytes for the key, never its pixels; a changed file is a new entry."""
+    from PIL import Image
+
+    from gantools.data import FolderStream, load_source
+
+    monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
+    x, _ = load_source("digits").take(120, seed=0)
+    for i, im in enumerate(np.rint(x[:, 0] * 255).astype(np.uint8)):
+        Image.fromarray(im).save(tmp_path / f"{i:03d}.png")
+    kw = dict(real=str(tmp_path), metrics=["fid"], n=40, extractor="classifier", classifier=digits_classifier,
+              progress=False)
+    first = score(exported["dcgan"], **kw)
+
+    def no_decoding(self, idx):
+        raise AssertionError("decoded a cached folder")
+
+    with monkeypatch.context() as m:
+        m.setattr(FolderStream, "_decode", no_decoding)
+        assert score(exported["dcgan"], **kw)["fid"] == first["fid"]
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "007.png")
+    changed = score(exported["dcgan"], **kw)
+    assert changed["fid"] != first["fid"]
+    assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 2
+
+
 def _classify(classifier, x01):
     import onnxruntime
 

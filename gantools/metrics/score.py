@@ -182,10 +182,15 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
                                              first_row=start)
     out = Extracted()
     total = math.ceil((stop - start) / batch_size)
-    label = "samples" if extractor is None else "features (cached)" if cached and cached.cached is not None \
-        else "features"
-    for x, y in progress_bar(samples.batches(batch_size, start, stop), enabled=progress and world.main,
-                             total=total, desc=f"{label} {Path(samples.name).name}", unit="batch"):
+    hit = cached is not None and cached.cached is not None
+    label = "samples" if extractor is None else "features (cached)" if hit else "features"
+    if hit and not (raw or disc or classify or keep_first):  # only the cached features are wanted: decode nothing
+        batches = ((np.empty((min(batch_size, stop - first), 0), np.float32), None)
+                   for first in range(start, stop, batch_size))
+    else:
+        batches = samples.batches(batch_size, start, stop)
+    for x, y in progress_bar(batches, enabled=progress and world.main, total=total,
+                             desc=f"{label} {Path(samples.name).name}", unit="batch"):
         kept = sum(len(fx) for fx, _ in out.first)
         if kept < keep_first and world.main:  # rank 0's shard starts at sample 0
             out.first.append((x[:keep_first - kept], None if y is None else y[:keep_first - kept]))
