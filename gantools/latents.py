@@ -185,7 +185,7 @@ def _draw_words(states: list, inc_hi, inc_lo, steps: int) -> tuple[list, np.ndar
         hi, lo = _step(hi, lo, inc_hi, inc_lo)
         states.append((hi, lo))
         outputs.append(_output(hi, lo))
-    return states, np.stack(outputs, axis=1).view(np.uint32)  # little-endian: the low half comes first
+    return states, np.stack(outputs, axis=1).astype("<u8", copy=False).view("<u4")  # low half first
 
 
 def _fast_path(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
