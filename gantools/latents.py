@@ -56,31 +56,34 @@ def labels_for(start: int, n: int, num_classes: int, fixed_class: int | None = N
 # --- SeedSequence([seed, i]).generate_state(4, uint64), vectorised over i (numpy/random/bit_generator.pyx) ---
 
 def _seed_words(seed: int, idx: np.ndarray) -> list[np.ndarray]:
-    """The four uint64 words PCG64 is seeded with, for entropy [seed, i] (each < 2**32) per element of idx."""
+    """The four uint64 words PCG64 is seeded with, for entropy [seed, i] (each < 2**32) per element of idx.
+    SeedSequence hashes in 32-bit arithmetic: uint32 arrays wrap as it does."""
     mult_a, mult_b = 0x931E8875, 0x58F38DED
     h = 0x43B0D7E5  # the hash constant advances the same way whatever the data
+    u32 = np.uint32
 
     def hashmix(v):
         nonlocal h
-        v = (v ^ h) * np.uint64(h * mult_a & _U32) & np.uint64(_U32)
+        v = (v ^ u32(h)) * u32(h * mult_a & _U32)
         h = h * mult_a & _U32
-        return v ^ (v >> np.uint64(16))
+        return v ^ (v >> u32(16))
 
     def mix(x, y):
-        r = (np.uint64(0xCA01F9DD) * x - np.uint64(0x4973F715) * y) & np.uint64(_U32)
-        return r ^ (r >> np.uint64(16))
+        r = u32(0xCA01F9DD) * x - u32(0x4973F715) * y
+        return r ^ (r >> u32(16))
 
-    zero = np.zeros_like(idx)
-    pool = [hashmix(np.full_like(idx, seed)), hashmix(idx.copy()), hashmix(zero), hashmix(zero)]
+    lanes = idx.astype(np.uint32)
+    zero = np.zeros_like(lanes)
+    pool = [hashmix(np.full_like(lanes, seed)), hashmix(lanes), hashmix(zero), hashmix(zero)]
     for src in range(4):
         for dst in range(4):
             if src != dst:
                 pool[dst] = mix(pool[dst], hashmix(pool[src]))
     hb, words = 0x8B51F9DD, []
     for i in range(8):
-        v = (pool[i % 4] ^ np.uint64(hb)) * np.uint64(hb * mult_b & _U32) & np.uint64(_U32)
+        v = (pool[i % 4] ^ u32(hb)) * u32(hb * mult_b & _U32)
         hb = hb * mult_b & _U32
-        words.append(v ^ (v >> np.uint64(16)))
+        words.append((v ^ (v >> u32(16))).astype(np.uint64))
     return [words[2 * k] | (words[2 * k + 1] << np.uint64(32)) for k in range(4)]
 
 
