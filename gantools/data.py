@@ -61,6 +61,13 @@ def unit_to_uint8(x: np.ndarray) -> np.ndarray:
     return np.rint(x * 255.0).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
+def _subset_indices(count: int, n: int | None, seed: int) -> np.ndarray:
+    """The sorted indices of take(n, seed) from `count` samples: all of them, or n drawn without replacement."""
+    if n is None or n >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).permutation(count)[:n])
+
+
 @dataclass
 class ArraySource:
     """A finite set of samples held in memory."""
@@ -113,9 +120,7 @@ class ArraySource:
         return self._model_space(self.x[idx]), y
 
     def _subset(self, n: int | None, seed: int) -> np.ndarray:
-        if n is None or n >= len(self.x):
-            return np.arange(len(self.x))
-        return np.sort(np.random.default_rng(seed).permutation(len(self.x))[:n])
+        return _subset_indices(len(self.x), n, seed)
 
     def _unit(self, idx):
         x = images_to_unit(self.x[idx]) if self.kind == "image" else self.x[idx].astype(np.float32)
@@ -311,7 +316,11 @@ def _read_image(path: Path) -> np.ndarray:
             # palette, grey+alpha and RGBA become RGB as pytorch-fid and clean-fid read them (alpha dropped)
             return np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise GanToolsError(f"cannot read image {path}: {str(exc).rstrip('.')}; remove or replace the file") from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> GanToolsError:
+    return GanToolsError(f"cannot read image {path}: {str(exc).rstrip('.')}; remove or replace the file")
 
 
 def _read_image_or_none(path: Path) -> np.ndarray | None:
@@ -420,9 +429,7 @@ class FolderStream:
         return len(self.class_names) if self.y is not None else 0
 
     def _subset(self, n: int | None, seed: int) -> np.ndarray:
-        if n is None or n >= len(self.files):
-            return np.arange(len(self.files))
-        return np.sort(np.random.default_rng(seed).permutation(len(self.files))[:n])
+        return _subset_indices(len(self.files), n, seed)
 
     def fingerprint(self, n: int | None = None, seed: int = 0) -> str:
         """SHA-256 of the files take(n, seed) reads (their bytes, not their decoded pixels: a cache hit
@@ -470,7 +477,7 @@ def _header(path: Path) -> tuple[str, tuple[int, int]]:
         with Image.open(path) as img:
             return img.mode, img.size[::-1]
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise GanToolsError(f"cannot read image {path}: {str(exc).rstrip('.')}; remove or replace the file") from None
+        raise _unreadable(path, exc) from None
 
 
 def _stream_folder(root: Path, image_size: int | None) -> FolderStream | None:
