@@ -214,3 +214,21 @@ def test_cuda_request_on_a_cpu_machine(exported):
     with pytest.raises(GanToolsError, match="--device cpu"):
         OnnxGenerator(exported["dcgan"], "cuda")
     assert OnnxGenerator(exported["dcgan"], "auto").provider == "cpu"
+
+
+def test_inputs_made_ahead_in_a_pool_or_inline_are_the_same_batches(exported):
+    """On a GPU the latents are made a block ahead in a worker; on the CPU inline: the batches are the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gantools.generate import _inputs_ahead
+
+    model = OnnxGenerator(exported["cdcgan"], "cpu")
+    plan = [(first, min(7, 30 - first)) for first in range(0, 30, 7)]
+    inline = list(_inputs_ahead(None, model, 5, None, plan))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = list(_inputs_ahead(pool, model, 5, None, plan))
+    assert [len(z) for z, _ in inline] == [7, 7, 7, 7, 2]
+    for (z1, y1), (z2, y2) in zip(inline, ahead, strict=True):
+        np.testing.assert_array_equal(z1, z2)
+        np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(np.concatenate([z for z, _ in inline]), latents_for(5, 0, 30, model.latent_dim))
