@@ -12,7 +12,8 @@ folder of images, an .npz/.npy file, an MNIST IDX file, any of them with a
 - `take(n, seed)`: n real samples for scoring, images as float32 NCHW in [0, 1].
 
 Scoring reads an image folder through a FolderStream (`stream=True`): decoded
-a few batches ahead in a thread pool rather than held whole.
+a few batches ahead in a thread pool rather than held whole; it offers
+`batches` and `fingerprint`, what scoring uses, not `draw` or `take`.
 
 `SOURCE:test` is every fourth sample of a finite source (index i % 4 == 3, in
 the order the source lists them) and `SOURCE:train` the other three quarters:
@@ -461,12 +462,6 @@ class FolderStream:
                 if i + _STREAM_AHEAD + 1 < len(chunks):
                     pending.append(pool.submit(self._decode, chunks[i + _STREAM_AHEAD + 1]))
                 yield batch
-
-    def take(self, n: int | None = None, seed: int = 0):
-        """n distinct samples (all when n is None or n >= len), images in [0, 1] NCHW."""
-        parts = list(self.batches(256, n, seed))
-        return np.concatenate([x for x, _ in parts]), (None if self.y is None else np.concatenate(
-            [y for _, y in parts]))
 
 
 def _header(path: Path) -> tuple[str, tuple[int, int]]:

@@ -8,6 +8,7 @@ so a file that exists is complete.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
@@ -195,10 +196,11 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
         if to_npz or todo:
             plan.append((first, m, names, todo))
     bar.update(stop - start - sum(m for _, m, _, _ in plan))
-    with ThreadPoolExecutor(max_workers=4) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
-        # on a GPU, the next block of latents is made while this batch runs through the model
-        inputs = None if refine is not None else \
-            _inputs_ahead(ahead if model.provider == "cuda" else None, model, seed, fixed_class, plan)
+    # on a GPU, the next block of latents is made (in `ahead`) while this batch runs through the model
+    on_gpu = model.provider == "cuda"
+    with ThreadPoolExecutor(max_workers=4) as pool, \
+            (ThreadPoolExecutor(max_workers=1) if on_gpu else contextlib.nullcontext()) as ahead:
+        inputs = _inputs_ahead(ahead, model, seed, fixed_class, plan) if refine is None else None
         writes = []
         for first, m, names, todo in plan:
             if inputs is None:
