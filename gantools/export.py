@@ -52,11 +52,12 @@ def _checkpoint_for(source) -> Path:
 
 
 def checkpoint_to_modules(state: dict):
-    """(generator for export, discriminator for export) in eval mode, spectral norm baked in."""
+    """(generator for export, discriminator for export) in eval mode, spectral norm baked in and point
+    standardisation folded into the Linear layers."""
     import torch
     from torch.nn.utils import parametrize
 
-    from .models import build_models
+    from .models import build_models, fold_fixed_affines
 
     config = state["config"]
     G, D = build_models(config)
@@ -68,6 +69,8 @@ def checkpoint_to_modules(state: dict):
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     G.eval().requires_grad_(False)
     D.eval().requires_grad_(False)
+    fold_fixed_affines(G)
+    fold_fixed_affines(D)
     return G.to(torch.float32), D.to(torch.float32)
 
 

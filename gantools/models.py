@@ -82,9 +82,15 @@ class LatentMixture(nn.Module):
     def out_dim(latent_dim: int, components: int) -> int:
         return latent_dim - 1 + MIXTURE_EMBEDDING if components else latent_dim
 
+    def component(self, z):
+        """k per row: how many thresholds lie below z[:, 0].
+
+        The 0/1 comparisons are summed as floats (exact below 2**24): ONNX Runtime sums int64 ones
+        without vectorising, which made this pick a third of the exported ring generator's time."""
+        return (z[:, :1] > self.thresholds).to(z.dtype).sum(dim=1).to(torch.int64)
+
     def forward(self, z):
-        k = (z[:, :1] > self.thresholds).sum(dim=1)
-        return torch.cat([z[:, 1:], self.embed(k)], dim=1)
+        return torch.cat([z[:, 1:], self.embed(self.component(z))], dim=1)
 
 
 def _latent_input(components: int) -> nn.Module:
@@ -130,7 +136,7 @@ class MLPGenerator(nn.Module):
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
         x = self.out_act(self.net(z))
-        return x.reshape(x.shape[0], *self.sample_shape)
+        return x if len(self.sample_shape) == 1 else x.reshape(x.shape[0], *self.sample_shape)
 
 
 class ProjectionDiscriminator(nn.Module):
@@ -266,3 +272,22 @@ def apply_spectral_norm(module: nn.Module) -> None:
             setattr(module, name, spectral_norm(child))
         else:
             apply_spectral_norm(child)
+
+
+def fold_fixed_affines(model: nn.Module) -> None:
+    """Fold a point model's fixed standardisation into the Linear beside it (at export, in eval mode).
+
+    The same map with two elementwise ops fewer: in a 2-D model's ONNX graph those ops took about a
+    seventh of the time. Values change by float rounding only.
+    """
+    with torch.no_grad():
+        if isinstance(model, MLPGenerator) and isinstance(model.out_act, Affine):  # (W z + b) s + t
+            last, affine = model.net[-1], model.out_act
+            last.weight.mul_(affine.scale)
+            last.bias.mul_(affine.scale).add_(affine.shift)
+            model.out_act = nn.Identity()
+        if isinstance(model, MLPDiscriminator) and isinstance(model.body[0], Affine):  # W (s x + t) + b
+            affine, first = model.body[0], next(m for m in model.body if isinstance(m, nn.Linear))
+            first.bias.add_(first.weight @ affine.shift)
+            first.weight.mul_(affine.scale)
+            model.body[0] = nn.Identity()

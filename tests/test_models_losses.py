@@ -6,7 +6,7 @@ import torch
 
 from gantools.errors import GanToolsError
 from gantools.losses import d_loss, g_loss, gradient_penalty, r1_penalty
-from gantools.models import LatentMixture, RoundToLevels, build_models
+from gantools.models import Affine, LatentMixture, RoundToLevels, build_models, fold_fixed_affines
 
 
 def _config(**kw):
@@ -105,11 +105,13 @@ def test_round_to_levels_lands_on_the_grid_and_passes_gradients_straight_through
 def test_latent_mixture_components_are_equally_likely_and_exactly_picked():
     mix = LatentMixture(10)
     z0 = torch.as_tensor(np.random.default_rng(0).standard_normal((200_000, 3)), dtype=torch.float32)
-    k = (z0[:, :1] > mix.thresholds).sum(dim=1)
+    k = mix.component(z0)
+    # the component is the number of thresholds strictly below z_0 (an independent count: searchsorted)
+    assert torch.equal(k, torch.as_tensor(np.searchsorted(mix.thresholds.numpy(), z0[:, 0].numpy(), "left")))
     share = torch.bincount(k, minlength=10).float() / len(k)
     assert (share - 0.1).abs().max() < 0.004
     edge = torch.tensor([[float(mix.thresholds[4]), 0.0, 0.0]])  # exactly on a threshold: the lower component
-    assert int((edge[:, :1] > mix.thresholds).sum()) == 4
+    assert int(mix.component(edge)) == 4
     assert mix(z0[:7]).shape == (7, 2 + 16)
 
 
@@ -121,3 +123,17 @@ def test_points_generators_speak_data_coordinates_and_discriminators_standardise
     torch.testing.assert_close(G(z), G.net(G.latent(z)) * 3.0 + torch.tensor([10.0, -5.0]))
     x = torch.randn(6, 2)
     torch.testing.assert_close(D.body[0](x), (x - torch.tensor([10.0, -5.0])) / 3.0)
+
+
+def test_folding_the_point_standardisation_keeps_the_maps_and_leaves_no_affine():
+    cfg = _config(kind="points", sample_shape=[2], mixture=20, latent_dim=4, point_scale=3.0,
+                  point_center=[10.0, -5.0])
+    G, D = build_models(cfg)
+    z, x = torch.randn(50, 4), torch.randn(50, 2) * 3.0 + torch.tensor([10.0, -5.0])
+    with torch.no_grad():
+        expected = G(z), D(x)
+        fold_fixed_affines(G), fold_fixed_affines(D)
+        got = G(z), D(x)
+    assert not any(isinstance(m, Affine) for m in [*G.modules(), *D.modules()])
+    torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-5, atol=1e-5)
