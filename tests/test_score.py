@@ -83,6 +83,14 @@ def test_damaged_reference_statistics_are_refused_by_score(cli, tmp_path):
                        "skew.npz", "not symmetric")
 
 
+def test_statistics_of_one_precision_are_refused_at_another(cli, tmp_path):
+    save_ref_stats(tmp_path / "fp32.npz", np.zeros(2048), np.eye(2048), "inception-v3-2015-12-05/pool3", "", 10)
+    assert_usage_error(cli("score", "digits", "--real", tmp_path / "fp32.npz", "-n", "10", "--precision", "fp16",
+                           "-q"), "fp32.npz", "pool3/fp16", "--precision")
+    assert_usage_error(cli("score", "ring", "--real", "ring", "--metrics", "fid", "--precision", "fp16", "-q"),
+                       "--precision fp16 applies to the inception extractor", "--extractor raw")
+
+
 def test_pytorch_fid_style_stats_file_is_read_as_inception(tmp_path):
     np.savez(tmp_path / "pf.npz", mu=np.zeros(3), sigma=np.eye(3))
     ref = load_ref_stats(tmp_path / "pf.npz")

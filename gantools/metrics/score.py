@@ -268,7 +268,8 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
           extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
           device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
           k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
-          cache: bool = True, progress: bool = True, report=None, skip_bad_images: bool = False) -> dict | None:
+          cache: bool = True, progress: bool = True, report=None, skip_bad_images: bool = False,
+          precision: str = "fp32") -> dict | None:
     """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed).
 
     Under torchrun the ranks extract disjoint shards and rank 0 computes the metrics: it returns the
@@ -323,7 +324,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         with world.local_main_first():  # one Inception export per machine
             ex = make_extractor(extractor or ("inception" if fake.kind == "image" else "raw"), kind=fake.kind,
                                 device=device, inception_weights=inception_weights, classifier=classifier,
-                                need_logits="is" in metrics)
+                                need_logits="is" in metrics, precision=precision)
     if ref is not None and ex is not None and world.main:
         _check_ref(ref, ex, real)
     other_shape = ref["sample_shape"] if ref is not None else real_side.sample_shape
@@ -498,7 +499,7 @@ def _check_ref(ref: dict, ex, real) -> None:
     built_with = ref["extractor"] or INCEPTION_ID  # pytorch-fid's files carry no id: Inception pool3
     if built_with != ex.id:
         raise GanToolsError(f"{real} was built with the {built_with} extractor, but this score uses {ex.id}: "
-                            f"rebuild it with `gantools stats ... --extractor` to match")
+                            f"rebuild it with `gantools stats` and the same --extractor and --precision")
     if ref["weights_sha256"] and ex.weights_sha256 and ref["weights_sha256"] != ex.weights_sha256:
         print(f"gantools: warning: {real} was built from other weights files of the same network "
               f"({ref['weights_sha256'][:12]} vs {ex.weights_sha256[:12]})", file=sys.stderr)
@@ -533,7 +534,7 @@ def _check_gate(op: str, key: str, limit: float, value: float) -> dict:
 def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor: str | None = None,
                   inception_weights=None, classifier=None, device: str = "auto", batch_size: int = 64,
                   image_size: int | None = None, cache: bool = True, progress: bool = True,
-                  skip_bad_images: bool = False) -> dict | None:
+                  skip_bad_images: bool = False, precision: str = "fp32") -> dict | None:
     """Reference statistics of SOURCE written to `out` (pytorch-fid's mu/sigma keys plus provenance).
 
     Under torchrun the ranks share the extraction and rank 0 writes the file and returns the summary
@@ -555,7 +556,8 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
         raise GanToolsError(f"{source}: statistics need at least 2 samples")
     with world.local_main_first():
         ex = make_extractor(extractor or ("inception" if samples.kind == "image" else "raw"), kind=samples.kind,
-                            device=device, inception_weights=inception_weights, classifier=classifier)
+                            device=device, inception_weights=inception_weights, classifier=classifier,
+                            precision=precision)
     got = _extract(samples, ex, stats=True, features=False, logits=False, raw=False, batch_size=batch_size,
                    progress=progress, cache=cache)
     if not world.main:
