@@ -1,5 +1,7 @@
 """Generation and Inception extraction on ONNX Runtime's CUDA provider with IOBinding, fp32 and fp16.
 
+fp16 is gantools' own `--precision fp16` extractor: fp32 in and out, convolutions in half precision.
+
 Inputs are copied to the GPU once and outputs stay there (IOBinding), so the
 rates are the device's, not PCIe's. The peak is a square MatMul through the
 same runtime, per precision. Run by bench/gpu.sh; `--dry-run` runs the same
@@ -45,17 +47,6 @@ def bound_rate(sess, feed: dict, device: str, runs: int) -> float:
     return 1 / statistics.median(times)
 
 
-def export_fp16(module, example, path: Path) -> None:
-    """The module in half precision, exported on CUDA when there (CPU half convolutions may be missing)."""
-    import torch
-
-    from gantools.export import module_to_onnx
-
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    module_to_onnx(module.half().to(dev), [example.half().to(dev)], ["x"], ["features"], path, {},
-                   {"x": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch"}})
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="CPU provider, small sizes")
@@ -64,9 +55,8 @@ def main():
     provider, device = ("CPUExecutionProvider", "cpu") if args.dry_run else ("CUDAExecutionProvider", "cuda")
     n_mm, batch, runs = (512, 4, 2) if args.dry_run else (8192, 128, 10)
     import onnxruntime as ort
-    import torch
 
-    from gantools.metrics.features import inception_module, inception_onnx_path
+    from gantools.metrics.features import inception_onnx_path
 
     result = {"provider": provider, "onnxruntime": ort.__version__, "rows": []}
     if args.dry_run:
@@ -82,14 +72,8 @@ def main():
         except Exception as exc:  # noqa: BLE001 - e.g. no fp16 MatMul kernel on the CPU provider
             print(f"{precision}: MatMul not run ({str(exc).splitlines()[0][:120]})")
             continue
-        if fp16:
-            fp16_model = tmp / "inception-fp16.onnx"
-            model, _ = inception_module()
-            export_fp16(model, torch.rand(2, 3, 64, 64), fp16_model)
-            extractor, images = fp16_model, np.random.default_rng(0).random((batch, 3, 32, 32)).astype(np.float16)
-        else:
-            extractor = inception_onnx_path()[0]
-            images = np.random.default_rng(0).random((batch, 3, 32, 32), dtype=np.float32)
+        extractor = inception_onnx_path(precision=precision)[0]  # what `score --precision` runs
+        images = np.random.default_rng(0).random((batch, 3, 32, 32), dtype=np.float32)
         try:
             rate = bound_rate(session(extractor, provider), {"x": images}, device, runs) * batch
         except Exception as exc:  # noqa: BLE001
