@@ -96,8 +96,10 @@ def store_features(key: str, rows) -> None:
 
 
 def find_model(prefix: str) -> Path | None:
-    """A cached model PREFIX-DIGEST.onnx whose content matches its DIGEST (damaged ones are removed)."""
-    for path in sorted(cache_dir().glob(f"{prefix}-*.onnx")):
+    """A cached model PREFIX-DIGEST.onnx whose content matches its DIGEST (damaged ones are removed).
+
+    DIGEST is 16 characters, so PREFIX never matches a longer prefix's models (PREFIX-fp16-DIGEST.onnx)."""
+    for path in sorted(cache_dir().glob(f"{prefix}-{'?' * 16}.onnx")):
         if _file_sha256(path)[:16] == path.stem.rsplit("-", 1)[1]:
             return path
         _notice(path, "incomplete or damaged")

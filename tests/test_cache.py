@@ -44,6 +44,13 @@ def test_a_damaged_model_is_rebuilt(empty_cache, capsys):
     assert "incomplete or damaged" in capsys.readouterr().err
 
 
+def test_a_model_is_found_by_its_own_prefix_only(empty_cache):
+    half = cache.store_model("inception-v2-fp16", lambda tmp: tmp.write_bytes(b"half" * 100))
+    assert cache.find_model("inception-v2") is None  # the fp32 model is not the fp16 one
+    full = cache.store_model("inception-v2", lambda tmp: tmp.write_bytes(b"full" * 100))
+    assert cache.find_model("inception-v2") == full and cache.find_model("inception-v2-fp16") == half
+
+
 def test_the_feature_cache_keeps_the_most_recent_entries_within_its_limit(empty_cache, monkeypatch):
     one = 100 * 16 * 4 + 128  # bytes of one entry (.npy header included)
     monkeypatch.setenv("GANTOOLS_CACHE_LIMIT", str(2 * one + 10))
