@@ -209,7 +209,7 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
                 z, y = next(inputs)
                 x = model(z, y)
             if to_npz:
-                xs.append(unit_to_uint8((x + 1) / 2) if model.kind == "image" else x.astype(np.float32))
+                xs.append(unit_to_uint8((x + 1) / 2) if model.kind == "image" else x.astype(np.float32, copy=False))
                 ys.append(y)
                 zs.append(z)
                 written += m

@@ -169,8 +169,8 @@ def _latent_chunk(seed: int, idx: np.ndarray, d: int) -> np.ndarray:
     w = _seed_words(seed, idx)
     inc_hi = (w[2] << np.uint64(1)) | (w[3] >> np.uint64(63))
     inc_lo = (w[3] << np.uint64(1)) | np.uint64(1)
-    hi, lo = _step(np.zeros_like(idx), np.zeros_like(idx), inc_hi, inc_lo)
-    hi, lo = _step(*_add128(hi, lo, w[0], w[1]), inc_hi, inc_lo)
+    # PCG64's seeding: state 0, one step (0 * MULT + inc = inc), add the seed words, one more step
+    hi, lo = _step(*_add128(inc_hi, inc_lo, w[0], w[1]), inc_hi, inc_lo)
     states, words = _draw_words([(hi, lo)], inc_hi, inc_lo, (d + 1) // 2)
     z, slow = _fast_path(words[:, :d])
     lanes = np.flatnonzero(slow.any(axis=1))
