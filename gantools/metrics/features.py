@@ -2,7 +2,9 @@
 
 - inception: the FID Inception-v3, exported once from the project's own module
   into the user cache directory (atomically) and reused; 2048-d pool3
-  features, plus the 1008 logits when the weights have the head.
+  features, plus the 1008 logits when the weights have the head. With
+  precision "fp16" (opt-in), a second export whose convolutions run in half
+  precision: another extractor id, so its features never mix with fp32's.
 - classifier: a gantools-trained domain classifier (train-classifier): its
   penultimate layer as features and its logits for a domain Inception Score.
 - raw: the samples themselves, flattened (for 2-D points).
