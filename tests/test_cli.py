@@ -121,6 +121,18 @@ def test_a_model_needing_an_unknown_opset_says_so(cli, tmp_path, exported):
     assert not (tmp_path / "x.npz").exists()
 
 
+def test_a_model_whose_types_onnxruntime_has_no_kernel_for_says_so(cli, tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    (tmp_path / "bf16.onnx").write_bytes(model.SerializeToString())  # valid ONNX: bf16 Relu has no CPU kernel
+    assert_usage_error(cli("info", tmp_path / "bf16.onnx"), "bf16.onnx", "has no Relu (opset 14) kernel",
+                       "upgrade onnxruntime")
+
+
 def test_a_full_disk_gives_one_line_and_no_partial_file(cli, tmp_path, exported, monkeypatch):
     import errno
 

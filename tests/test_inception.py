@@ -78,6 +78,23 @@ def test_fp16_extractor_is_the_network_in_half_precision_with_its_own_id(ours):
     assert np.abs(fp32(x)[0] - expected).max() <= 1e-4
 
 
+def test_a_pytorch_that_cannot_run_half_precision_gives_one_line_and_caches_nothing(cli, tmp_path, monkeypatch):
+    from gantools.metrics import inception
+
+    def no_half(self, x):
+        raise RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\'')
+
+    monkeypatch.setattr(inception.HalfInception, "forward", no_half)
+    monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
+    code, out, err = cli("stats", "digits", "-n", "10", "-o", tmp_path / "s.npz", "--precision", "fp16", "-q")
+    notice, error = err.strip().splitlines()  # "building the fp16 Inception ONNX model once", then the error
+    assert code == 2 and out == "" and "building the fp16" in notice
+    assert error.startswith("gantools: error: --precision fp16:") and "slow_conv2d_cpu" in error
+    assert error.endswith("upgrade torch, or use --precision fp32")
+    assert not (tmp_path / "s.npz").exists()
+    assert not list((tmp_path / "cache").glob("*.onnx"))
+
+
 def test_reduced_precision_is_refused_for_other_extractors():
     with pytest.raises(GanToolsError, match="--precision fp16 applies to the inception extractor"):
         make_extractor("raw", kind="points", precision="fp16")

@@ -149,7 +149,14 @@ def _export_inception(weights_path: Path, target: Path, cache: Path, precision: 
     outputs = ["features", "logits"] if model.with_logits else ["features"]
     dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, **{o: {0: "batch"} for o in outputs}}
     meta = {"gantools_format": "1", "role": "extractor", "extractor": inception_id(precision)}
-    module_to_onnx(model, [torch.rand(2, 3, 64, 64)], ["x"], outputs, target, meta, dynamic)
+    try:
+        module_to_onnx(model, [torch.rand(2, 3, 64, 64)], ["x"], outputs, target, meta, dynamic)
+    except RuntimeError as exc:  # tracing runs the network once: half convolutions need a recent CPU PyTorch
+        if precision == "fp32":
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise GanToolsError(f"--precision {precision}: PyTorch {torch.__version__} cannot run the Inception in "
+                            f"{precision} on this machine ({first}); upgrade torch, or use --precision fp32") from None
 
 
 def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weights=None, classifier=None,
