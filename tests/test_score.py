@@ -83,10 +83,12 @@ def test_damaged_reference_statistics_are_refused_by_score(cli, tmp_path):
                        "skew.npz", "not symmetric")
 
 
-def test_statistics_of_one_precision_are_refused_at_another(cli, tmp_path):
+def test_statistics_of_one_precision_are_refused_at_another(cli, tmp_path, monkeypatch):
     save_ref_stats(tmp_path / "fp32.npz", np.zeros(2048), np.eye(2048), "inception-v3-2015-12-05/pool3", "", 10)
+    monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
     assert_usage_error(cli("score", "digits", "--real", tmp_path / "fp32.npz", "-n", "10", "--precision", "fp16",
                            "-q"), "fp32.npz", "pool3/fp16", "--precision")
+    assert not (tmp_path / "cache").exists()  # refused before the fp16 model was built
     assert_usage_error(cli("score", "ring", "--real", "ring", "--metrics", "fid", "--precision", "fp16", "-q"),
                        "--precision fp16 applies to the inception extractor", "--extractor raw")
 

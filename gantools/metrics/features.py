@@ -120,6 +120,13 @@ def inception_id(precision: str = "fp32") -> str:
     return INCEPTION_ID if precision == "fp32" else f"{INCEPTION_ID}/{precision}"
 
 
+def known_id(name: str, precision: str = "fp32") -> str | None:
+    """The id of extractor `name` before it is built; None when only building tells (a classifier's file)."""
+    if precision not in PRECISIONS:
+        return None
+    return {"raw": RawExtractor.id, "inception": inception_id(precision)}.get(name)
+
+
 def inception_onnx_path(weights=None, precision: str = "fp32") -> tuple[Path, str]:
     """The cached ONNX export of the FID Inception for these weights and precision; built on first use."""
     from .weights import resolve_weights

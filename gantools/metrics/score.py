@@ -319,12 +319,14 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     ex = None
     world = current()
     if featured:
-        from .features import make_extractor
+        from .features import known_id, make_extractor
 
+        name = extractor or ("inception" if fake.kind == "image" else "raw")
+        if ref is not None and world.main:
+            _check_ref_id(ref, known_id(name, precision), real)  # before building a model it would refuse
         with world.local_main_first():  # one Inception export per machine
-            ex = make_extractor(extractor or ("inception" if fake.kind == "image" else "raw"), kind=fake.kind,
-                                device=device, inception_weights=inception_weights, classifier=classifier,
-                                need_logits="is" in metrics, precision=precision)
+            ex = make_extractor(name, kind=fake.kind, device=device, inception_weights=inception_weights,
+                                classifier=classifier, need_logits="is" in metrics, precision=precision)
     if ref is not None and ex is not None and world.main:
         _check_ref(ref, ex, real)
     other_shape = ref["sample_shape"] if ref is not None else real_side.sample_shape
@@ -493,13 +495,18 @@ def _guarded(compute):
         raise GanToolsError(str(exc)) from None
 
 
-def _check_ref(ref: dict, ex, real) -> None:
+def _check_ref_id(ref: dict, ex_id: str | None, real) -> None:
+    """Refuse statistics made with another extractor than `ex_id` (None: not known yet)."""
     from .features import INCEPTION_ID
 
     built_with = ref["extractor"] or INCEPTION_ID  # pytorch-fid's files carry no id: Inception pool3
-    if built_with != ex.id:
-        raise GanToolsError(f"{real} was built with the {built_with} extractor, but this score uses {ex.id}: "
+    if ex_id is not None and built_with != ex_id:
+        raise GanToolsError(f"{real} was built with the {built_with} extractor, but this score uses {ex_id}: "
                             f"rebuild it with `gantools stats` and the same --extractor and --precision")
+
+
+def _check_ref(ref: dict, ex, real) -> None:
+    _check_ref_id(ref, ex.id, real)
     if ref["weights_sha256"] and ex.weights_sha256 and ref["weights_sha256"] != ex.weights_sha256:
         print(f"gantools: warning: {real} was built from other weights files of the same network "
               f"({ref['weights_sha256'][:12]} vs {ex.weights_sha256[:12]})", file=sys.stderr)
