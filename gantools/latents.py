@@ -33,11 +33,30 @@ def latents_for(seed: int, start: int, n: int, latent_dim: int) -> np.ndarray:
         for row, i in enumerate(range(start, start + n)):
             out[row] = _latent_of(seed, i, latent_dim)
         return out
+    # Lanes that leave the fast path are finished once 1,024 have gathered (or at the end): that work has a
+    # fixed cost per call, and a chunk of small latents has few of them (about 3% of 4-d samples, 36% of
+    # 64-d ones), so 100k 4-d latents take 3 calls instead of 13 (17% less time; 64-d: unchanged).
+    slow, pending = [], 0  # (first row of a chunk, its slow lanes), and how many lanes that is
     for first in range(0, n, _CHUNK):
         m = min(_CHUNK, n - first)
-        out[first:first + m] = _latent_chunk(seed, np.arange(start + first, start + first + m, dtype=np.uint64),
-                                             latent_dim)
+        out[first:first + m], lanes = _latent_chunk(
+            seed, np.arange(start + first, start + first + m, dtype=np.uint64), latent_dim)
+        if lanes is not None:
+            slow.append((first, lanes))
+            pending += len(lanes[0])
+        if slow and (pending >= _CHUNK // 8 or first + m == n):
+            rows = np.concatenate([row0 + part[0] for row0, part in slow])
+            _finish_lanes(out, rows, *(_joined([part[k] for _, part in slow]) for k in range(1, 6)))
+            slow, pending = [], 0
     return out
+
+
+def _joined(parts: list):
+    """The chunks' arrays (or lists of per-step (hi, lo) states) as one."""
+    if isinstance(parts[0], list):
+        return [tuple(np.concatenate([p[step][half] for p in parts]) for half in (0, 1))
+                for step in range(len(parts[0]))]
+    return np.concatenate(parts)
 
 
 def _latent_of(seed: int, i: int, latent_dim: int) -> np.ndarray:
@@ -165,7 +184,9 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return wi, ki, fi
 
 
-def _latent_chunk(seed: int, idx: np.ndarray, d: int) -> np.ndarray:
+def _latent_chunk(seed: int, idx: np.ndarray, d: int):
+    """(z of samples idx from the fast path, None or what _finish_lanes needs for the rows that left it:
+    (rows, first slow draw, states, words, inc_hi, inc_lo))."""
     w = _seed_words(seed, idx)
     inc_hi = (w[2] << np.uint64(1)) | (w[3] >> np.uint64(63))
     inc_lo = (w[3] << np.uint64(1)) | np.uint64(1)
@@ -174,10 +195,10 @@ def _latent_chunk(seed: int, idx: np.ndarray, d: int) -> np.ndarray:
     states, words = _draw_words([(hi, lo)], inc_hi, inc_lo, (d + 1) // 2)
     z, slow = _fast_path(words[:, :d])
     lanes = np.flatnonzero(slow.any(axis=1))
-    if len(lanes):
-        _finish_lanes(z, lanes, slow[lanes].argmax(axis=1), [(h[lanes], lo_[lanes]) for h, lo_ in states],
-                      words[lanes], inc_hi[lanes], inc_lo[lanes])
-    return z
+    if not len(lanes):
+        return z, None
+    return z, (lanes, slow[lanes].argmax(axis=1), [(h[lanes], lo_[lanes]) for h, lo_ in states], words[lanes],
+               inc_hi[lanes], inc_lo[lanes])
 
 
 def _draw_words(states: list, inc_hi, inc_lo, steps: int) -> tuple[list, np.ndarray]:

@@ -30,6 +30,19 @@ def test_vectorised_latents_equal_one_numpy_generator_per_sample(seed, start, n,
     np.testing.assert_array_equal(latents_for(seed, start, n, dim), expected)
 
 
+@pytest.mark.parametrize("dim", [2, 16, 64])
+def test_slow_lanes_gathered_over_chunks_land_on_their_own_rows(monkeypatch, dim):
+    """With chunks of 256 samples, slow lanes are finished every ~9 chunks (2-d), ~2 (16-d) or each chunk
+    (64-d), and the rest at the end: the result is still the definition, row for row."""
+    from gantools import latents
+
+    monkeypatch.setattr(latents, "_CHUNK", 256)
+    n, start = 3017, 40
+    expected = np.stack([np.random.default_rng([9, i]).standard_normal(dim, dtype=np.float32)
+                         for i in range(start, start + n)])
+    np.testing.assert_array_equal(latents.latents_for(9, start, n, dim), expected)
+
+
 def test_wedge_draws_are_decided_without_numpy_except_the_tail_and_close_calls(monkeypatch):
     """Of ~2,500 samples whose draws leave the fast path (wedges accepted and rejected, tails), numpy finishes
     only those with a tail draw or a wedge test too close to call, and the result is still the definition."""
