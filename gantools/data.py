@@ -455,13 +455,10 @@ class FolderStream:
         """Samples start..stop-1 of take(n, seed), a batch at a time, _STREAM_AHEAD batches decoded ahead."""
         idx = self._subset(n, seed)[start:stop]
         chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
-        with ThreadPoolExecutor(max_workers=min(_reader_threads(), _STREAM_AHEAD + 1)) as pool:
-            pending = [pool.submit(self._decode, c) for c in chunks[:_STREAM_AHEAD + 1]]
-            for i in range(len(chunks)):
-                batch = pending.pop(0).result()
-                if i + _STREAM_AHEAD + 1 < len(chunks):
-                    pending.append(pool.submit(self._decode, chunks[i + _STREAM_AHEAD + 1]))
-                yield batch
+        from .threads import map_ahead
+
+        with ThreadPoolExecutor(max_workers=min(_reader_threads(), _STREAM_AHEAD)) as pool:
+            yield from map_ahead(pool, self._decode, chunks, _STREAM_AHEAD)
 
 
 def _header(path: Path) -> tuple[str, tuple[int, int]]:

@@ -22,6 +22,7 @@ from .data import unit_to_uint8
 from .errors import GanToolsError
 from .files import atomic_path, check_room, remove_stale_temporaries
 from .latents import labels_for, latents_for
+from .threads import map_ahead
 
 GRID_MAX = 100  # images on a contact sheet
 GRID_POINTS = 2500  # points on a scatter plot
@@ -74,24 +75,11 @@ def _inputs_ahead(pool, model, seed: int, fixed_class, plan):
     def make(run):
         return batch_inputs(model, seed, run[0][0], sum(j[1] for j in run), fixed_class)
 
-    for run, (z, y) in zip(runs, _one_ahead(pool, make, runs), strict=True):
+    for run, (z, y) in zip(runs, map_ahead(pool, make, runs), strict=True):
         at = 0
         for _, m, *_ in run:
             yield z[at:at + m], None if y is None else y[at:at + m]
             at += m
-
-
-def _one_ahead(pool, fn, items):
-    """fn(item) for each item, in order, the next one computed in `pool` (if any) while the caller works on
-    this one."""
-    if pool is None:
-        yield from map(fn, items)
-        return
-    futures = [pool.submit(fn, item) for item in items[:1]]
-    for i in range(len(items)):
-        if i + 1 < len(items):
-            futures.append(pool.submit(fn, items[i + 1]))
-        yield futures.pop(0).result()
 
 
 def check_class(model, fixed_class: int | None) -> None:

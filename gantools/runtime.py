@@ -127,7 +127,7 @@ def open_session(path, device: str = "auto", trusted: bool = False):
         if kernel:  # a valid model whose operator and element type this build has no kernel for (fp16 on old ORT)
             raise GanToolsError(f"{path}: onnxruntime {ort.__version__} has no {kernel.group(1)} (opset "
                                 f"{kernel.group(2)}) kernel for this model's types on this device: upgrade "
-                                "onnxruntime (for --precision fp16, or use fp32)") from None
+                                "onnxruntime (or, scoring with --precision fp16, use fp32)") from None
         first = text.splitlines()[0] if text else type(exc).__name__
         raise GanToolsError(f"{path} is not a valid ONNX model (truncated or corrupt?): {first[:200]}") from None
     finally:

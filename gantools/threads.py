@@ -10,6 +10,9 @@ almost nothing under that load (1.02x), but cost 30-50% on an idle machine
 as training starts, libgomp's default otherwise; a value the user set wins.
 The policy changes no arithmetic: the same seed and thread count give the
 same weights either way.
+
+Also here: map_ahead, the one way gantools computes work a few items ahead
+of its consumer in a thread pool (image decoding, latents on a GPU).
 """
 
 from __future__ import annotations
@@ -44,3 +47,18 @@ def choose_wait_policy() -> str:
     if "OMP_WAIT_POLICY" not in os.environ and busy_cores() >= BUSY_CORES:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return os.environ.get("OMP_WAIT_POLICY", "default")
+
+
+def map_ahead(pool, fn, items: list, ahead: int = 1):
+    """fn(item) for each item, in order; while the caller works on one, the next `ahead` are computed in
+    `pool` (None: each is computed when asked, in the caller's thread)."""
+    if pool is None:
+        yield from map(fn, items)
+        return
+    from collections import deque
+
+    pending = deque(pool.submit(fn, item) for item in items[:ahead])
+    for i in range(len(items)):
+        if i + ahead < len(items):
+            pending.append(pool.submit(fn, items[i + ahead]))
+        yield pending.popleft().result()

@@ -321,7 +321,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     if featured:
         from .features import known_id, make_extractor
 
-        name = extractor or ("inception" if fake.kind == "image" else "raw")
+        name = _extractor_name(extractor, fake.kind)
         if ref is not None and world.main:
             _check_ref_id(ref, known_id(name, precision), real)  # before building a model it would refuse
         with world.local_main_first():  # one Inception export per machine
@@ -495,6 +495,11 @@ def _guarded(compute):
         raise GanToolsError(str(exc)) from None
 
 
+def _extractor_name(extractor: str | None, kind: str) -> str:
+    """--extractor, else the default for the samples: inception for images, raw for points."""
+    return extractor or ("inception" if kind == "image" else "raw")
+
+
 def _check_ref_id(ref: dict, ex_id: str | None, real) -> None:
     """Refuse statistics made with another extractor than `ex_id` (None: not known yet)."""
     from .features import INCEPTION_ID
@@ -562,9 +567,8 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
     if samples.count < 2:
         raise GanToolsError(f"{source}: statistics need at least 2 samples")
     with world.local_main_first():
-        ex = make_extractor(extractor or ("inception" if samples.kind == "image" else "raw"), kind=samples.kind,
-                            device=device, inception_weights=inception_weights, classifier=classifier,
-                            precision=precision)
+        ex = make_extractor(_extractor_name(extractor, samples.kind), kind=samples.kind, device=device,
+                            inception_weights=inception_weights, classifier=classifier, precision=precision)
     got = _extract(samples, ex, stats=True, features=False, logits=False, raw=False, batch_size=batch_size,
                    progress=progress, cache=cache)
     if not world.main:
