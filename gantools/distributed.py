@@ -123,6 +123,15 @@ def local_size() -> int:
     return _env_int("LOCAL_WORLD_SIZE", 1)
 
 
+def cpu_share() -> int | None:
+    """The threads one of several processes launched on this machine should use (its share of the cores);
+    None when this process is alone, so the runtime's own default stands."""
+    if launched_size() <= 1:
+        return None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // local_size())
+
+
 def _leave() -> None:
     """Destroy the process group at exit: Gloo's threads left running abort the process as it ends."""
     import torch.distributed as dist

@@ -12,13 +12,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .distributed import launched_size, local_rank, local_size
+from .distributed import cpu_share, launched_size, local_rank
 from .errors import GanToolsError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -107,8 +106,7 @@ def open_session(path, device: str = "auto", trusted: bool = False):
     cuda_options = {}
     if launched_size() > 1:  # one of several processes on this machine: its own GPU, its share of the cores
         cuda_options["device_id"] = local_rank()
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        options.intra_op_num_threads = max(1, cpus // local_size())
+        options.intra_op_num_threads = cpu_share()
     providers = [(CUDA, cuda_options), CPU] if reason is None else [CPU]
     previous = 2
     try:

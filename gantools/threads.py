@@ -1,4 +1,5 @@
-"""OpenMP's wait policy for PyTorch's CPU threads, chosen once per training process, before torch loads.
+"""OpenMP's wait policy for PyTorch's CPU threads, chosen before torch loads in each process that computes
+with PyTorch (training; scoring with --precision bf16).
 
 libgomp's default lets a waiting thread spin: fastest on an idle machine.
 But when another process holds a core, each of a training step's many small

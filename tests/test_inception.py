@@ -1,5 +1,7 @@
 """The FID Inception network: our module vs the TorchScript original, ONNX vs PyTorch, FID vs a reference."""
 
+import json
+import os
 import warnings
 
 import numpy as np
@@ -9,14 +11,18 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from conftest import assert_usage_error
 from gantools.errors import GanToolsError
+from gantools.metrics import features
 from gantools.metrics.features import (
     INCEPTION_ID,
     OnnxExtractor,
+    TorchBf16Extractor,
+    inception_module,
     inception_onnx_path,
     make_extractor,
 )
-from gantools.metrics.inception import FIDInception, load_inception
+from gantools.metrics.inception import FIDInception, fold_batchnorms, load_inception
 from gantools.metrics.weights import FID_HELPER_SHA256, resolve_weights
 
 
@@ -84,7 +90,7 @@ def test_a_pytorch_that_cannot_run_half_precision_gives_one_line_and_caches_noth
     def no_half(self, x):
         raise RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\'')
 
-    monkeypatch.setattr(inception.HalfInception, "forward", no_half)
+    monkeypatch.setattr(inception.ReducedInception, "forward", no_half)
     monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
     code, out, err = cli("stats", "digits", "-n", "10", "-o", tmp_path / "s.npz", "--precision", "fp16", "-q")
     notice, error = err.strip().splitlines()  # "building the fp16 Inception ONNX model once", then the error
@@ -96,10 +102,62 @@ def test_a_pytorch_that_cannot_run_half_precision_gives_one_line_and_caches_noth
 
 
 def test_reduced_precision_is_refused_for_other_extractors():
-    with pytest.raises(GanToolsError, match="--precision fp16 applies to the inception extractor"):
-        make_extractor("raw", kind="points", precision="fp16")
-    with pytest.raises(GanToolsError, match="--precision must be one of fp32, fp16"):
-        make_extractor("inception", kind="image", precision="bf16")
+    for precision in ("fp16", "bf16"):
+        with pytest.raises(GanToolsError, match=f"--precision {precision} applies to the inception extractor"):
+            make_extractor("raw", kind="points", precision=precision)
+    with pytest.raises(GanToolsError, match="--precision must be one of fp32, fp16, bf16"):
+        make_extractor("inception", kind="image", precision="int8")
+
+
+def test_folded_batchnorms_compute_the_same_network(ours):
+    x = torch.from_numpy(np.random.default_rng(3).random((2, 3, 40, 40), dtype=np.float32))
+    folded = fold_batchnorms(inception_module()[0])
+    assert not [m for m in folded.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        expected, got = ours(x), folded(x)
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+def test_bf16_extractor_is_the_network_in_bfloat16_with_its_own_id(ours):
+    bf16 = TorchBf16Extractor(*inception_module())
+    assert bf16.id == INCEPTION_ID + "/bf16"  # never mixed with fp32's or fp16's features
+    x = np.random.default_rng(2).random((3, 3, 48, 48), dtype=np.float32)
+    with torch.no_grad():
+        expected = ours(torch.from_numpy(x)).numpy()
+    got, logits = bf16(x)
+    assert logits is None and got.dtype == np.float32 and got.shape == (3, 2048)
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert 2e-3 < error < 5e-2  # rounded as bf16 rounds (8-bit mantissa): coarser than fp16, not fp32 relabelled
+    gray = x[:, :1]
+    assert np.array_equal(bf16(gray)[0], bf16(np.repeat(gray, 3, axis=1))[0])  # grayscale as RGB
+
+
+def test_bf16_is_refused_where_it_would_not_pay(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(features, "cpu_has_bf16", lambda: False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr("gantools.threads.busy_cores", lambda: 1.0)
+    assert_usage_error(cli("stats", "digits", "-n", "10", "-o", tmp_path / "s.npz", "--precision", "bf16", "-q"),
+                       "--precision bf16 needs a CPU with bf16 arithmetic", "AVX512-BF16", "leave --precision at fp32")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # chosen before torch would run the Inception, as in training
+    monkeypatch.setattr(features, "cpu_has_bf16", lambda: True)
+    assert_usage_error(cli("score", "digits", "--real", "digits", "-n", "10", "--precision", "bf16", "--device",
+                           "cuda", "-q"), "--precision bf16 runs on the CPU", "--precision fp16")
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_bf16_statistics_and_scores_through_the_cli_where_the_cpu_has_it(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(features, "cpu_has_bf16", lambda: True)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # this process's libgomp has started: the value is unused
+    monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
+    code, out, err = cli("stats", "digits:test", "-n", "6", "-o", tmp_path / "ref.npz", "--precision", "bf16", "-q")
+    assert code == 0 and "inception-v3-2015-12-05/pool3/bf16" in out, err
+    code, out, err = cli("score", "digits:train", "--real", tmp_path / "ref.npz", "-n", "6", "--precision", "bf16",
+                         "--json", tmp_path / "r.json", "-q")
+    assert code == 0, err
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["extractor"] == INCEPTION_ID + "/bf16" and np.isfinite(result["fid"]) and result["fid"] > 0
+    assert_usage_error(cli("score", "digits:train", "--real", tmp_path / "ref.npz", "-n", "6", "-q"),
+                       "ref.npz", "pool3/bf16", "--precision")  # fp32 features never meet bf16 statistics
 
 
 def test_pytorch_fid_style_weights_with_logits_head(ours, tmp_path, monkeypatch):

