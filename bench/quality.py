@@ -137,7 +137,8 @@ def point_table(results: list[dict], seeds: int) -> str:
             if not rows:
                 cells += ["-"] * 3
                 continue
-            cells += [modes_cell([r[prefix + "modes"] for r in rows]), mean_se([r[prefix + "hq_fraction"] for r in rows], percent=True),
+            cells += [modes_cell([r[prefix + "modes"] for r in rows]),
+                      mean_se([r[prefix + "hq_fraction"] for r in rows], percent=True),
                       mean_se([r[prefix + "reverse_kl"] for r in rows])]
         lines.append(f"| {label} ({seeds} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

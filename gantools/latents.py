@@ -38,8 +38,8 @@ def latents_for(seed: int, start: int, n: int, latent_dim: int) -> np.ndarray:
     # fixed cost per call, and a chunk of small latents has few of them (about 3% of 4-d samples, 36% of
     # 64-d ones), so 100k 4-d latents take 3 calls instead of 13 (17% less time; 64-d: unchanged).
     # Small latents are mostly per-sample seeding work, one numpy call per step over the chunk: longer chunks
-    # spread each call's fixed cost (100k 4-d latents: 31 -> 25 ms with 32,768-sample chunks, A/B in one process; 64-d latents
-    # were slower with chunks past 8,192).
+    # spread each call's fixed cost (100k 4-d latents, A/B in one process: 31 -> 25 ms with 32,768-sample
+    # chunks; 64-d latents were slower with chunks past 8,192).
     chunk = min(max(_CHUNK_VALUES // latent_dim, _CHUNK), 4 * _CHUNK)
     slow, pending = [], 0  # _finish_lanes' arguments per chunk (rows of `out`), and how many lanes they hold
     for first in range(0, n, chunk):
