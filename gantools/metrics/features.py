@@ -7,7 +7,7 @@
   precision: another extractor id, so its features never mix with fp32's.
   Precision "bf16" (opt-in, CPUs with AVX512-BF16 or AMX) runs the same
   network in PyTorch instead: ONNX Runtime's CPU provider has no bf16
-  convolution kernels, oneDNN's run at twice fp32's rate on such CPUs.
+  convolution kernels; oneDNN's use those CPUs' bf16 instructions.
 - classifier: a gantools-trained domain classifier (train-classifier): its
   penultimate layer as features and its logits for a domain Inception Score.
 - raw: the samples themselves, flattened (for 2-D points).
@@ -81,8 +81,9 @@ def _images_for(extractor, x) -> np.ndarray:
 class TorchBf16Extractor:
     """The FID Inception in PyTorch with bf16 convolutions (BatchNorms folded, channels_last), fp32 outputs.
 
-    On a CPU with AVX512-BF16 or AMX oneDNN computes bf16 at twice fp32's rate; elsewhere it emulates
-    it, several times slower than fp32 (make_extractor refuses there; tests and benchmarks build it anyway).
+    On a CPU with AVX512-BF16 or AMX oneDNN computes bf16 at up to twice fp32's rate (two bf16 products
+    per fp32 lane); elsewhere it emulates it, several times slower than fp32 (make_extractor refuses there;
+    tests and benchmarks build it anyway).
     """
 
     channels = 3
@@ -92,7 +93,6 @@ class TorchBf16Extractor:
 
         from .inception import ReducedInception, fold_batchnorms
 
-        self.torch = torch
         self.net = ReducedInception(fold_batchnorms(net), torch.bfloat16, torch.channels_last)
         self.id, self.weights_sha256, self.has_logits = inception_id("bf16"), weights_sha256, net.with_logits
         from ..distributed import cpu_share
@@ -101,8 +101,10 @@ class TorchBf16Extractor:
             torch.set_num_threads(cpu_share())
 
     def __call__(self, x):
-        with self.torch.inference_mode():
-            out = self.net(self.torch.from_numpy(_images_for(self, x)))
+        import torch
+
+        with torch.inference_mode():
+            out = self.net(torch.from_numpy(_images_for(self, x)))
         if not self.has_logits:
             return out.numpy(), None
         return out[0].numpy(), out[1].numpy()
