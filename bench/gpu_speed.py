@@ -1,6 +1,8 @@
 """Generation and Inception extraction on ONNX Runtime's CUDA provider with IOBinding, fp32 and fp16.
 
 fp16 is gantools' own `--precision fp16` extractor: fp32 in and out, convolutions in half precision.
+When the machine's CPU computes bf16 (AVX512-BF16 or AMX, as GPU hosts' often do), `--precision bf16`
+(PyTorch on the CPU) is timed against fp32 on the CPU provider too.
 
 Inputs are copied to the GPU once and outputs stay there (IOBinding), so the
 rates are the device's, not PCIe's. The peak is a square MatMul through the
@@ -84,6 +86,7 @@ def main():
               f"({pct:.1%} of peak)")
         result["rows"].append({"precision": precision, "peak_gflops": peak, "inception_img_per_s": rate,
                                "fraction_of_peak": pct})
+    result["cpu_bf16"] = cpu_bf16(32 if not args.dry_run else 4, runs)
     from gantools.runtime import OnnxGenerator
     from gantools.train import train
 
@@ -99,6 +102,30 @@ def main():
     result["generation_samples_per_s"] = rate
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+def cpu_bf16(batch: int, runs: int) -> dict | None:
+    """img/s of `--precision bf16` (PyTorch, oneDNN) and fp32 (ONNX Runtime's CPU provider) on this machine's
+    CPU, when it computes bf16; None otherwise."""
+    from gantools.metrics.features import TorchBf16Extractor, cpu_has_bf16, inception_module, make_extractor
+
+    if not cpu_has_bf16():
+        print("CPU: no bf16 arithmetic (AVX512-BF16 or AMX): --precision bf16 not timed")
+        return None
+    images = np.random.default_rng(0).random((batch, 3, 32, 32), dtype=np.float32)
+    rates = {}
+    for name, ex in (("fp32", make_extractor("inception", kind="image", device="cpu")),
+                     ("bf16", TorchBf16Extractor(*inception_module()))):
+        ex(images)
+        times = []
+        for _ in range(max(3, runs // 3)):
+            t0 = time.perf_counter()
+            ex(images)
+            times.append(time.perf_counter() - t0)
+        rates[name] = batch / statistics.median(times)
+    print(f"CPU Inception batch {batch}: fp32 (ONNX Runtime) {rates['fp32']:.1f} img/s, bf16 (PyTorch) "
+          f"{rates['bf16']:.1f} img/s: {rates['bf16'] / rates['fp32']:.2f}x")
+    return rates
 
 
 if __name__ == "__main__":
