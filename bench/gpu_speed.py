@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from timing import INCEPTION_GFLOP, matmul_onnx
+from timing import INCEPTION_GFLOP, matmul_onnx, median_time
 
 
 
@@ -116,13 +116,7 @@ def cpu_bf16(batch: int, runs: int) -> dict | None:
     rates = {}
     for name, ex in (("fp32", make_extractor("inception", kind="image", device="cpu")),
                      ("bf16", TorchBf16Extractor(*inception_module()))):
-        ex(images)
-        times = []
-        for _ in range(max(3, runs // 3)):
-            t0 = time.perf_counter()
-            ex(images)
-            times.append(time.perf_counter() - t0)
-        rates[name] = batch / statistics.median(times)
+        rates[name] = batch / median_time(lambda ex=ex: ex(images), max(3, runs // 3))[0]
     print(f"CPU Inception batch {batch}: fp32 (ONNX Runtime) {rates['fp32']:.1f} img/s, bf16 (PyTorch) "
           f"{rates['bf16']:.1f} img/s: {rates['bf16'] / rates['fp32']:.2f}x")
     return rates

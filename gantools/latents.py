@@ -34,13 +34,13 @@ def latents_for(seed: int, start: int, n: int, latent_dim: int) -> np.ndarray:
         for row, i in enumerate(range(start, start + n)):
             out[row] = _latent_of(seed, i, latent_dim)
         return out
-    # Lanes that leave the fast path are finished once 1,024 have gathered (or at the end): that work has a
-    # fixed cost per call, and a chunk of small latents has few of them (about 3% of 4-d samples, 36% of
-    # 64-d ones), so 100k 4-d latents take 3 calls instead of 13 (17% less time; 64-d: unchanged).
     # Small latents are mostly per-sample seeding work, one numpy call per step over the chunk: longer chunks
     # spread each call's fixed cost (100k 4-d latents, A/B in one process: 31 -> 25 ms with 32,768-sample
     # chunks; 64-d latents were slower with chunks past 8,192).
     chunk = min(max(_CHUNK_VALUES // latent_dim, _CHUNK), 4 * _CHUNK)
+    # Lanes that leave the fast path are finished once 1,024 have gathered (or at the end): that work has a
+    # fixed cost per call, and a chunk of small latents has few of them (about 3% of 4-d samples, 36% of
+    # 64-d ones), so 100k 4-d latents took 3 calls instead of 13 with 8,192-sample chunks (17% less time).
     slow, pending = [], 0  # _finish_lanes' arguments per chunk (rows of `out`), and how many lanes they hold
     for first in range(0, n, chunk):
         m = min(chunk, n - first)

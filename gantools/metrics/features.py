@@ -91,14 +91,14 @@ class TorchBf16Extractor:
     def __init__(self, net, weights_sha256: str):
         import torch
 
+        from ..distributed import cpu_share
         from .inception import ReducedInception, fold_batchnorms
 
         self.net = ReducedInception(fold_batchnorms(net), torch.bfloat16, torch.channels_last)
         self.id, self.weights_sha256, self.has_logits = inception_id("bf16"), weights_sha256, net.with_logits
-        from ..distributed import cpu_share
-
-        if cpu_share() is not None:  # one of several processes on this machine
-            torch.set_num_threads(cpu_share())
+        threads = cpu_share()
+        if threads is not None:  # one of several processes on this machine
+            torch.set_num_threads(threads)
 
     def __call__(self, x):
         import torch
