@@ -1,9 +1,12 @@
 """Shared timing for the benchmarks: medians of interleaved runs, the machine's MatMul peak, --quick/--json."""
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 
@@ -20,6 +23,21 @@ def save_json(path, result: dict) -> None:
         with open(path, "w") as f:
             json.dump(result, f, indent=2)
         print(f"wrote {path}")
+
+
+@contextlib.contextmanager
+def cpu_hog(on: bool = True):
+    """While inside, one competing CPU-bound process (`python -c 'while True: pass'`) holds a core, as on a
+    busy CI runner; it is running before the body starts. `on=False`: nothing (the idle case)."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if on else None
+    try:
+        if hog:
+            time.sleep(0.5)
+        yield
+    finally:
+        if hog:
+            hog.kill()
+            hog.wait()
 
 
 def median_time(fn, runs: int) -> tuple[float, list[float]]:

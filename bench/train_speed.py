@@ -24,10 +24,11 @@ import sys
 import tempfile
 import time
 
-from timing import bench_parser, matmul_peak, save_json
+from timing import bench_parser, cpu_hog, matmul_peak, save_json
 
 WORKLOADS = {"digits": ("digits", 64), "ring": ("ring", 256)}  # data set, batch size of its recipe
 POLICIES = {"as gantools picks": "choose", "always PASSIVE": "PASSIVE", "libgomp default": None}
+LOADS = ("idle", "from the start", "after the start")  # when the competing process starts, if at all
 
 
 def worker(data: str, short: int, long: int) -> None:
@@ -45,6 +46,7 @@ def worker(data: str, short: int, long: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with FlopCounterMode(display=False) as counter:
             train(f"{tmp}/flops", data=data, steps=8, **quiet)
+        print("ready", flush=True)
         seconds = {}
         for steps in (short, long):
             t0 = time.perf_counter()
@@ -55,20 +57,20 @@ def worker(data: str, short: int, long: int) -> None:
                       "gflop_per_step": counter.get_total_flops() / 8 / 1e9, "threads": torch.get_num_threads()}))
 
 
-def measure(data: str, policy, loaded: bool, short: int, long: int) -> dict:
+def measure(data: str, policy, load: str, short: int, long: int) -> dict:
+    """One fresh worker's result; `load` is one of LOADS."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if policy:
         env["OMP_WAIT_POLICY"] = policy
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if loaded else None
-    time.sleep(0.5 if loaded else 0)  # the competing process is running before training starts
-    try:
-        done = subprocess.run([sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)],
-                              env=env, capture_output=True, text=True, check=True)
-    finally:
-        if hog:
-            hog.kill()
-            hog.wait()
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    argv = [sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)]
+    with cpu_hog(load == "from the start"), subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job:
+        if job.stdout.readline().strip() != "ready":  # policy chosen, torch loaded, FLOPs counted
+            raise SystemExit(f"worker failed: {' '.join(argv)}")
+        with cpu_hog(load == "after the start"):
+            out = job.stdout.read()
+    if job.returncode:
+        raise SystemExit(f"worker failed: {' '.join(argv)}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main():
@@ -83,23 +85,28 @@ def main():
     runs, short, long = (1, 20, 80) if args.quick else (args.runs, args.short, args.long)
     peak = matmul_peak(runs=3 if args.quick else 5)
     result = {"peak": peak, "runs": runs, "steps": [short, long], "rows": []}
-    print(f"\n{'workload':8s} {'OpenMP wait':24s} {'idle steps/s':>12s} {'loaded':>8s} {'slowdown':>9s} "
-          f"{'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
+    print(f"\n{'workload':8s} {'OpenMP wait':24s} {'idle steps/s':>12s} {'loaded from start':>18s} "
+          f"{'loaded after start':>19s} {'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
     for name, (data, batch) in WORKLOADS.items():
         for label, policy in POLICIES.items():
-            rates, chosen = {False: [], True: []}, {False: [], True: []}
+            rates, chosen = {load: [] for load in LOADS}, {load: [] for load in LOADS}
             for _ in range(runs):
-                for loaded in (False, True):
-                    got = measure(data, policy, loaded, short, long)
-                    rates[loaded].append(got["steps_per_s"])
-                    chosen[loaded].append(got["policy"])
-            idle, busy = statistics.median(rates[False]), statistics.median(rates[True])
+                for load in LOADS:
+                    got = measure(data, policy, load, short, long)
+                    rates[load].append(got["steps_per_s"])
+                    chosen[load].append(got["policy"])
+            med = {load: statistics.median(rates[load]) for load in LOADS}
+            idle = med["idle"]
+            slowdown = {load: idle / med[load] for load in LOADS[1:]}
             fraction = idle * got["gflop_per_step"] / peak["gflops"]
-            print(f"{name:8s} {label:24s} {idle:12.1f} {busy:8.1f} {idle / busy:8.2f}x {idle * batch:10.0f} "
+            loaded = " ".join(f"{med[load]:8.1f} ({slowdown[load]:.2f}x)".rjust(w)
+                              for load, w in zip(LOADS[1:], (18, 19)))
+            print(f"{name:8s} {label:24s} {idle:12.1f} {loaded} {idle * batch:10.0f} "
                   f"{got['gflop_per_step']:10.3f} {fraction:9.1%}")
             result["rows"].append({"workload": name, "policy": label, "idle_steps_per_s": idle,
-                                   "loaded_steps_per_s": busy, "all": {"idle": rates[False], "loaded": rates[True]},
-                                   "policy_used": {"idle": chosen[False], "loaded": chosen[True]},
+                                   "loaded_steps_per_s": med["from the start"],
+                                   "loaded_later_steps_per_s": med["after the start"], "slowdown": slowdown,
+                                   "all": rates, "policy_used": chosen,
                                    "samples_per_s": idle * batch, "gflop_per_step": got["gflop_per_step"],
                                    "fraction_of_peak": fraction, "threads": got["threads"]})
     save_json(args.json, result)

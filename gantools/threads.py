@@ -12,6 +12,14 @@ as training starts, libgomp's default otherwise; a value the user set wins.
 The policy changes no arithmetic: the same seed and thread count give the
 same weights either way.
 
+libgomp reads the policy once, at start, so load that appears later met
+spinning threads: 4.1x (digits) and 4.5x (ring) slower (bench/train_speed.py,
+"after the start"). While training spins, LoadWatch therefore drops PyTorch
+to one thread when other processes keep a core busy (one thread never waits
+for a descheduled partner, and gets a core of its own) and restores the count
+when they stop. That can change last bits (the digits DCGAN's one-channel
+output bias gradient is a reduction split by thread), so training logs it.
+
 Also here: map_ahead, the one way gantools computes work a few items ahead
 of its consumer in a thread pool (image decoding, latents on a GPU).
 """
@@ -22,6 +30,8 @@ import os
 import time
 
 BUSY_CORES = 0.25  # other processes using at least this much CPU at start count as load
+BUSY_CORES_LATER = 0.5  # ... and, while training, this much (a competitor beside spinning threads gets more)
+WATCH_SECONDS = 2.0  # the window over which LoadWatch measures the others' load
 
 
 def _cpu_times() -> tuple[int, int]:
@@ -48,6 +58,60 @@ def choose_wait_policy() -> str:
     if "OMP_WAIT_POLICY" not in os.environ and busy_cores() >= BUSY_CORES:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return os.environ.get("OMP_WAIT_POLICY", "default")
+
+
+def others_busy(before: tuple, after: tuple) -> float:
+    """Cores other processes kept busy between two (wall s, this process's CPU s, all CPUs' busy s) samples."""
+    wall = after[0] - before[0]
+    return 0.0 if wall <= 0 else max(0.0, (after[2] - before[2]) - (after[1] - before[1])) / wall
+
+
+class LoadWatch:
+    """PyTorch's thread count while training runs with spinning threads: one while other processes keep
+    BUSY_CORES_LATER cores busy, the starting count otherwise; measured over WATCH_SECONDS windows."""
+
+    def __init__(self, threads: int):
+        self.full = self.current = threads
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._clock = time.perf_counter
+        self._last = self._sample()
+
+    @classmethod
+    def for_training(cls, on_cpu: bool, processes: int):
+        """A watch when this training spins (the wait policy and thread count left to gantools), else None."""
+        import torch
+
+        threads = torch.get_num_threads()
+        if not on_cpu or processes > 1 or threads < 2 or {"OMP_WAIT_POLICY", "OMP_NUM_THREADS"} & set(os.environ):
+            return None
+        try:
+            return cls(threads)
+        except (OSError, ValueError, IndexError):  # no /proc/stat: not Linux
+            return None
+
+    def _sample(self) -> tuple[float, float, float]:
+        total, idle = _cpu_times()
+        return self._clock(), time.process_time(), (total - idle) / self._tick
+
+    def poll(self) -> int | None:
+        """The new thread count when a finished window changed it, else None (cheap between windows)."""
+        if self._clock() - self._last[0] < WATCH_SECONDS:
+            return None
+        before, self._last = self._last, self._sample()
+        want = 1 if others_busy(before, self._last) >= BUSY_CORES_LATER else self.full
+        return None if want == self.current else self._use(want)
+
+    def _use(self, threads: int) -> int:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.current = threads
+        return threads
+
+    def close(self) -> None:
+        """Back to the starting thread count (training in a process that goes on, as tests do)."""
+        if self.current != self.full:
+            self._use(self.full)
 
 
 def map_ahead(pool, fn, items: list, ahead: int = 1):

@@ -8,7 +8,8 @@ exactly the batches an uninterrupted run would have seen.
 A run directory holds:
   config.json        the resolved configuration
   checkpoints/       step_NNNNNNN.pt (state dicts, optimizer and RNG state)
-  log.jsonl          one line of mean losses every `log_every` steps
+  log.jsonl          one line of mean losses every `log_every` steps (and torch_threads when
+                     load that appeared mid-run changed it: threads.py)
   samples/           step_NNNNNNN.png from fixed latents every `sample_every` steps
   loss.png           the loss and D-output curves, drawn at the end
   report.html        the run on one self-contained page (gantools report), written at the end
@@ -355,6 +356,7 @@ def _train_from(out: Path, config: dict, source, ckpts, progress: bool):
     from .distributed import current
     from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
+    from .threads import LoadWatch
 
     device = _pick_device(config["device"])
     world = current("nccl" if device.type == "cuda" else "gloo")
@@ -404,60 +406,67 @@ def _train_from(out: Path, config: dict, source, ckpts, progress: bool):
     bar = progress_bar(total=config["steps"], initial=start, enabled=progress and world.main, desc="train",
                        unit="step")
     G.train(), D.train()
-    for t in range(start, config["steps"]):
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = config["lr"] * lr_factor(config["lr_schedule"], t, config["steps"])
-        for k in range(config["n_critic"]):
-            sub = t * config["n_critic"] + k
-            rng = np.random.default_rng([seed, sub, 1])
-            x_real, y_real = source.draw(B, seed, sub, rows)
-            lazy_r1 = bool(config["r1"]) and sub % R1_EVERY == 0
-            x_real = tensor(x_real).requires_grad_(lazy_r1)
-            y = tensor(y_real, torch.int64) if K else None
+    watch = LoadWatch.for_training(device.type == "cpu", world.size)  # threads follow later load
+    try:
+        for t in range(start, config["steps"]):
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = config["lr"] * lr_factor(config["lr_schedule"], t, config["steps"])
+            for k in range(config["n_critic"]):
+                sub = t * config["n_critic"] + k
+                rng = np.random.default_rng([seed, sub, 1])
+                x_real, y_real = source.draw(B, seed, sub, rows)
+                lazy_r1 = bool(config["r1"]) and sub % R1_EVERY == 0
+                x_real = tensor(x_real).requires_grad_(lazy_r1)
+                y = tensor(y_real, torch.int64) if K else None
+                z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
+                with torch.no_grad():
+                    fake = G(z, y)
+                # one pass over real and fake together: half the calls of two passes, the same logits
+                both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
+                real_logits, fake_logits = both.split(b)
+                ld = d_loss(loss, real_logits, fake_logits)
+                if config["gp_weight"]:
+                    eps = tensor(rng.random(B, dtype=np.float32)[rows])
+                    ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
+                if lazy_r1:
+                    ld = ld + r1_weight(config, t) * R1_EVERY * r1_penalty(real_logits, x_real)
+                opt_d.zero_grad(set_to_none=True)
+                ld.backward()
+                opt_d.step()
+            rng = np.random.default_rng([seed, t, 2])
             z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
-            with torch.no_grad():
-                fake = G(z, y)
-            # one pass over real and fake together: half the calls of two passes, the same logits
-            both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
-            real_logits, fake_logits = both.split(b)
-            ld = d_loss(loss, real_logits, fake_logits)
-            if config["gp_weight"]:
-                eps = tensor(rng.random(B, dtype=np.float32)[rows])
-                ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
-            if lazy_r1:
-                ld = ld + r1_weight(config, t) * R1_EVERY * r1_penalty(real_logits, x_real)
-            opt_d.zero_grad(set_to_none=True)
-            ld.backward()
-            opt_d.step()
-        rng = np.random.default_rng([seed, t, 2])
-        z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
-        y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
-        D.requires_grad_(False)  # G's step needs gradients through D, not D's own (7% of a digits step's FLOPs)
-        lg = g_loss(loss, D(G_run(z, y), y))
-        opt_g.zero_grad(set_to_none=True)
-        lg.backward()
-        opt_g.step()
-        D.requires_grad_(True)
-        _ema_update(G_ema, G, config["ema"], t)
+            y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
+            D.requires_grad_(False)  # G's step needs gradients through D, not D's own (7% of a digits step's FLOPs)
+            lg = g_loss(loss, D(G_run(z, y), y))
+            opt_g.zero_grad(set_to_none=True)
+            lg.backward()
+            opt_g.step()
+            D.requires_grad_(True)
+            _ema_update(G_ema, G, config["ema"], t)
 
-        ld_mean, lg_mean, r, f = _mean_over_ranks([ld, lg, real_logits.mean(), fake_logits.mean()], world)
-        d_stats = {"real": 0.99 * d_stats["real"] + 0.01 * r, "fake": 0.99 * d_stats["fake"] + 0.01 * f}
-        log.add(d_loss=ld_mean, g_loss=lg_mean, d_real=r, d_fake=f)
-        step = t + 1
-        bar.update(1)
-        if step % config["log_every"] == 0 or step == config["steps"]:
-            row = log.flush(step)
-            if not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
-                raise GanToolsError(f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
-                                    "with a lower --lr (or --r1, --spectral-norm)")
-            bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
-        if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
-            picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
-            if board is not None:
-                board.add_image("samples", np.asarray(picture), step, dataformats="HWC")
-        if world.main and (step % config["checkpoint_every"] == 0 or step == config["steps"]):
-            save_checkpoint(out, step, snapshot(step), keep=config["keep"])
+            ld_mean, lg_mean, r, f = _mean_over_ranks([ld, lg, real_logits.mean(), fake_logits.mean()], world)
+            d_stats = {"real": 0.99 * d_stats["real"] + 0.01 * r, "fake": 0.99 * d_stats["fake"] + 0.01 * f}
+            log.add(d_loss=ld_mean, g_loss=lg_mean, d_real=r, d_fake=f)
+            if watch is not None and (threads := watch.poll()) is not None:
+                log.note(torch_threads=threads)  # the run's last bits may depend on it (threads.py)
+            step = t + 1
+            bar.update(1)
+            if step % config["log_every"] == 0 or step == config["steps"]:
+                row = log.flush(step)
+                if not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
+                    raise GanToolsError(f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
+                                        "with a lower --lr (or --r1, --spectral-norm)")
+                bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
+            if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
+                picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
+                if board is not None:
+                    board.add_image("samples", np.asarray(picture), step, dataformats="HWC")
+            if world.main and (step % config["checkpoint_every"] == 0 or step == config["steps"]):
+                save_checkpoint(out, step, snapshot(step), keep=config["keep"])
+    finally:
+        if watch is not None:
+            watch.close()
     bar.close()
     if board is not None:
         board.close()
@@ -542,6 +551,7 @@ class _Log:
         SummaryWriter, also gets each line's values and the steps per second."""
         self.path, self.t0, self.board, self.last = path, time.perf_counter(), board, (start, 0.0)
         self.sums, self.count = (dict(partial["sums"]), partial["count"]) if partial else ({}, 0)
+        self.notes = {}
         if path is not None and path.exists():
             kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= start]
             write_text_atomic(path, "".join(ln + "\n" for ln in kept))
@@ -551,24 +561,28 @@ class _Log:
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.count += 1
 
+    def note(self, **values) -> None:
+        """Values for the next line as they are (not averaged): events such as a change of thread count."""
+        self.notes.update(values)
+
     def partial(self) -> dict:
         """The sums since the last line, saved in checkpoints so a resumed log matches."""
         return {"sums": dict(self.sums), "count": self.count}
 
     def flush(self, step: int) -> dict:
         row = {"step": step, **{k: v / self.count for k, v in self.sums.items()},
-               "seconds": round(time.perf_counter() - self.t0, 3)}
+               "seconds": round(time.perf_counter() - self.t0, 3), **self.notes}
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if self.board is not None:
             for key, value in row.items():
-                if key not in ("step", "seconds"):
+                if key not in ("step", "seconds", *self.notes):
                     self.board.add_scalar(f"train/{key}", value, step)
             (last_step, last_s), self.last = self.last, (step, row["seconds"])
             if row["seconds"] > last_s:
                 self.board.add_scalar("train/steps_per_s", (step - last_step) / (row["seconds"] - last_s), step)
-        self.sums, self.count = {}, 0
+        self.sums, self.count, self.notes = {}, 0, {}
         return row
 
 

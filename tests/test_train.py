@@ -287,6 +287,83 @@ def test_wait_policy_is_passive_only_when_another_process_is_busy(monkeypatch):
     assert choose_wait_policy() == "ACTIVE"
 
 
+def test_others_busy_subtracts_this_process_and_divides_by_wall_time():
+    from gantools.threads import others_busy
+
+    # 2 s of wall time; all CPUs were busy 3.0 s, this process used 1.0 s of it: the others kept 1 core busy
+    assert others_busy((10.0, 5.0, 100.0), (12.0, 6.0, 103.0)) == pytest.approx(1.0)
+    assert others_busy((10.0, 5.0, 100.0), (12.0, 8.0, 103.0)) == 0.0  # only this process: never negative
+    assert others_busy((10.0, 5.0, 100.0), (10.0, 5.0, 100.0)) == 0.0  # no time passed
+
+
+def test_load_watch_drops_to_one_thread_under_load_and_restores_when_it_stops(monkeypatch):
+    """The decision, with the samples given: a window with a competing core -> 1 thread; a quiet one -> back."""
+    import gantools.threads as threads
+
+    start = torch.get_num_threads()
+    watch = threads.LoadWatch(max(start, 2))
+    clock = {"wall": watch._last[0], "own": watch._last[1], "busy": watch._last[2]}
+    monkeypatch.setattr(watch, "_clock", lambda: clock["wall"])
+    monkeypatch.setattr(watch, "_sample", lambda: (clock["wall"], clock["own"], clock["busy"]))
+    try:
+        assert watch.poll() is None  # inside the first window: nothing measured yet
+        for others, expected in ((1.0, 1), (1.0, None), (0.0, watch.full), (0.3, None), (0.6, 1)):
+            clock["wall"] += threads.WATCH_SECONDS
+            clock["own"] += threads.WATCH_SECONDS  # this process kept one core busy
+            clock["busy"] += threads.WATCH_SECONDS * (1 + others)
+            assert watch.poll() == expected
+            assert torch.get_num_threads() == watch.current
+    finally:
+        watch.close()
+    assert torch.get_num_threads() == max(start, 2)
+    torch.set_num_threads(start)
+
+
+def test_load_watch_is_off_where_the_user_or_torchrun_decides_threads(monkeypatch):
+    from gantools.threads import LoadWatch
+
+    for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert LoadWatch.for_training(on_cpu=True, processes=1) is not None
+    assert LoadWatch.for_training(on_cpu=False, processes=1) is None  # CUDA
+    assert LoadWatch.for_training(on_cpu=True, processes=2) is None  # torchrun: each rank has its share
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # chosen at start under load, or by the user
+    assert LoadWatch.for_training(on_cpu=True, processes=1) is None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat") or (os.cpu_count() or 1) < 2, reason="needs Linux, 2+ cores")
+def test_load_that_starts_mid_run_makes_training_use_one_thread_and_log_it(tmp_path):
+    """Real processes: training starts on a quiet machine (spinning threads), then a CPU hog starts; the log
+    records the drop to one thread, and the run finishes."""
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    run = tmp_path / "run"
+    job = subprocess.Popen([sys.executable, "-m", "gantools", "train", "--data", "ring", "--steps", "100000",
+                            "--log-every", "50", "--checkpoint-every", "100000", "--out", str(run), "-q"], env=env)
+    hog = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "log.jsonl").exists() and time.monotonic() < deadline:  # training has started
+            time.sleep(0.2)
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        rows = []
+        while time.monotonic() < deadline and not any(r.get("torch_threads") == 1 for r in rows):
+            time.sleep(0.5)
+            rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    finally:
+        for p in (job, hog):
+            if p is not None:
+                p.kill()
+                p.wait()
+    config = json.loads((run / "config.json").read_text())
+    assert config["omp_wait_policy"] == "default" and config["torch_threads"] >= 2  # it started spinning
+    assert any(r.get("torch_threads") == 1 for r in rows), rows[-3:]
+
+
 def test_training_beside_a_cpu_hog_gives_bit_identical_weights(tmp_path):
     """The same seed, settings and thread count give the same weights whether or not another process takes a
     core (under load, gantools train switches OpenMP's waiting to PASSIVE, which changes speed, not arithmetic)."""
