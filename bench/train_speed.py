@@ -6,12 +6,16 @@ configuration runs in a fresh worker process: `gantools.train.train` for
 (long - short) / (its extra seconds), so start-up and the pictures written at
 the end cancel out. FLOPs per step are counted by torch's FlopCounterMode over
 a few steps; the fraction of peak is that rate over the machine's MatMul peak
-(measured in the same run). "Loaded" starts `python -c 'while True: pass'`
-first: one core taken, as on a busy CI runner.
+(measured in the same run). "Loaded" runs `python -c 'while True: pass'`
+beside it: one core taken, as on a busy CI runner.
 
 Each configuration runs with OpenMP's wait policy as `gantools train` picks it
 (gantools/threads.py: PASSIVE when other processes keep the CPU busy at start,
-else libgomp's default), and, for comparison, each fixed policy.
+else libgomp's default, with the thread count following load that appears
+later), and, for comparison, always PASSIVE, and libgomp's default with the
+thread count fixed (OMP_NUM_THREADS set, as before LoadWatch). The competing
+process starts either before training ("from the start") or once the worker
+has chosen its policy and loaded torch ("after the start").
 
     python bench/train_speed.py --runs 3
 """
@@ -27,7 +31,10 @@ import time
 from timing import bench_parser, cpu_hog, matmul_peak, save_json
 
 WORKLOADS = {"digits": ("digits", 64), "ring": ("ring", 256)}  # data set, batch size of its recipe
-POLICIES = {"as gantools picks": "choose", "always PASSIVE": "PASSIVE", "libgomp default": None}
+CORES = str(len(os.sched_getaffinity(0)))
+# environment of each configuration; OMP_NUM_THREADS set by the user turns gantools' LoadWatch off
+POLICIES = {"as gantools picks": {"OMP_WAIT_POLICY": "choose"}, "always PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+            "libgomp default, fixed threads": {"OMP_NUM_THREADS": CORES}}
 LOADS = ("idle", "from the start", "after the start")  # when the competing process starts, if at all
 
 
@@ -57,11 +64,9 @@ def worker(data: str, short: int, long: int) -> None:
                       "gflop_per_step": counter.get_total_flops() / 8 / 1e9, "threads": torch.get_num_threads()}))
 
 
-def measure(data: str, policy, load: str, short: int, long: int) -> dict:
-    """One fresh worker's result; `load` is one of LOADS."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+def measure(data: str, policy: dict, load: str, short: int, long: int) -> dict:
+    """One fresh worker's result, with `policy`'s environment; `load` is one of LOADS."""
+    env = {**{k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}, **policy}
     argv = [sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)]
     with cpu_hog(load == "from the start"), subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job:
         if job.stdout.readline().strip() != "ready":  # policy chosen, torch loaded, FLOPs counted
@@ -85,7 +90,7 @@ def main():
     runs, short, long = (1, 20, 80) if args.quick else (args.runs, args.short, args.long)
     peak = matmul_peak(runs=3 if args.quick else 5)
     result = {"peak": peak, "runs": runs, "steps": [short, long], "rows": []}
-    print(f"\n{'workload':8s} {'OpenMP wait':24s} {'idle steps/s':>12s} {'loaded from start':>18s} "
+    print(f"\n{'workload':8s} {'threads, OpenMP wait':30s} {'idle steps/s':>12s} {'loaded from start':>18s} "
           f"{'loaded after start':>19s} {'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
     for name, (data, batch) in WORKLOADS.items():
         for label, policy in POLICIES.items():
@@ -101,7 +106,7 @@ def main():
             fraction = idle * got["gflop_per_step"] / peak["gflops"]
             loaded = " ".join(f"{med[load]:8.1f} ({slowdown[load]:.2f}x)".rjust(w)
                               for load, w in zip(LOADS[1:], (18, 19)))
-            print(f"{name:8s} {label:24s} {idle:12.1f} {loaded} {idle * batch:10.0f} "
+            print(f"{name:8s} {label:30s} {idle:12.1f} {loaded} {idle * batch:10.0f} "
                   f"{got['gflop_per_step']:10.3f} {fraction:9.1%}")
             result["rows"].append({"workload": name, "policy": label, "idle_steps_per_s": idle,
                                    "loaded_steps_per_s": med["from the start"],

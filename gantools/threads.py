@@ -13,12 +13,13 @@ The policy changes no arithmetic: the same seed and thread count give the
 same weights either way.
 
 libgomp reads the policy once, at start, so load that appears later met
-spinning threads: 4.1x (digits) and 4.5x (ring) slower (bench/train_speed.py,
+spinning threads: 3.5x (digits) and 4.1x (ring) slower (bench/train_speed.py,
 "after the start"). While training spins, LoadWatch therefore drops PyTorch
-to one thread when other processes keep a core busy (one thread never waits
-for a descheduled partner, and gets a core of its own) and restores the count
-when they stop. That can change last bits (the digits DCGAN's one-channel
-output bias gradient is a reduction split by thread), so training logs it.
+to one thread when other processes keep half a core busy (one thread never
+waits for a descheduled partner, and gets a core of its own) and restores the
+count when they stop: 1.14x and 1.26x. That can change last bits (the digits
+DCGAN's one-channel output bias gradient is a reduction split by thread), so
+training logs each change.
 
 Also here: map_ahead, the one way gantools computes work a few items ahead
 of its consumer in a thread pool (image decoding, latents on a GPU).
