@@ -1,5 +1,6 @@
 """OpenMP's wait policy for PyTorch's CPU threads, chosen before torch loads in each process that computes
-with PyTorch (training; scoring with --precision bf16).
+with PyTorch (training; scoring with --precision bf16), and the thread count that follows load appearing
+during training.
 
 libgomp's default lets a waiting thread spin: fastest on an idle machine.
 But when another process holds a core, each of a training step's many small
