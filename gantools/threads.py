@@ -43,16 +43,26 @@ def _cpu_times() -> tuple[int, int]:
     return sum(values), values[3] + values[4]
 
 
+def _load_sample(clock=time.perf_counter) -> tuple[float, float, float]:
+    """(wall s, this process's CPU s, all CPUs' busy s) now: what others_busy compares."""
+    total, idle = _cpu_times()
+    return clock(), time.process_time(), (total - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def others_busy(before: tuple, after: tuple) -> float:
+    """Cores other processes kept busy between two _load_sample samples."""
+    wall = after[0] - before[0]
+    return 0.0 if wall <= 0 else max(0.0, (after[2] - before[2]) - (after[1] - before[1])) / wall
+
+
 def busy_cores(interval: float = 0.1) -> float:
     """How many cores other processes keep busy, sampled over `interval` s while this one sleeps (0 off Linux)."""
     try:
-        total0, idle0 = _cpu_times()
+        before = _load_sample()
         time.sleep(interval)
-        total1, idle1 = _cpu_times()
+        return others_busy(before, _load_sample())
     except (OSError, ValueError, IndexError):
         return 0.0
-    total = total1 - total0
-    return 0.0 if total <= 0 else (total - (idle1 - idle0)) / total * (os.cpu_count() or 1)
 
 
 def choose_wait_policy() -> str:
@@ -62,19 +72,12 @@ def choose_wait_policy() -> str:
     return os.environ.get("OMP_WAIT_POLICY", "default")
 
 
-def others_busy(before: tuple, after: tuple) -> float:
-    """Cores other processes kept busy between two (wall s, this process's CPU s, all CPUs' busy s) samples."""
-    wall = after[0] - before[0]
-    return 0.0 if wall <= 0 else max(0.0, (after[2] - before[2]) - (after[1] - before[1])) / wall
-
-
 class LoadWatch:
     """PyTorch's thread count while training runs with spinning threads: one while other processes keep
     BUSY_CORES_LATER cores busy, the starting count otherwise; measured over WATCH_SECONDS windows."""
 
     def __init__(self, threads: int):
         self.full = self.current = threads
-        self._tick = os.sysconf("SC_CLK_TCK")
         self._clock = time.perf_counter
         self._last = self._sample()
 
@@ -92,8 +95,7 @@ class LoadWatch:
             return None
 
     def _sample(self) -> tuple[float, float, float]:
-        total, idle = _cpu_times()
-        return self._clock(), time.process_time(), (total - idle) / self._tick
+        return _load_sample(self._clock)
 
     def poll(self) -> int | None:
         """The new thread count when a finished window changed it, else None (cheap between windows)."""

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 
@@ -266,23 +267,31 @@ def test_kill_9_then_resume_ends_bit_identical(tmp_path):
     assert _log_rows(tmp_path / "full") == _log_rows(tmp_path / "cut")
 
 
-def test_wait_policy_is_passive_only_when_another_process_is_busy(monkeypatch):
-    """gantools train lets OpenMP threads spin on an idle machine and sleep when another process holds a core."""
+@contextlib.contextmanager
+def _cpu_hog():
+    """One competing CPU-bound process while inside."""
     import subprocess
     import sys
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def test_wait_policy_is_passive_only_when_another_process_is_busy(monkeypatch):
+    """gantools train lets OpenMP threads spin on an idle machine and sleep when another process holds a core."""
     import time
 
     from gantools.threads import BUSY_CORES, busy_cores, choose_wait_policy
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
+    with _cpu_hog():
         time.sleep(0.3)
         assert busy_cores() >= BUSY_CORES
         assert choose_wait_policy() == "PASSIVE"
-    finally:
-        hog.kill()
-        hog.wait()
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice always wins
     assert choose_wait_policy() == "ACTIVE"
 
@@ -347,7 +356,6 @@ def test_load_that_starts_mid_run_makes_training_use_one_thread_and_log_it(tmp_p
     run = tmp_path / "run"
     job = subprocess.Popen([sys.executable, "-m", "gantools", "train", "--data", "ring", "--steps", "100000",
                             "--log-every", "50", "--checkpoint-every", "100000", "--out", str(run), "-q"], env=env)
-    hog = None
     try:
         deadline = time.monotonic() + 60
         while not (run / "log.jsonl").exists() and time.monotonic() < deadline:  # training has started
@@ -356,16 +364,14 @@ def test_load_that_starts_mid_run_makes_training_use_one_thread_and_log_it(tmp_p
         if config["omp_wait_policy"] != "default":
             pytest.skip("the machine was busy as training started (PASSIVE chosen): no spinning threads to watch")
         assert config["torch_threads"] >= 2
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         rows = []
-        while time.monotonic() < deadline and not any(r.get("torch_threads") == 1 for r in rows):
-            time.sleep(0.5)
-            rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        with _cpu_hog():
+            while time.monotonic() < deadline and not any(r.get("torch_threads") == 1 for r in rows):
+                time.sleep(0.5)
+                rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     finally:
-        for p in (job, hog):
-            if p is not None:
-                p.kill()
-                p.wait()
+        job.kill()
+        job.wait()
     assert any(r.get("torch_threads") == 1 for r in rows), rows[-3:]
 
 
@@ -381,12 +387,8 @@ def test_training_beside_a_cpu_hog_gives_bit_identical_weights(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # both runs keep it (no LoadWatch): what is compared
     assert subprocess.run([*args, "--out", str(tmp_path / "idle")], env=env).returncode == 0
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
+    with _cpu_hog():
         assert subprocess.run([*args, "--out", str(tmp_path / "loaded")], env=env).returncode == 0
-    finally:
-        hog.kill()
-        hog.wait()
     loaded = json.loads((tmp_path / "loaded" / "config.json").read_text())
     idle = json.loads((tmp_path / "idle" / "config.json").read_text())
     assert loaded["omp_wait_policy"] == "PASSIVE" and loaded["torch_threads"] == idle["torch_threads"]
