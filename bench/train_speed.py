@@ -9,17 +9,20 @@ a few steps; the fraction of peak is that rate over the machine's MatMul peak
 (measured in the same run). "Loaded" runs `python -c 'while True: pass'`
 beside it: one core taken, as on a busy CI runner.
 
-Each configuration runs with OpenMP's wait policy as `gantools train` picks it
-(gantools/threads.py: PASSIVE when other processes keep the CPU busy at start,
-else libgomp's default, with the thread count following load that appears
-later), and, for comparison, always PASSIVE, and libgomp's default with the
-thread count fixed (OMP_NUM_THREADS set, as before LoadWatch). The competing
-process starts either before training ("from the start") or once the worker
-has chosen its policy and loaded torch ("after the start").
+Each configuration runs with the threads as `gantools train` picks them
+(gantools/threads.py: libgomp's spinning threads, their count fitted to the
+free cores as training starts and every 2 s after), and, for comparison,
+always PASSIVE (threads that sleep while waiting), and libgomp's default with
+the thread count fixed (OMP_NUM_THREADS set, which gantools leaves alone). The
+competing process starts either before training ("from the start") or, in each
+of the two timed runs, once training has set itself up and written config.json
+("after the start"): then the rate includes the seconds it takes gantools to
+notice.
 
     python bench/train_speed.py --runs 3
 """
 
+import contextlib
 import json
 import os
 import statistics
@@ -27,23 +30,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from timing import bench_parser, cpu_hog, matmul_peak, save_json
 
 WORKLOADS = {"digits": ("digits", 64), "ring": ("ring", 256)}  # data set, batch size of its recipe
 CORES = str(len(os.sched_getaffinity(0)))
 # environment of each configuration; OMP_NUM_THREADS set by the user turns gantools' LoadWatch off
-POLICIES = {"as gantools picks": {"OMP_WAIT_POLICY": "choose"}, "always PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+POLICIES = {"as gantools picks": {}, "always PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
             "libgomp default, fixed threads": {"OMP_NUM_THREADS": CORES}}
 LOADS = ("idle", "from the start", "after the start")  # when the competing process starts, if at all
 
 
 def worker(data: str, short: int, long: int) -> None:
-    if os.environ.get("OMP_WAIT_POLICY") == "choose":  # as `gantools train` does, before torch loads
-        del os.environ["OMP_WAIT_POLICY"]
-        from gantools.threads import choose_wait_policy
-
-        choose_wait_policy()
+    """Time the two runs, saying "run DIR" as each starts and "end" as it ends (measure starts a hog between)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -53,29 +53,40 @@ def worker(data: str, short: int, long: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with FlopCounterMode(display=False) as counter:
             train(f"{tmp}/flops", data=data, steps=8, **quiet)
-        print("ready", flush=True)
         seconds = {}
         for steps in (short, long):
+            print(f"run {tmp}/run{steps}", flush=True)
             t0 = time.perf_counter()
             train(f"{tmp}/run{steps}", data=data, steps=steps, **quiet)
             seconds[steps] = time.perf_counter() - t0
+            print("end", flush=True)
+        start = json.loads(Path(f"{tmp}/run{long}/config.json").read_text())["torch_threads"]
+        last = json.loads(Path(f"{tmp}/run{long}/log.jsonl").read_text().splitlines()[-1])
     print(json.dumps({"steps_per_s": (long - short) / (seconds[long] - seconds[short]),
-                      "policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-                      "gflop_per_step": counter.get_total_flops() / 8 / 1e9, "threads": torch.get_num_threads()}))
+                      "policy": os.environ.get("OMP_WAIT_POLICY", "default"), "threads": start,
+                      "threads_at_end": last.get("torch_threads", start), "threads_after": torch.get_num_threads(),
+                      "gflop_per_step": counter.get_total_flops() / 8 / 1e9}))
 
 
 def measure(data: str, policy: dict, load: str, short: int, long: int) -> dict:
     """One fresh worker's result, with `policy`'s environment; `load` is one of LOADS."""
     env = {**{k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}, **policy}
     argv = [sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)]
-    with cpu_hog(load == "from the start"), subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job:
-        if job.stdout.readline().strip() != "ready":  # policy chosen, torch loaded, FLOPs counted
-            raise SystemExit(f"worker failed: {' '.join(argv)}")
-        with cpu_hog(load == "after the start"):
-            out = job.stdout.read()
+    lines = []
+    with cpu_hog(load == "from the start"), subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job, \
+            contextlib.ExitStack() as later:
+        for line in job.stdout:
+            lines.append(line)
+            if line.startswith("run ") and load == "after the start":
+                config = Path(line[4:].strip()) / "config.json"
+                while not config.exists() and job.poll() is None:  # training has set itself up
+                    time.sleep(0.01)
+                later.enter_context(cpu_hog())
+            elif line.strip() == "end":
+                later.close()
     if job.returncode:
         raise SystemExit(f"worker failed: {' '.join(argv)}")
-    return json.loads(out.strip().splitlines()[-1])
+    return json.loads(lines[-1])
 
 
 def main():
@@ -99,7 +110,7 @@ def main():
                 for load in LOADS:
                     got = measure(data, policy, load, short, long)
                     rates[load].append(got["steps_per_s"])
-                    chosen[load].append(got["policy"])
+                    chosen[load].append({k: got[k] for k in ("policy", "threads", "threads_at_end")})
             med = {load: statistics.median(rates[load]) for load in LOADS}
             idle = med["idle"]
             slowdown = {load: idle / med[load] for load in LOADS[1:]}

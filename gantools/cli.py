@@ -180,9 +180,6 @@ def _recipes_epilog() -> str:
 @click.pass_context
 def train(ctx, out, resume, quiet, **_):
     """Train a GAN; write checkpoints, samples and logs to a run directory."""
-    from .threads import choose_wait_policy
-
-    choose_wait_policy()  # before torch loads
     from .files import check_output
     from .train import train as run_training
 

@@ -128,8 +128,9 @@ def cpu_share() -> int | None:
     None when this process is alone, so the runtime's own default stands."""
     if launched_size() <= 1:
         return None
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // local_size())
+    from .threads import usable_cores
+
+    return max(1, usable_cores() // local_size())
 
 
 def _leave() -> None:

@@ -97,6 +97,24 @@ def _latent_input(components: int) -> nn.Module:
     return LatentMixture(components) if components else nn.Identity()
 
 
+class BiasAfterConv2d(nn.Conv2d):
+    """A Conv2d that, in training, adds its bias after the convolution, so that the bias gradient is summed
+    per sample first, each sum in one thread.
+
+    oneDNN computes the fused bias gradient of a one-channel output (the generator's last convolution) by
+    splitting the batch between threads, so a digits run's weights depended on whether it trained with 1 or 2
+    threads (by 1e-4 after 40 steps), and gantools picks that count by the machine's load (threads.py). In
+    eval mode (sampling, export) it is the plain fused convolution: the same parameters, state_dict and ONNX
+    graph.
+    """
+
+    def forward(self, x):
+        if not self.training or self.bias is None:
+            return super().forward(x)
+        y = self._conv_forward(x, self.weight, None)
+        return y + self.bias.view(1, -1, 1, 1).expand(len(y), -1, 1, 1)
+
+
 class StretchedTanh(nn.Module):
     """clamp(1.25 tanh(x), -1, 1): the outer grey levels, where most pixels of digits lie, within easy reach.
 
@@ -199,7 +217,7 @@ class DCGANGenerator(nn.Module):
             blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not bn), normalise(ch // 2), nn.ReLU()]
             ch //= 2
         self.blocks = nn.Sequential(*blocks)
-        self.to_image = nn.Sequential(nn.Conv2d(ch, channels, 3, 1, 1), _image_output(levels))
+        self.to_image = nn.Sequential(BiasAfterConv2d(ch, channels, 3, 1, 1), _image_output(levels))
 
     def forward(self, z, y=None):
         z = self.latent(z)

@@ -1,26 +1,26 @@
-"""OpenMP's wait policy for PyTorch's CPU threads, chosen before torch loads in each process that computes
-with PyTorch (training; scoring with --precision bf16), and the thread count that follows load appearing
-during training.
+"""PyTorch's CPU threads beside other processes: the thread count training uses as load comes and goes, and
+OpenMP's wait policy for the commands that compute with PyTorch without training (train-classifier; scoring
+with --precision bf16), chosen before torch loads.
 
 libgomp's default lets a waiting thread spin: fastest on an idle machine.
 But when another process holds a core, each of a training step's many small
-parallel regions waits for a descheduled thread, for up to a time slice:
-the digits DCGAN ran 3.3x and the ring MLP 3.9x slower beside one CPU-bound
-process. Threads that sleep while waiting (OMP_WAIT_POLICY=PASSIVE) lose
-almost nothing under that load (1.02x), but cost 30-50% on an idle machine
-(bench/train_speed.py). So: PASSIVE when other processes keep the CPU busy
-as training starts, libgomp's default otherwise; a value the user set wins.
-The policy changes no arithmetic: the same seed and thread count give the
-same weights either way.
+parallel regions waits for a descheduled thread, for up to a time slice: the
+digits DCGAN ran 3.5x and the ring MLP 4.1-4.9x slower beside one CPU-bound
+process (bench/train_speed.py, fixed threads). Threads that sleep while
+waiting (OMP_WAIT_POLICY=PASSIVE) lose less under load but cost 17-55% on an
+idle machine, and libgomp reads the policy once, at start.
 
-libgomp reads the policy once, at start, so load that appears later met
-spinning threads: 3.5x (digits) and 4.1x (ring) slower (bench/train_speed.py,
-"after the start"). While training spins, LoadWatch therefore drops PyTorch
-to one thread when other processes keep half a core busy (one thread never
-waits for a descheduled partner, and gets a core of its own) and restores the
-count when they stop: 1.14x and 1.26x. That can change last bits (the digits
-DCGAN's one-channel output bias gradient is a reduction split by thread), so
-training logs each change.
+Training therefore keeps libgomp's default and fits the thread count to the
+free cores (LoadWatch): as it starts (a 0.1 s probe) and then every 2 s, it
+counts the cores other processes keep busy (a core counts when they keep at
+least half of it busy) and uses one thread fewer per such core, at least one,
+at most the count it started with. Fewer threads never wait for a descheduled
+partner, and the count comes back when the load goes (bench/train_speed.py
+has the figures). On 2 cores the count is 1 or 2, and the built-in recipes
+train bit-identical weights with either (tests/test_train.py). Other shapes,
+and 3 threads or more, can change last bits (oneDNN and PyTorch split some
+gradient sums by thread), so config.json records the starting count and
+log.jsonl each change; set OMP_NUM_THREADS to fix the count.
 
 Also here: map_ahead, the one way gantools computes work a few items ahead
 of its consumer in a thread pool (image decoding, latents on a GPU).
@@ -31,8 +31,7 @@ from __future__ import annotations
 import os
 import time
 
-BUSY_CORES = 0.25  # other processes using at least this much CPU at start count as load
-BUSY_CORES_LATER = 0.5  # ... and, while training, this much (a competitor beside spinning threads gets more)
+BUSY_CORES = 0.25  # other processes using at least this much CPU at start make choose_wait_policy pick PASSIVE
 WATCH_SECONDS = 2.0  # the window over which LoadWatch measures the others' load
 
 
@@ -72,37 +71,55 @@ def choose_wait_policy() -> str:
     return os.environ.get("OMP_WAIT_POLICY", "default")
 
 
-class LoadWatch:
-    """PyTorch's thread count while training runs with spinning threads: one while other processes keep
-    BUSY_CORES_LATER cores busy, the starting count otherwise; measured over WATCH_SECONDS windows."""
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    def __init__(self, threads: int):
+
+def threads_beside(others: float, cores: int, full: int) -> int:
+    """Threads for this process when other processes keep `others` of `cores` cores busy: one fewer per core
+    they keep at least half busy, at least 1, at most `full`."""
+    return max(1, min(full, cores - int(others + 0.5)))
+
+
+class LoadWatch:
+    """PyTorch's thread count while training: threads_beside the others' load as training starts (a 0.1 s
+    probe) and then over each WATCH_SECONDS window, within the count it started with."""
+
+    def __init__(self, threads: int, cores: int):
         self.full = self.current = threads
+        self.cores = cores
         self._clock = time.perf_counter
         self._last = self._sample()
 
     @classmethod
     def for_training(cls, on_cpu: bool, processes: int):
-        """A watch when this training spins (the wait policy and thread count left to gantools), else None."""
+        """A started watch when gantools picks the thread count (CPU training in one process, the user having
+        set neither OMP_NUM_THREADS nor OMP_WAIT_POLICY), else None."""
         import torch
 
         threads = torch.get_num_threads()
         if not on_cpu or processes > 1 or threads < 2 or {"OMP_WAIT_POLICY", "OMP_NUM_THREADS"} & set(os.environ):
             return None
         try:
-            return cls(threads)
+            watch = cls(threads, usable_cores())
+            watch.poll(probe=0.1)
+            return watch
         except (OSError, ValueError, IndexError):  # no /proc/stat: not Linux
             return None
 
     def _sample(self) -> tuple[float, float, float]:
         return _load_sample(self._clock)
 
-    def poll(self) -> int | None:
-        """The new thread count when a finished window changed it, else None (cheap between windows)."""
-        if self._clock() - self._last[0] < WATCH_SECONDS:
+    def poll(self, probe: float = 0.0) -> int | None:
+        """The new thread count when a finished window changed it, else None (cheap between windows).
+        `probe`: sleep that long and decide now (training's start, before any of its own work)."""
+        if probe:
+            time.sleep(probe)
+        elif self._clock() - self._last[0] < WATCH_SECONDS:
             return None
         before, self._last = self._last, self._sample()
-        want = 1 if others_busy(before, self._last) >= BUSY_CORES_LATER else self.full
+        want = threads_beside(others_busy(before, self._last), self.cores, self.full)
         return None if want == self.current else self._use(want)
 
     def _use(self, threads: int) -> int:

@@ -348,19 +348,30 @@ def _remove_if_no_checkpoint(out: Path, resume: bool) -> None:
 
 def _train_from(out: Path, config: dict, source, ckpts, progress: bool):
     """Train from the start, or from the newest whole one of checkpoints `ckpts` (oldest first), to config's
-    steps."""
-    import numpy as np
-    import torch
-
-    from .checkpoint import save_checkpoint
+    steps, with PyTorch's thread count fitted to the free cores while it runs (threads.py)."""
     from .distributed import current
-    from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
-    from .models import build_models
     from .threads import LoadWatch
 
     device = _pick_device(config["device"])
     world = current("nccl" if device.type == "cuda" else "gloo")
     world.barrier()  # every rank has checked --out before rank 0 writes to it
+    watch = LoadWatch.for_training(device.type == "cpu", world.size)
+    try:
+        return _train_steps(out, config, source, ckpts, progress, device, world, watch)
+    finally:
+        if watch is not None:
+            watch.close()  # the starting thread count again, for a process that goes on (tests)
+
+
+def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device, world, watch):
+    """The training loop of _train_from, on `device` among `world`'s ranks; `watch` (or None) sets the threads."""
+    import numpy as np
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
+    from .models import build_models
+
     config.update(world_size=world.size, batch_per_rank=config["batch_size"] // world.size,  # and what the
                   torch_version=str(torch.__version__), torch_threads=torch.get_num_threads(),  # last bits depend on
                   omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"))  # speed only (threads.py)
@@ -406,67 +417,62 @@ def _train_from(out: Path, config: dict, source, ckpts, progress: bool):
     bar = progress_bar(total=config["steps"], initial=start, enabled=progress and world.main, desc="train",
                        unit="step")
     G.train(), D.train()
-    watch = LoadWatch.for_training(device.type == "cpu", world.size)  # threads follow later load
-    try:
-        for t in range(start, config["steps"]):
-            for opt in (opt_g, opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = config["lr"] * lr_factor(config["lr_schedule"], t, config["steps"])
-            for k in range(config["n_critic"]):
-                sub = t * config["n_critic"] + k
-                rng = np.random.default_rng([seed, sub, 1])
-                x_real, y_real = source.draw(B, seed, sub, rows)
-                lazy_r1 = bool(config["r1"]) and sub % R1_EVERY == 0
-                x_real = tensor(x_real).requires_grad_(lazy_r1)
-                y = tensor(y_real, torch.int64) if K else None
-                z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
-                with torch.no_grad():
-                    fake = G(z, y)
-                # one pass over real and fake together: half the calls of two passes, the same logits
-                both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
-                real_logits, fake_logits = both.split(b)
-                ld = d_loss(loss, real_logits, fake_logits)
-                if config["gp_weight"]:
-                    eps = tensor(rng.random(B, dtype=np.float32)[rows])
-                    ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
-                if lazy_r1:
-                    ld = ld + r1_weight(config, t) * R1_EVERY * r1_penalty(real_logits, x_real)
-                opt_d.zero_grad(set_to_none=True)
-                ld.backward()
-                opt_d.step()
-            rng = np.random.default_rng([seed, t, 2])
+    for t in range(start, config["steps"]):
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = config["lr"] * lr_factor(config["lr_schedule"], t, config["steps"])
+        for k in range(config["n_critic"]):
+            sub = t * config["n_critic"] + k
+            rng = np.random.default_rng([seed, sub, 1])
+            x_real, y_real = source.draw(B, seed, sub, rows)
+            lazy_r1 = bool(config["r1"]) and sub % R1_EVERY == 0
+            x_real = tensor(x_real).requires_grad_(lazy_r1)
+            y = tensor(y_real, torch.int64) if K else None
             z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
-            y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
-            D.requires_grad_(False)  # G's step needs gradients through D, not D's own (7% of a digits step's FLOPs)
-            lg = g_loss(loss, D(G_run(z, y), y))
-            opt_g.zero_grad(set_to_none=True)
-            lg.backward()
-            opt_g.step()
-            D.requires_grad_(True)
-            _ema_update(G_ema, G, config["ema"], t)
+            with torch.no_grad():
+                fake = G(z, y)
+            # one pass over real and fake together: half the calls of two passes, the same logits
+            both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
+            real_logits, fake_logits = both.split(b)
+            ld = d_loss(loss, real_logits, fake_logits)
+            if config["gp_weight"]:
+                eps = tensor(rng.random(B, dtype=np.float32)[rows])
+                ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
+            if lazy_r1:
+                ld = ld + r1_weight(config, t) * R1_EVERY * r1_penalty(real_logits, x_real)
+            opt_d.zero_grad(set_to_none=True)
+            ld.backward()
+            opt_d.step()
+        rng = np.random.default_rng([seed, t, 2])
+        z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
+        y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
+        D.requires_grad_(False)  # G's step needs gradients through D, not D's own (7% of a digits step's FLOPs)
+        lg = g_loss(loss, D(G_run(z, y), y))
+        opt_g.zero_grad(set_to_none=True)
+        lg.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+        _ema_update(G_ema, G, config["ema"], t)
 
-            ld_mean, lg_mean, r, f = _mean_over_ranks([ld, lg, real_logits.mean(), fake_logits.mean()], world)
-            d_stats = {"real": 0.99 * d_stats["real"] + 0.01 * r, "fake": 0.99 * d_stats["fake"] + 0.01 * f}
-            log.add(d_loss=ld_mean, g_loss=lg_mean, d_real=r, d_fake=f)
-            if watch is not None and (threads := watch.poll()) is not None:
-                log.note(torch_threads=threads)  # the run's last bits may depend on it (threads.py)
-            step = t + 1
-            bar.update(1)
-            if step % config["log_every"] == 0 or step == config["steps"]:
-                row = log.flush(step)
-                if not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
-                    raise GanToolsError(f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
-                                        "with a lower --lr (or --r1, --spectral-norm)")
-                bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
-            if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
-                picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
-                if board is not None:
-                    board.add_image("samples", np.asarray(picture), step, dataformats="HWC")
-            if world.main and (step % config["checkpoint_every"] == 0 or step == config["steps"]):
-                save_checkpoint(out, step, snapshot(step), keep=config["keep"])
-    finally:
-        if watch is not None:
-            watch.close()
+        ld_mean, lg_mean, r, f = _mean_over_ranks([ld, lg, real_logits.mean(), fake_logits.mean()], world)
+        d_stats = {"real": 0.99 * d_stats["real"] + 0.01 * r, "fake": 0.99 * d_stats["fake"] + 0.01 * f}
+        log.add(d_loss=ld_mean, g_loss=lg_mean, d_real=r, d_fake=f)
+        if watch is not None and (threads := watch.poll()) is not None:
+            log.note(torch_threads=threads)  # a BatchNorm generator's last bits depend on it (threads.py)
+        step = t + 1
+        bar.update(1)
+        if step % config["log_every"] == 0 or step == config["steps"]:
+            row = log.flush(step)
+            if not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
+                raise GanToolsError(f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
+                                    "with a lower --lr (or --r1, --spectral-norm)")
+            bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
+        if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
+            picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
+            if board is not None:
+                board.add_image("samples", np.asarray(picture), step, dataformats="HWC")
+        if world.main and (step % config["checkpoint_every"] == 0 or step == config["steps"]):
+            save_checkpoint(out, step, snapshot(step), keep=config["keep"])
     bar.close()
     if board is not None:
         board.close()
