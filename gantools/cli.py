@@ -39,6 +39,10 @@ def main(argv=None) -> None:
     """Entry point: run the click group without its own exception printing."""
     try:
         code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
+        if not code:  # this rank's work is done: under torchrun, leave with the others
+            from .distributed import leave_together
+
+            leave_together()
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         sys.exit(2)

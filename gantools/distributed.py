@@ -141,6 +141,15 @@ def _leave() -> None:
         dist.destroy_process_group()
 
 
+def leave_together() -> None:
+    """After a command succeeded on this rank: wait for every rank, then destroy the process group, so that no
+    rank tears Gloo down while a peer is still finishing (once in a CI run a rank that left first aborted at exit,
+    SIGABRT, with its work done). The atexit _leave stays for ranks that fail."""
+    if _WORLD is not None and _WORLD.size > 1:
+        _WORLD.barrier()
+        _leave()
+
+
 def current(backend: str = "gloo") -> World:
     """This process's World, joining the process group (with `backend`) on the first call under torchrun."""
     global _WORLD

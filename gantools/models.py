@@ -103,7 +103,7 @@ class BiasAfterConv2d(nn.Conv2d):
 
     oneDNN computes the fused bias gradient of a one-channel output (the generator's last convolution) by
     splitting the batch between threads, so a digits run's weights depended on whether it trained with 1 or 2
-    threads (by 1e-4 after 40 steps), and gantools picks that count by the machine's load (threads.py). In
+    threads (up to 7e-4 apart after 40 steps), and gantools picks that count by the machine's load (threads.py). In
     eval mode (sampling, export) it is the plain fused convolution: the same parameters, state_dict and ONNX
     graph.
     """
