@@ -138,7 +138,7 @@ def test_bf16_is_refused_where_it_would_not_pay(cli, tmp_path, monkeypatch):
     monkeypatch.setattr("gantools.threads.busy_cores", lambda: 1.0)
     assert_usage_error(cli("stats", "digits", "-n", "10", "-o", tmp_path / "s.npz", "--precision", "bf16", "-q"),
                        "--precision bf16 needs a CPU with bf16 arithmetic", "AVX512-BF16", "leave --precision at fp32")
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # chosen before torch would run the Inception, as in training
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # chosen before torch would run the Inception
     monkeypatch.setattr(features, "cpu_has_bf16", lambda: True)
     assert_usage_error(cli("score", "digits", "--real", "digits", "-n", "10", "--precision", "bf16", "--device",
                            "cuda", "-q"), "--precision bf16 runs on the CPU", "--precision fp16")
