@@ -38,11 +38,13 @@ def _out_of_memory(exc: BaseException) -> bool:
 def main(argv=None) -> None:
     """Entry point: run the click group without its own exception printing."""
     try:
-        code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
-        if not code:  # this rank's work is done: under torchrun, leave with the others
-            from .distributed import leave_together
+        try:
+            code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
+        except GateFailed:  # scored and reported; a gate said no
+            code = 1
+        from .distributed import leave_together
 
-            leave_together()
+        leave_together()  # this rank's work is done: under torchrun, leave with the others
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         sys.exit(2)
@@ -55,8 +57,6 @@ def main(argv=None) -> None:
         _fail("aborted", 130)
     except GanToolsError as exc:
         _fail(str(exc))
-    except GateFailed:
-        sys.exit(1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except OSError as exc:  # disk full, permission denied: the user can fix these, no traceback

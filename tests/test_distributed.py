@@ -133,6 +133,14 @@ def test_distributed_score_equals_the_one_process_scores(tmp_path, cli, exported
     assert one == two  # kid, prdc, c2st, classes: the same features in the same order give the same numbers
 
 
+def test_a_failing_gate_under_torchrun_exits_1_after_one_report(tmp_path, exported):
+    """Every rank finishes its share and leaves together; rank 0 reports the failed gate and the job exits 1."""
+    code, out, err = torchrun("score", exported["ring"], "--real", "ring", "-n", 500, "--metrics", "modes",
+                              "--min", "modes=9", "-q", cwd=tmp_path)
+    assert code == 1, err
+    assert out.count("FAILED") == 1 and "gantools: error" not in err
+
+
 def test_a_failing_rank_fails_the_job_quickly(tmp_path, exported):
     out = tmp_path / "samples"
     (out / "000256.png").mkdir(parents=True)  # rank 1's first file cannot be written
