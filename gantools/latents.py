@@ -95,9 +95,10 @@ def _seed_words(seed: int, idx: np.ndarray) -> list[np.ndarray]:
         r = u32(0xCA01F9DD) * x - u32(0x4973F715) * y
         return r ^ (r >> u32(16))
 
-    lanes = idx.astype(np.uint32)
-    zero = np.zeros_like(lanes)
-    pool = [hashmix(np.full_like(lanes, seed)), hashmix(lanes), hashmix(zero), hashmix(zero)]
+    # the words that are the same for every sample (the seed, the zero padding, and what the first mixing round
+    # makes of them) stay one-element arrays until they meet the sample index: broadcasting does the rest
+    same = np.array([seed, 0], dtype=np.uint32)
+    pool = [hashmix(same[:1]), hashmix(idx.astype(np.uint32)), hashmix(same[1:]), hashmix(same[1:])]
     for src in range(4):
         for dst in range(4):
             if src != dst:
