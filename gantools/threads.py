@@ -103,7 +103,8 @@ class LoadWatch:
             return None
         try:
             watch = cls(threads, usable_cores())
-            watch.poll(probe=0.1)
+            time.sleep(0.1)  # training's start: a short window while this process does nothing
+            watch._refit()
             return watch
         except (OSError, ValueError, IndexError):  # no /proc/stat: not Linux
             return None
@@ -111,13 +112,12 @@ class LoadWatch:
     def _sample(self) -> tuple[float, float, float]:
         return _load_sample(self._clock)
 
-    def poll(self, probe: float = 0.0) -> int | None:
-        """The new thread count when a finished window changed it, else None (cheap between windows).
-        `probe`: sleep that long and decide now (training's start, before any of its own work)."""
-        if probe:
-            time.sleep(probe)
-        elif self._clock() - self._last[0] < WATCH_SECONDS:
-            return None
+    def poll(self) -> int | None:
+        """The new thread count when a finished window changed it, else None (cheap between windows)."""
+        return None if self._clock() - self._last[0] < WATCH_SECONDS else self._refit()
+
+    def _refit(self) -> int | None:
+        """End the window here: the new thread count when the others' load over it changes it, else None."""
         before, self._last = self._last, self._sample()
         want = threads_beside(others_busy(before, self._last), self.cores, self.full)
         return None if want == self.current else self._use(want)
