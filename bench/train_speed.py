@@ -44,7 +44,6 @@ LOADS = ("idle", "from the start", "after the start")  # when the competing proc
 
 def worker(data: str, short: int, long: int) -> None:
     """Time the two runs, saying "run DIR" as each starts and "end" as it ends (measure starts a hog between)."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from gantools.train import train
@@ -64,7 +63,7 @@ def worker(data: str, short: int, long: int) -> None:
         last = json.loads(Path(f"{tmp}/run{long}/log.jsonl").read_text().splitlines()[-1])
     print(json.dumps({"steps_per_s": (long - short) / (seconds[long] - seconds[short]),
                       "policy": os.environ.get("OMP_WAIT_POLICY", "default"), "threads": start,
-                      "threads_at_end": last.get("torch_threads", start), "threads_after": torch.get_num_threads(),
+                      "threads_at_end": last.get("torch_threads", start),
                       "gflop_per_step": counter.get_total_flops() / 8 / 1e9}))
 
 
