@@ -40,6 +40,13 @@ def cpu_hog(on: bool = True):
             hog.wait()
 
 
+def openmp_env(settings: dict) -> dict:
+    """This environment without the user's OpenMP settings (gantools then picks the threads), plus `settings`."""
+    import os
+
+    return {**{k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}, **settings}
+
+
 def median_time(fn, runs: int) -> tuple[float, list[float]]:
     """(median seconds, all seconds) of fn() over `runs` calls after one warm-up call."""
     fn()

@@ -11,7 +11,6 @@ cores as training starts and every 2 s after: gantools/threads.py) and with OMP_
 """
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -19,12 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import bench_parser, cpu_hog, matmul_peak, save_json
+from timing import bench_parser, cpu_hog, matmul_peak, openmp_env, save_json
 
 WORKLOADS = {"ring": ["--data", "ring", "--steps", "3000"], "digits": ["--data", "digits", "--steps", "600"]}
 QUICK = {"ring": ["--data", "ring", "--steps", "600"], "digits": ["--data", "digits", "--steps", "100"]}
-_OURS = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-POLICIES = {"as gantools picks": _OURS, "always PASSIVE": {**_OURS, "OMP_WAIT_POLICY": "PASSIVE"}}
+POLICIES = {"as gantools picks": openmp_env({}), "always PASSIVE": openmp_env({"OMP_WAIT_POLICY": "PASSIVE"})}
 
 
 def train_once(args: list, env: dict, hog_seconds: float) -> dict:

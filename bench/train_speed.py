@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import bench_parser, cpu_hog, matmul_peak, save_json
+from timing import bench_parser, cpu_hog, matmul_peak, openmp_env, save_json
 
 WORKLOADS = {"digits": ("digits", 64), "ring": ("ring", 256)}  # data set, batch size of its recipe
 CORES = str(len(os.sched_getaffinity(0)))
@@ -69,7 +69,7 @@ def worker(data: str, short: int, long: int) -> None:
 
 def measure(data: str, policy: dict, load: str, short: int, long: int) -> dict:
     """One fresh worker's result, with `policy`'s environment; `load` is one of LOADS."""
-    env = {**{k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}, **policy}
+    env = openmp_env(policy)
     argv = [sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)]
     lines = []
     with cpu_hog(load == "from the start"), subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job, \

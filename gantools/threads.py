@@ -32,6 +32,7 @@ import os
 import time
 
 BUSY_CORES = 0.25  # other processes using at least this much CPU at start make choose_wait_policy pick PASSIVE
+PROBE_SECONDS = 0.1  # a start-up probe of the others' load, while this process sleeps
 WATCH_SECONDS = 2.0  # the window over which LoadWatch measures the others' load
 
 
@@ -54,7 +55,7 @@ def others_busy(before: tuple, after: tuple) -> float:
     return 0.0 if wall <= 0 else max(0.0, (after[2] - before[2]) - (after[1] - before[1])) / wall
 
 
-def busy_cores(interval: float = 0.1) -> float:
+def busy_cores(interval: float = PROBE_SECONDS) -> float:
     """How many cores other processes keep busy, sampled over `interval` s while this one sleeps (0 off Linux)."""
     try:
         before = _load_sample()
@@ -103,7 +104,7 @@ class LoadWatch:
             return None
         try:
             watch = cls(threads, usable_cores())
-            time.sleep(0.1)  # training's start: a short window while this process does nothing
+            time.sleep(PROBE_SECONDS)  # training's start: a first window while this process does nothing
             watch._refit()
             return watch
         except (OSError, ValueError, IndexError):  # no /proc/stat: not Linux

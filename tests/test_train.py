@@ -360,15 +360,18 @@ def test_load_watch_is_off_where_the_user_or_torchrun_decides_threads(monkeypatc
     assert LoadWatch.for_training(on_cpu=True, processes=1) is None
 
 
+def _env_without_openmp() -> dict:
+    """Our environment without OpenMP settings: gantools picks the threads."""
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+
+
 def _train_process(out, *args):
-    """`gantools train ARGS --out OUT -q` in a new process without our OpenMP settings (gantools picks the
-    threads); the exit code."""
+    """`gantools train ARGS --out OUT -q` in a new process that picks its own threads; the exit code."""
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     return subprocess.run([sys.executable, "-m", "gantools", "train", *map(str, args), "--out", str(out), "-q"],
-                          env=env).returncode
+                          env=_env_without_openmp()).returncode
 
 
 def test_the_recipes_train_the_same_weights_at_one_and_two_threads(tmp_path, monkeypatch):
@@ -399,10 +402,10 @@ def test_load_that_starts_mid_run_makes_training_use_fewer_threads_and_log_it(tm
     import sys
     import time
 
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     run = tmp_path / "run"
     job = subprocess.Popen([sys.executable, "-m", "gantools", "train", "--data", "ring", "--steps", "100000",
-                            "--log-every", "50", "--checkpoint-every", "100000", "--out", str(run), "-q"], env=env)
+                            "--log-every", "50", "--checkpoint-every", "100000", "--out", str(run), "-q"],
+                           env=_env_without_openmp())
     try:
         deadline = time.monotonic() + 60
         while not (run / "log.jsonl").exists() and time.monotonic() < deadline:  # training has started
