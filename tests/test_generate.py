@@ -32,11 +32,12 @@ def test_vectorised_latents_equal_one_numpy_generator_per_sample(seed, start, n,
 
 @pytest.mark.parametrize("dim", [2, 16, 64])
 def test_slow_lanes_gathered_over_chunks_land_on_their_own_rows(monkeypatch, dim):
-    """With chunks of 256 samples, slow lanes are finished every ~9 chunks (2-d), ~2 (16-d) or each chunk
-    (64-d), and the rest at the end: the result is still the definition, row for row."""
+    """With chunks of 256 samples and slow lanes finished once 32 have gathered (every ~4 chunks at 2-d, each
+    chunk at 16-d and 64-d) and the rest at the end, the result is still the definition, row for row."""
     from gantools import latents
 
     monkeypatch.setattr(latents, "_CHUNK", 256)
+    monkeypatch.setattr(latents, "_GATHER_VALUES", 32 * dim)
     n, start = 3017, 40
     expected = np.stack([np.random.default_rng([9, i]).standard_normal(dim, dtype=np.float32)
                          for i in range(start, start + n)])
