@@ -7,7 +7,8 @@ trained for one step, then exported: speed does not depend on the weights).
    of the machine's MatMul peak (FLOPs counted by torch's FlopCounterMode).
 2. `gantools.generate(model, 100000, x.npz)` (seeded latents, inference,
    conversion, the .npz written) against bare `session.run` over the same
-   latents at batch 256, median of --runs each.
+   latents at batch 256, median of --runs each. Each side has the only live
+   ONNX Runtime session while it runs, as a `gantools generate` process has.
 
     python bench/generate_speed.py --runs 5
 """
@@ -51,6 +52,7 @@ def main():
 
     from gantools.generate import generate
     from gantools.latents import latents_for
+    from gantools.runtime import open_session
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in RECIPES.items():
@@ -79,20 +81,29 @@ def main():
                 print(f"{b:6d} {ort_rate:14.0f} {eager_rate:16.0f} {ort_rate / eager_rate:5.2f}x {pct:14.2%}")
                 result["per_batch"].append({"model": name, "batch": b, "ort": ort_rate, "eager": eager_rate,
                                             "fraction_of_peak": pct})
-            z = latents_for(0, 0, n, onnx_g.latent_dim)
+            path, latent_dim = onnx_g.path, onnx_g.latent_dim
+            onnx_g = None  # closes its session, whose threads would spin beside the sessions timed below
+            z = latents_for(0, 0, n, latent_dim)
 
-            def bare():
+            def bare() -> float:
+                """Seconds of session.run over z at batch 256, in a session of its own, opened and closed
+                untimed. ONNX Runtime's threads spin for a while after each call: 100k ring samples took
+                165 ms right after another session's pass instead of 120 ms after the same session's."""
+                session = open_session(path, "cpu")
+                t0 = time.perf_counter()
                 for i in range(0, n, 256):
-                    onnx_g.session.run(None, {"z": z[i:i + 256]})
+                    session.run(None, {"z": z[i:i + 256]})
+                return time.perf_counter() - t0
 
             out = Path(tmp) / "x.npz"
             whole, bare_s = [], []
-            generate(onnx_g.path, n, out, overwrite=True, progress=False)  # warm-up
+            generate(path, n, out, overwrite=True, progress=False)  # warm-up
+            bare()
             for _ in range(runs):
                 t0 = time.perf_counter()
-                generate(onnx_g.path, n, out, overwrite=True, progress=False)
+                generate(path, n, out, overwrite=True, progress=False)
                 whole.append(time.perf_counter() - t0)
-                bare_s.append(median_time(bare, 1)[0])
+                bare_s.append(bare())
             w, b = statistics.median(whole), statistics.median(bare_s)
             print(f"generate -n {n} -o x.npz: {w:.2f} s, bare ONNX Runtime on the same latents {b:.2f} s: "
                   f"{w / b:.2f}x")
