@@ -194,7 +194,7 @@ class _OnnxModel:
     def _run(self, feed) -> np.ndarray:
         """The model's first output; a NaN or Inf in it is a broken model, never a sample or a score."""
         out = self.session.run(None, feed)[0]
-        if np.isfinite(out.sum()):  # NaN or Inf anywhere makes the sum so; a float32 overflow is checked below
+        if np.isfinite(out.sum(dtype=np.float64)):  # float32 values cannot overflow a float64 sum: finite iff all are
             return out
         bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
         if bad.any():

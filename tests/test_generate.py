@@ -200,20 +200,6 @@ def test_a_generator_that_outputs_nan_stops_generate_and_score(cli, exported, tm
     assert_usage_error(cli("score", broken, "--real", "ring", "--metrics", "modes", "-q"), "NaN")
 
 
-def test_finite_outputs_whose_float32_sum_overflows_pass_the_nan_check_and_one_nan_row_does_not(exported):
-    """The check sums each batch in float32: an overflow to Inf must send it to the exact per-value check,
-    which passes large finite samples and names the broken rows."""
-    model = OnnxGenerator(exported["ring"])
-    z = np.zeros((8, model.latent_dim), np.float32)
-    big = np.full((8, 2), 3e38, np.float32)
-    assert np.isinf(big.sum())
-    model.session = type("Session", (), {"run": lambda self, names, feed: [big]})()
-    np.testing.assert_array_equal(model(z), big)
-    big[3, 1] = np.nan
-    with pytest.raises(GanToolsError, match="NaN or Inf for 1 of 8 inputs"):
-        model(z)
-
-
 def _plain_onnx(path):
     import onnx
     from onnx import TensorProto, helper
