@@ -108,10 +108,26 @@ def _write_npy(f, chunks) -> None:
     header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
               "shape": (rows, *first.shape[1:])}
     np.lib.format.write_array_header_1_0(f, header)
-    step = max(1, _BLOCK_BYTES // max(1, first[:1].nbytes))
+    for block in _row_blocks(chunks, max(1, _BLOCK_BYTES // max(1, first[:1].nbytes))):
+        f.write(np.ascontiguousarray(block, dtype=first.dtype).data)
+
+
+def _row_blocks(chunks, rows: int):
+    """The rows of `chunks` in order, as arrays of `rows` rows or more (at most 2 * rows - 1; the last may be
+    shorter): small chunks are joined, since each write into a zip entry has a fixed cost (391 chunks of 256
+    ring samples took 7.5 ms to write as they came, 4.0 ms as one array), and big ones split."""
+    import numpy as np
+
+    held, count = [], 0
     for c in chunks:
-        for i in range(0, len(c), step):
-            f.write(np.ascontiguousarray(c[i:i + step], dtype=first.dtype).data)
+        for i in range(0, len(c), rows):
+            held.append(c[i:i + rows])
+            count += len(held[-1])
+            if count >= rows:
+                yield held[0] if len(held) == 1 else np.concatenate(held)
+                held, count = [], 0
+    if held:
+        yield held[0] if len(held) == 1 else np.concatenate(held)
 
 
 def write_npy_atomic(path, chunks) -> None:

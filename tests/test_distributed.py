@@ -35,17 +35,29 @@ def test_shards_cover_every_item_once_in_whole_batches(n, batch, size):
     assert shards[0][1] > 0  # rank 0, which merges, always has work
 
 
-def test_streamed_npz_equals_numpy_and_is_byte_stable(tmp_path):
-    from gantools.files import write_npz_atomic
+def test_streamed_npz_equals_numpy_and_is_byte_stable(tmp_path, monkeypatch):
+    """The same bytes whether the rows are written as they came or joined and split into 2-row blocks."""
+    from gantools import files
 
     x = np.arange(7 * 3 * 2, dtype=np.uint8).reshape(7, 3, 2)
     y = np.arange(7, dtype=np.int64)
-    for name in ("a.npz", "b.npz"):
-        write_npz_atomic(tmp_path / name, {"x": [x[:2], x[2:]], "y": [y[:5], y[5:]]})
+    files.write_npz_atomic(tmp_path / "a.npz", {"x": [x[:2], x[2:]], "y": [y[:5], y[5:]]})
+    monkeypatch.setattr(files, "_BLOCK_BYTES", 12)  # 2 rows of x, 1 of y
+    files.write_npz_atomic(tmp_path / "b.npz", {"x": [x[:1], x[1:2], x[2:]], "y": [y[:5], y[5:]]})
     with np.load(tmp_path / "a.npz") as z:
         np.testing.assert_array_equal(z["x"], x)
         np.testing.assert_array_equal(z["y"], y)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_row_blocks_join_small_chunks_and_split_big_ones():
+    from gantools.files import _row_blocks
+
+    chunks = [np.arange(a, b) for a, b in ((0, 3), (3, 3), (3, 13), (13, 14), (14, 21))]
+    blocks = list(_row_blocks(chunks, 4))
+    # 3 rows + (empty) + the first 4 of 10 -> 7; the next 4; 2 + 1 + 4 -> 7; the last 3
+    assert [len(b) for b in blocks] == [7, 4, 7, 3]
+    np.testing.assert_array_equal(np.concatenate(blocks), np.arange(21))
 
 
 def _generator_outputs(checkpoint):
