@@ -93,8 +93,7 @@ def main():
                 pct = ort_rate * flop / 1e9 / peak["gflops"]
                 print(f"{b:6d} {ort_rate:14.0f} {eager_rate:16.0f} {ort_rate / eager_rate:5.2f}x {pct:14.2%}")
                 result["per_batch"].append({"model": name, "batch": b, "samples_per_pass": total, "ort": ort_rate,
-                                            "eager": eager_rate,
-                                            "fraction_of_peak": pct})
+                                            "eager": eager_rate, "fraction_of_peak": pct})
             path, latent_dim = onnx_g.path, onnx_g.latent_dim
             onnx_g = None  # closes its session, whose threads would spin beside the sessions timed below
             z = latents_for(0, 0, n, latent_dim)
