@@ -68,17 +68,6 @@ def main():
             print(f"\n{name}: {flop / 1e6:.2f} MFLOP per sample")
             print(f"{'batch':>6s} {'ORT samples/s':>14s} {'eager samples/s':>16s} {'ratio':>6s} {'ORT % of peak':>14s}")
             for b in sizes:
-                total = max(b * 8, 4096)
-                z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
-                onnx_g.session.run(None, {"z": z[:b]})
-                t0 = time.perf_counter()
-                for i in range(0, total, b):
-                    onnx_g.session.run(None, {"z": z[i:i + b]})
-                # passes of at least MIN_PASS_SECONDS through ONNX Runtime: 4,096 ring samples took 5 ms, and
-                # on this VM so short a pass moved the ratio by 2x between runs
-                total = max(total, -(-int(MIN_PASS_SECONDS * total / (time.perf_counter() - t0)) // b) * b)
-                z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
-
                 def ort_pass():
                     for i in range(0, total, b):
                         onnx_g.session.run(None, {"z": z[i:i + b]})
@@ -88,6 +77,13 @@ def main():
                         for i in range(0, total, b):
                             torch_g(torch.from_numpy(z[i:i + b]))
 
+                total = max(b * 8, 4096)
+                z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
+                # passes of at least MIN_PASS_SECONDS through ONNX Runtime: 4,096 ring samples took 5 ms, and
+                # on this VM so short a pass moved the ratio by 2x between runs
+                rate = total / median_time(ort_pass, 1)[0]
+                total = max(total, -(-int(MIN_PASS_SECONDS * rate) // b) * b)
+                z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
                 ort_rate = total / median_time(ort_pass, runs)[0]
                 eager_rate = total / median_time(eager_pass, runs)[0]
                 pct = ort_rate * flop / 1e9 / peak["gflops"]
