@@ -4,7 +4,9 @@ z_i = numpy.random.default_rng([S, i]).standard_normal(d, dtype=float32).
 A generator object per sample costs ~25 µs of Python, more than a small
 generator's inference, so `latents_for` computes the same numbers for many
 samples at once: SeedSequence's hash, PCG64's seeding and output, and numpy's
-float32 ziggurat (fast path and wedges), vectorised over samples. numpy's
+float32 ziggurat (fast path and wedges), vectorised over samples.
+`latents_and_uniforms` does the same for generators seeded with up to two
+more words, followed by one `random()` draw (refine.py's candidates). numpy's
 ziggurat tables are read off numpy at first use (by feeding its bit generator
 chosen words), not restated here. The few draws this cannot decide exactly
 (the base layer's tail, wedge tests too close to call) are finished by numpy
@@ -33,11 +35,27 @@ _WEDGE_MARGIN = 1e-6
 
 def latents_for(seed: int, start: int, n: int, latent_dim: int) -> np.ndarray:
     """z for samples start..start+n-1 of `seed`: float32 [n, latent_dim], N(0, I)."""
+    return _seeded_draws(seed, np.arange(start, start + n, dtype=np.uint64), latent_dim, (), uniform=False)[0]
+
+
+def latents_and_uniforms(seed: int, indices, latent_dim: int, tail: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(z float32 [n, latent_dim], u float64 [n]): for each i of `indices`, g = default_rng([seed, i, *tail]),
+    z_i = g.standard_normal(latent_dim, dtype=float32), then u_i = g.random()."""
+    return _seeded_draws(seed, np.asarray(indices, dtype=np.uint64), latent_dim, tuple(tail), uniform=True)
+
+
+def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail: tuple, uniform: bool):
+    """(z, u or None) per element of idx for entropy [seed, i, *tail], u only when `uniform`."""
+    n = len(idx)
     out = np.empty((n, latent_dim), dtype=np.float32)
-    if start + n > 1 << 32 or seed >= 1 << 32:  # multi-word SeedSequence entropy: the direct definition
-        for row, i in enumerate(range(start, start + n)):
-            out[row] = _latent_of(seed, i, latent_dim)
-        return out
+    u = np.empty(n) if uniform else None
+    if max([seed, *tail, int(idx.max(initial=0))]) >= 1 << 32 or len(tail) > 2:  # multi-word SeedSequence
+        for row, i in enumerate(idx.tolist()):  # entropy, or more than its pool holds: the direct definition
+            g = np.random.default_rng([seed, i, *tail])
+            out[row] = g.standard_normal(latent_dim, dtype=np.float32)
+            if uniform:
+                u[row] = g.random()
+        return out, u
     # Lanes that leave the fast path are finished once _GATHER_VALUES of their values have gathered (or at the
     # end): that work has a fixed cost per call, and a chunk of small latents has few such lanes (about 3% of
     # 4-d samples, 36% of 64-d ones), while many long ones are slow to finish together. 100k latents, A/B in
@@ -46,15 +64,17 @@ def latents_for(seed: int, start: int, n: int, latent_dim: int) -> np.ndarray:
     slow, pending = [], 0  # _finish_lanes' arguments per chunk (rows of `out`), and how many lanes they hold
     for first in range(0, n, _CHUNK):
         m = min(_CHUNK, n - first)
-        out[first:first + m], lanes = _latent_chunk(
-            seed, np.arange(start + first, start + first + m, dtype=np.uint64), latent_dim)
+        rows = slice(first, first + m)
+        out[rows], chunk_u, lanes = _latent_chunk(seed, idx[rows], latent_dim, tail, uniform)
+        if uniform:
+            u[rows] = chunk_u
         if lanes is not None:
             slow.append((first + lanes[0], *lanes[1:]))
             pending += len(lanes[0])
         if slow and (pending * latent_dim >= _GATHER_VALUES or first + m == n):
-            _finish_lanes(out, *(_joined(list(argument)) for argument in zip(*slow)))
+            _finish_lanes(out, u, *(_joined(list(argument)) for argument in zip(*slow)))
             slow, pending = [], 0
-    return out
+    return out, u
 
 
 def _joined(parts: list):
@@ -63,10 +83,6 @@ def _joined(parts: list):
         return [tuple(np.concatenate([p[step][half] for p in parts]) for half in (0, 1))
                 for step in range(len(parts[0]))]
     return np.concatenate(parts)
-
-
-def _latent_of(seed: int, i: int, latent_dim: int) -> np.ndarray:
-    return np.random.default_rng([seed, i]).standard_normal(latent_dim, dtype=np.float32)
 
 
 def labels_for(start: int, n: int, num_classes: int, fixed_class: int | None = None) -> np.ndarray | None:
@@ -80,9 +96,9 @@ def labels_for(start: int, n: int, num_classes: int, fixed_class: int | None = N
 
 # --- SeedSequence([seed, i]).generate_state(4, uint64), vectorised over i (numpy/random/bit_generator.pyx) ---
 
-def _seed_words(seed: int, idx: np.ndarray) -> list[np.ndarray]:
-    """The four uint64 words PCG64 is seeded with, for entropy [seed, i] (each < 2**32) per element of idx.
-    SeedSequence hashes in 32-bit arithmetic: uint32 arrays wrap as it does."""
+def _seed_words(seed: int, idx: np.ndarray, tail: tuple) -> list[np.ndarray]:
+    """The four uint64 words PCG64 is seeded with, for entropy [seed, i, *tail] (each < 2**32, tail of at most
+    two) per element of idx. SeedSequence hashes in 32-bit arithmetic: uint32 arrays wrap as it does."""
     mult_a, mult_b = 0x931E8875, 0x58F38DED
     h = 0x43B0D7E5  # the hash constant advances the same way whatever the data
     u32 = np.uint32
@@ -97,10 +113,11 @@ def _seed_words(seed: int, idx: np.ndarray) -> list[np.ndarray]:
         r = u32(0xCA01F9DD) * x - u32(0x4973F715) * y
         return r ^ (r >> u32(16))
 
-    # the words that are the same for every sample (the seed, the zero padding, and what the first mixing round
-    # makes of them) stay one-element arrays until they meet the sample index: broadcasting does the rest
-    same = np.array([seed, 0], dtype=np.uint32)
-    pool = [hashmix(same[:1]), hashmix(idx.astype(np.uint32)), hashmix(same[1:]), hashmix(same[1:])]
+    # the words that are the same for every sample (the seed, the tail or its zero padding, and what the first
+    # mixing round makes of them) stay one-element arrays until they meet the sample index: broadcasting does
+    # the rest. The pool holds four words, so entropy [seed, i] hashes as [seed, i, 0, 0].
+    same = np.array([seed, *tail, *(0,) * (2 - len(tail))], dtype=np.uint32)
+    pool = [hashmix(same[:1]), hashmix(idx.astype(np.uint32)), hashmix(same[1:2]), hashmix(same[2:])]
     for src in range(4):
         for dst in range(4):
             if src != dst:
@@ -191,21 +208,29 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return wi, ki, fi
 
 
-def _latent_chunk(seed: int, idx: np.ndarray, d: int):
-    """(z of samples idx from the fast path, None or what _finish_lanes needs for the rows that left it:
-    (rows, first slow draw, states, words, inc_hi, inc_lo))."""
-    w = _seed_words(seed, idx)
+def _latent_chunk(seed: int, idx: np.ndarray, d: int, tail: tuple, uniform: bool):
+    """(z of samples idx from the fast path, their u (None unless `uniform`), None or what _finish_lanes needs for
+    the rows that left it: (rows, first slow draw, states, words, inc_hi, inc_lo))."""
+    w = _seed_words(seed, idx, tail)
     inc_hi = (w[2] << np.uint64(1)) | (w[3] >> np.uint64(63))
     inc_lo = (w[3] << np.uint64(1)) | np.uint64(1)
     # PCG64's seeding: state 0, one step (0 * MULT + inc = inc), add the seed words, one more step
     hi, lo = _step(*_add128(inc_hi, inc_lo, w[0], w[1]), inc_hi, inc_lo)
-    states, words = _draw_words([(hi, lo)], inc_hi, inc_lo, (d + 1) // 2)
+    # d words from (d + 1) // 2 outputs; random() then takes the next whole output (an odd word left over from
+    # the last one is dropped: numpy's next_uint64 ignores the buffered half)
+    states, words = _draw_words([(hi, lo)], inc_hi, inc_lo, (d + 1) // 2 + uniform)
+    u = _uniform(np.ascontiguousarray(words[:, -2:]).view("<u8")[:, 0]) if uniform else None
     z, slow = _fast_path(words[:, :d])
     lanes = np.flatnonzero(slow.any(axis=1))
     if not len(lanes):
-        return z, None
-    return z, (lanes, slow[lanes].argmax(axis=1), [(h[lanes], lo_[lanes]) for h, lo_ in states], words[lanes],
-               inc_hi[lanes], inc_lo[lanes])
+        return z, u, None
+    return z, u, (lanes, slow[lanes].argmax(axis=1), [(h[lanes], lo_[lanes]) for h, lo_ in states],
+                  words[lanes], inc_hi[lanes], inc_lo[lanes])
+
+
+def _uniform(outputs: np.ndarray) -> np.ndarray:
+    """numpy's random() of these uint64 PCG64 outputs: their top 53 bits over 2**53."""
+    return (outputs >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
 def _draw_words(states: list, inc_hi, inc_lo, steps: int) -> tuple[list, np.ndarray]:
@@ -229,8 +254,9 @@ def _fast_path(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.view(np.float32), rabs >= ki.take(table)
 
 
-def _finish_lanes(z, lanes, first, states, words, inc_hi, inc_lo) -> None:
-    """Rows `lanes` of z from their first slow draw on, as numpy's loop would make them.
+def _finish_lanes(z, uniforms, lanes, first, states, words, inc_hi, inc_lo) -> None:
+    """Rows `lanes` of z from their first slow draw on, as numpy's loop would make them, and of `uniforms`
+    (unless None) the random() after them.
 
     A slow draw in layer i > 0 (a wedge) reads one more word u and keeps x when
     (fi[i-1] - fi[i]) * u + fi[i] < exp(-x^2 / 2); either way it has taken two words,
@@ -277,12 +303,18 @@ def _finish_lanes(z, lanes, first, states, words, inc_hi, inc_lo) -> None:
     out = np.arange(d)
     word = np.minimum(out + np.cumsum(shift_from[:, :d], axis=1), n_words - 1)
     z[lanes] = np.where(out >= first[:, None], np.take_along_axis(x, word, axis=1), z[lanes])
+    if uniforms is not None:  # a lane took d + its shifts words: random() takes the output after ceil(that / 2)
+        taken = np.minimum((d + shift_from.sum(axis=1) + 1) // 2, len(states) - 1)[:, None]
+        hi, lo = (np.take_along_axis(np.stack([s[half] for s in states], axis=1), taken, axis=1)[:, 0]
+                  for half in (0, 1))
+        uniforms[lanes] = _uniform(_output(*_step(hi, lo, inc_hi, inc_lo)))
     if by_numpy:
-        _finish_by_numpy(z, lanes, by_numpy, states, w, inc_hi, inc_lo)
+        _finish_by_numpy(z, uniforms, lanes, by_numpy, states, w, inc_hi, inc_lo)
 
 
-def _finish_by_numpy(z, lanes, by_numpy, states, words, inc_hi, inc_lo) -> None:
-    """For each (row, k, j) of by_numpy: z[lanes[row], j:] drawn by numpy from the state before word k."""
+def _finish_by_numpy(z, uniforms, lanes, by_numpy, states, words, inc_hi, inc_lo) -> None:
+    """For each (row, k, j) of by_numpy: z[lanes[row], j:] drawn by numpy from the state before word k, then
+    uniforms[lanes[row]] (unless None)."""
     bits = np.random.PCG64(0)
     gen = np.random.Generator(bits)
     d = z.shape[1]
@@ -292,3 +324,5 @@ def _finish_by_numpy(z, lanes, by_numpy, states, words, inc_hi, inc_lo) -> None:
                       "state": {"state": s_hi << 64 | s_lo, "inc": int(inc_hi[row]) << 64 | int(inc_lo[row])},
                       "has_uint32": k % 2, "uinteger": int(words[row, k]) if k % 2 else 0}
         z[lanes[row], j:] = gen.standard_normal(d - j, dtype=np.float32)
+        if uniforms is not None:
+            uniforms[lanes[row]] = gen.random()

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GanToolsError
-from .latents import labels_for
+from .latents import labels_for, latents_and_uniforms
 
 METHODS = ("drs", "mh")
 MAX_TRIES = 100
@@ -52,14 +52,9 @@ def find_discriminator(generator_path, given=None, device: str = "cpu"):
 
 
 def _candidates(seed: int, indices, attempt: int, dim: int, key: int):
-    """(z [n, dim], u [n]) for candidate `attempt` of each sample index."""
-    z = np.empty((len(indices), dim), dtype=np.float32)
-    u = np.empty(len(indices))
-    for row, i in enumerate(indices):
-        rng = np.random.default_rng([seed, int(i), key, attempt])
-        z[row] = rng.standard_normal(dim, dtype=np.float32)
-        u[row] = rng.random()
-    return z, u
+    """(z [n, dim], u [n]) for candidate `attempt` of each sample index: default_rng([seed, i, key, attempt])'s
+    standard_normal(dim, float32), then its random(), computed for all indices at once (latents.py)."""
+    return latents_and_uniforms(seed, indices, dim, (key, attempt))
 
 
 class Refiner:

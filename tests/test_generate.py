@@ -44,6 +44,44 @@ def test_slow_lanes_gathered_over_chunks_land_on_their_own_rows(monkeypatch, dim
     np.testing.assert_array_equal(latents.latents_for(9, start, n, dim), expected)
 
 
+def _draws_by_definition(seed, indices, dim, tail):
+    z, u = np.empty((len(indices), dim), np.float32), np.empty(len(indices))
+    for row, i in enumerate(indices):
+        g = np.random.default_rng([seed, int(i), *tail])
+        z[row], u[row] = g.standard_normal(dim, dtype=np.float32), g.random()
+    return z, u
+
+
+@pytest.mark.parametrize("seed, indices, dim, tail", [
+    (0, np.arange(6000), 64, (0x5EF1, 3)),  # wedges, tails and close calls: every way a lane is finished
+    (7, np.arange(0, 30000, 3), 4, (0xB0F1, 0)),  # spaced indices, an even dimension: no buffered half word
+    (3, np.arange(5000)[::-1], 7, (1,)),  # odd dimension: random() skips the last output's unused half
+    (2**32 - 1, np.arange(2**32 - 3000, 2**32), 5, (9, 99)),
+    (1, np.array([5, 2**32 + 1, 3]), 3, (1, 2)),  # two-word entropy: the direct definition
+    (4, np.arange(100), 2, (1, 2, 3)),  # more entropy words than SeedSequence's pool: the direct definition
+])
+def test_latents_and_uniforms_equal_one_numpy_generator_per_index(seed, indices, dim, tail):
+    """refine.py's candidates: default_rng([seed, i, *tail]).standard_normal(dim, float32), then its random()."""
+    from gantools.latents import latents_and_uniforms
+
+    z, u = latents_and_uniforms(seed, indices, dim, tail)
+    expected_z, expected_u = _draws_by_definition(seed, indices, dim, tail)
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_array_equal(u, expected_u)
+
+
+def test_uniforms_of_slow_lanes_gathered_over_chunks_land_on_their_own_rows(monkeypatch):
+    from gantools import latents
+
+    monkeypatch.setattr(latents, "_CHUNK", 256)
+    monkeypatch.setattr(latents, "_GATHER_VALUES", 32 * 16)
+    indices = np.arange(40, 3057)
+    z, u = latents.latents_and_uniforms(2, indices, 16, (5, 6))
+    expected_z, expected_u = _draws_by_definition(2, indices, 16, (5, 6))
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_array_equal(u, expected_u)
+
+
 def test_wedge_draws_are_decided_without_numpy_except_the_tail_and_close_calls(monkeypatch):
     """Of ~2,500 samples whose draws leave the fast path (wedges accepted and rejected, tails), numpy finishes
     only those with a tail draw or a wedge test too close to call, and the result is still the definition."""
@@ -51,8 +89,8 @@ def test_wedge_draws_are_decided_without_numpy_except_the_tail_and_close_calls(m
 
     handed = []
     finish = latents._finish_by_numpy
-    monkeypatch.setattr(latents, "_finish_by_numpy", lambda z, lanes, by_numpy, *a: (
-        handed.extend(by_numpy), finish(z, lanes, by_numpy, *a)))
+    monkeypatch.setattr(latents, "_finish_by_numpy", lambda z, uniforms, lanes, by_numpy, *a: (
+        handed.extend(by_numpy), finish(z, uniforms, lanes, by_numpy, *a)))
     n, d = 6000, 64
     expected = np.stack([np.random.default_rng([0, i]).standard_normal(d, dtype=np.float32) for i in range(n)])
     np.testing.assert_array_equal(latents.latents_for(0, 0, n, d), expected)
