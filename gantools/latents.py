@@ -40,18 +40,21 @@ def latents_for(seed: int, start: int, n: int, latent_dim: int) -> np.ndarray:
 
 def latents_and_uniforms(seed: int, indices, latent_dim: int, tail: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """(z float32 [n, latent_dim], u float64 [n]): for each i of `indices`, g = default_rng([seed, i, *tail]),
-    z_i = g.standard_normal(latent_dim, dtype=float32), then u_i = g.random()."""
-    return _seeded_draws(seed, np.asarray(indices, dtype=np.uint64), latent_dim, tuple(tail), uniform=True)
+    z_i = g.standard_normal(latent_dim, dtype=float32), then u_i = g.random(). Each word of `tail` is an int
+    or an array with one value per index."""
+    return _seeded_draws(seed, np.asarray(indices, dtype=np.uint64), latent_dim, tail, uniform=True)
 
 
-def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail: tuple, uniform: bool):
+def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail, uniform: bool):
     """(z, u or None) per element of idx for entropy [seed, i, *tail], u only when `uniform`."""
     n = len(idx)
+    tail = [np.atleast_1d(np.asarray(word, dtype=np.uint64)) for word in tail]  # [1] (the same for all) or [n]
     out = np.empty((n, latent_dim), dtype=np.float32)
     u = np.empty(n) if uniform else None
-    if max([seed, *tail, int(idx.max(initial=0))]) >= 1 << 32 or len(tail) > 2:  # multi-word SeedSequence
-        for row, i in enumerate(idx.tolist()):  # entropy, or more than its pool holds: the direct definition
-            g = np.random.default_rng([seed, i, *tail])
+    if max(seed, *(int(w.max(initial=0)) for w in (idx, *tail))) >= 1 << 32 or len(tail) > 2:  # multi-word
+        # SeedSequence entropy, or more words than its pool holds: the direct definition
+        for row, entropy in enumerate(zip(*(w.tolist() for w in np.broadcast_arrays(idx, *tail)))):
+            g = np.random.default_rng([seed, *entropy])
             out[row] = g.standard_normal(latent_dim, dtype=np.float32)
             if uniform:
                 u[row] = g.random()
@@ -65,7 +68,8 @@ def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail: tuple, unif
     for first in range(0, n, _CHUNK):
         m = min(_CHUNK, n - first)
         rows = slice(first, first + m)
-        out[rows], chunk_u, lanes = _latent_chunk(seed, idx[rows], latent_dim, tail, uniform)
+        chunk_tail = [w if len(w) == 1 else w[rows] for w in tail]
+        out[rows], chunk_u, lanes = _latent_chunk(seed, idx[rows], latent_dim, chunk_tail, uniform)
         if uniform:
             u[rows] = chunk_u
         if lanes is not None:
@@ -96,9 +100,10 @@ def labels_for(start: int, n: int, num_classes: int, fixed_class: int | None = N
 
 # --- SeedSequence([seed, i]).generate_state(4, uint64), vectorised over i (numpy/random/bit_generator.pyx) ---
 
-def _seed_words(seed: int, idx: np.ndarray, tail: tuple) -> list[np.ndarray]:
-    """The four uint64 words PCG64 is seeded with, for entropy [seed, i, *tail] (each < 2**32, tail of at most
-    two) per element of idx. SeedSequence hashes in 32-bit arithmetic: uint32 arrays wrap as it does."""
+def _seed_words(seed: int, idx: np.ndarray, tail: list) -> list[np.ndarray]:
+    """The four uint64 words PCG64 is seeded with, for entropy [seed, i, *tail] (each < 2**32; tail: at most two
+    arrays of one word or one per element of idx) per element of idx. SeedSequence hashes in 32-bit
+    arithmetic: uint32 arrays wrap as it does."""
     mult_a, mult_b = 0x931E8875, 0x58F38DED
     h = 0x43B0D7E5  # the hash constant advances the same way whatever the data
     u32 = np.uint32
@@ -113,11 +118,11 @@ def _seed_words(seed: int, idx: np.ndarray, tail: tuple) -> list[np.ndarray]:
         r = u32(0xCA01F9DD) * x - u32(0x4973F715) * y
         return r ^ (r >> u32(16))
 
-    # the words that are the same for every sample (the seed, the tail or its zero padding, and what the first
-    # mixing round makes of them) stay one-element arrays until they meet the sample index: broadcasting does
-    # the rest. The pool holds four words, so entropy [seed, i] hashes as [seed, i, 0, 0].
-    same = np.array([seed, *tail, *(0,) * (2 - len(tail))], dtype=np.uint32)
-    pool = [hashmix(same[:1]), hashmix(idx.astype(np.uint32)), hashmix(same[1:2]), hashmix(same[2:])]
+    # the words that are the same for every sample (the seed, a one-word tail or its zero padding, and what the
+    # first mixing round makes of them) stay one-element arrays until they meet the sample index: broadcasting
+    # does the rest. The pool holds four words, so entropy [seed, i] hashes as [seed, i, 0, 0].
+    entropy = [np.array([seed]), idx, *tail, *[np.zeros(1)] * (2 - len(tail))]
+    pool = [hashmix(word.astype(np.uint32)) for word in entropy]
     for src in range(4):
         for dst in range(4):
             if src != dst:
@@ -208,7 +213,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return wi, ki, fi
 
 
-def _latent_chunk(seed: int, idx: np.ndarray, d: int, tail: tuple, uniform: bool):
+def _latent_chunk(seed: int, idx: np.ndarray, d: int, tail: list, uniform: bool):
     """(z of samples idx from the fast path, their u (None unless `uniform`), None or what _finish_lanes needs for
     the rows that left it: (rows, first slow draw, states, words, inc_hi, inc_lo))."""
     w = _seed_words(seed, idx, tail)

@@ -32,6 +32,7 @@ from .latents import labels_for, latents_and_uniforms
 
 METHODS = ("drs", "mh")
 MAX_TRIES = 100
+DRAW_AHEAD = 1024  # drs candidates drawn at once (each call has a fixed cost of about a millisecond)
 CHAIN_LENGTH = 20
 BURN_IN = 10_000
 GAMMA_PERCENTILE = 80.0
@@ -51,9 +52,10 @@ def find_discriminator(generator_path, given=None, device: str = "cpu"):
     return OnnxDiscriminator(path, device)
 
 
-def _candidates(seed: int, indices, attempt: int, dim: int, key: int):
-    """(z [n, dim], u [n]) for candidate `attempt` of each sample index: default_rng([seed, i, key, attempt])'s
-    standard_normal(dim, float32), then its random(), computed for all indices at once (latents.py)."""
+def _candidates(seed: int, indices, attempt, dim: int, key: int):
+    """(z [n, dim], u [n]) for candidate `attempt` (an int, or one per index) of each sample index:
+    default_rng([seed, i, key, attempt])'s standard_normal(dim, float32), then its random(), computed for all
+    indices at once (latents.py)."""
     return latents_and_uniforms(seed, indices, dim, (key, attempt))
 
 
@@ -103,27 +105,38 @@ class Refiner:
     def _drs(self, idx, y):
         z_out = np.zeros((len(idx), self.g.latent_dim), dtype=np.float32)
         x_out, best = None, np.full(len(idx), -np.inf)
-        pending = np.arange(len(idx))
-        for attempt in range(MAX_TRIES):
-            z, u = _candidates(self.seed, idx[pending], attempt, self.g.latent_dim, _CANDIDATE)
-            x, logits = self._logits(z, None if y is None else y[pending])
-            if x_out is None:
-                x_out = np.zeros((len(idx), *x.shape[1:]), dtype=x.dtype)
-            score = self._f(logits, self.d_max) - self.gamma
-            accept = u < 1.0 / (1.0 + np.exp(-score))
-            better = accept | (score > best[pending])  # an accepted candidate replaces any fallback
-            rows = pending[better]
-            z_out[rows], x_out[rows], best[rows] = z[better], x[better], score[better]
-            pending = pending[~accept]
-            if not len(pending):
-                break
+        pending, attempt = np.arange(len(idx)), 0
+        while len(pending) and attempt < MAX_TRIES:
+            # the next tries of every pending sample drawn at once, about DRAW_AHEAD candidates (a sample accepted
+            # sooner leaves its later ones unused): one vectorised draw instead of one per try
+            drawn, ahead = pending, min(MAX_TRIES - attempt, -(-DRAW_AHEAD // len(pending)))
+            z_ahead, u_ahead = _candidates(self.seed, np.tile(idx[drawn], ahead),
+                                           np.arange(attempt, attempt + ahead).repeat(len(drawn)), self.g.latent_dim,
+                                           _CANDIDATE)
+            still = np.arange(len(drawn))  # where the pending samples are in `drawn`
+            for z, u in zip(z_ahead.reshape(ahead, len(drawn), -1), u_ahead.reshape(ahead, len(drawn))):
+                z, u = z[still], u[still]
+                x, logits = self._logits(z, None if y is None else y[pending])
+                if x_out is None:
+                    x_out = np.zeros((len(idx), *x.shape[1:]), dtype=x.dtype)
+                score = self._f(logits, self.d_max) - self.gamma
+                accept = u < 1.0 / (1.0 + np.exp(-score))
+                better = accept | (score > best[pending])  # an accepted candidate replaces any fallback
+                rows = pending[better]
+                z_out[rows], x_out[rows], best[rows] = z[better], x[better], score[better]
+                still, pending, attempt = still[~accept], pending[~accept], attempt + 1
+                if not len(pending):
+                    break
         return z_out, y, x_out
 
     def _mh(self, idx, y):
-        z_cur, _ = _candidates(self.seed, idx, 0, self.g.latent_dim, _CANDIDATE)
+        # every proposal of the chains at once: one vectorised draw instead of CHAIN_LENGTH small ones
+        z_all, u_all = _candidates(self.seed, np.tile(idx, CHAIN_LENGTH), np.arange(CHAIN_LENGTH).repeat(len(idx)),
+                                   self.g.latent_dim, _CANDIDATE)
+        z_all, u_all = z_all.reshape(CHAIN_LENGTH, len(idx), -1), u_all.reshape(CHAIN_LENGTH, len(idx))
+        z_cur = z_all[0].copy()
         x_cur, l_cur = self._logits(z_cur, y)
-        for attempt in range(1, CHAIN_LENGTH):
-            z, u = _candidates(self.seed, idx, attempt, self.g.latent_dim, _CANDIDATE)
+        for z, u in zip(z_all[1:], u_all[1:]):
             x, logits = self._logits(z, y)
             move = np.log(np.maximum(u, 1e-300)) < logits - l_cur
             z_cur[move], x_cur[move], l_cur[move] = z[move], x[move], logits[move]

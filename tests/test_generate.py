@@ -47,7 +47,7 @@ def test_slow_lanes_gathered_over_chunks_land_on_their_own_rows(monkeypatch, dim
 def _draws_by_definition(seed, indices, dim, tail):
     z, u = np.empty((len(indices), dim), np.float32), np.empty(len(indices))
     for row, i in enumerate(indices):
-        g = np.random.default_rng([seed, int(i), *tail])
+        g = np.random.default_rng([seed, int(i), *(int(np.broadcast_to(w, len(indices))[row]) for w in tail)])
         z[row], u[row] = g.standard_normal(dim, dtype=np.float32), g.random()
     return z, u
 
@@ -59,6 +59,8 @@ def _draws_by_definition(seed, indices, dim, tail):
     (2**32 - 1, np.arange(2**32 - 3000, 2**32), 5, (9, 99)),
     (1, np.array([5, 2**32 + 1, 3]), 3, (1, 2)),  # two-word entropy: the direct definition
     (4, np.arange(100), 2, (1, 2, 3)),  # more entropy words than SeedSequence's pool: the direct definition
+    (6, np.tile(np.arange(300), 20), 16, (7, np.arange(20).repeat(300))),  # a tail word per index (mh's chains)
+    (6, np.arange(50), 3, (np.arange(50) + 2**32 - 25, 1)),  # per-index tail words past 2**32: the definition
 ])
 def test_latents_and_uniforms_equal_one_numpy_generator_per_index(seed, indices, dim, tail):
     """refine.py's candidates: default_rng([seed, i, *tail]).standard_normal(dim, float32), then its random()."""

@@ -92,3 +92,54 @@ def test_refine_of_a_conditional_model_keeps_the_requested_classes(exported, tmp
     generate(exported["cdcgan"], 30, tmp_path / "c.npz", refine="mh", progress=False)
     with np.load(tmp_path / "c.npz") as z:
         np.testing.assert_array_equal(z["y"], np.arange(30) % 10)
+
+
+def _by_definition(oracle, method, seed, n):
+    """Refined samples 0..n-1 drawn the straightforward way: one numpy generator per candidate,
+    default_rng([seed, i, key, try]), its standard_normal(2, float32) then its random(), sample by sample."""
+    from gantools.refine import (_BURN_IN, _CANDIDATE, CHAIN_LENGTH, EPS, GAMMA_PERCENTILE, MAX_TRIES,
+                                 find_discriminator)
+
+    d = find_discriminator(oracle / "g.onnx")
+
+    def draw(i, key, attempt):  # the generator is the identity: the candidate is its latent
+        g = np.random.default_rng([seed, i, key, attempt])
+        z = g.standard_normal(2, dtype=np.float32)
+        return z, g.random(), float(np.asarray(d(z[None], None))[0])
+
+    def f(logit, d_max):
+        gap = min(logit - d_max, 0.0)
+        return gap - math.log1p(-math.exp(gap - EPS))
+
+    if method == "drs":
+        burn_in = [draw(i, _BURN_IN, 0)[2] for i in range(10_000)]
+        d_max = max(burn_in)
+        gamma = float(np.percentile([f(v, d_max) for v in burn_in], GAMMA_PERCENTILE))
+    out = []
+    for i in range(n):
+        if method == "mh":
+            z, _, logit = draw(i, _CANDIDATE, 0)
+            for attempt in range(1, CHAIN_LENGTH):
+                z_new, u, logit_new = draw(i, _CANDIDATE, attempt)
+                if math.log(max(u, 1e-300)) < logit_new - logit:
+                    z, logit = z_new, logit_new
+        else:
+            best = -math.inf
+            for attempt in range(MAX_TRIES):
+                z_new, u, logit = draw(i, _CANDIDATE, attempt)
+                score = f(logit, d_max) - gamma
+                accept = u < 1.0 / (1.0 + math.exp(-score))
+                if accept or score > best:
+                    z, best = z_new, score
+                if accept:
+                    break
+        out.append(z)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("method", ["drs", "mh"])
+def test_refined_samples_are_the_one_generator_per_candidate_definition(oracle, tmp_path, method):
+    """The candidates are drawn for many samples and tries at once (latents.py); the samples are still those of
+    the sample-by-sample definition, bit for bit."""
+    generate(oracle / "g.onnx", 300, tmp_path / "r.npz", refine=method, batch_size=100, seed=5, progress=False)
+    np.testing.assert_array_equal(_points(tmp_path / "r.npz"), _by_definition(oracle, method, 5, 300))
