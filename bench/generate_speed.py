@@ -6,7 +6,8 @@ trained for one step, then exported: speed does not depend on the weights).
    latents, at batch sizes 1 to 1024: samples/s, the ratio, and the fraction
    of the machine's MatMul peak (FLOPs counted by torch's FlopCounterMode).
    Each pass runs at least 4,096 samples and MIN_PASS_SECONDS through ONNX
-   Runtime; median of --runs passes each.
+   Runtime; --runs rounds of one ORT pass then one eager pass: the medians,
+   their ratio, and the median of the rounds' ratios ("paired").
 2. `gantools.generate(model, 100000, x.npz)` (seeded latents, inference,
    conversion, the .npz written) against bare `session.run` over the same
    latents at batch 256, median of --runs each, and the median of the
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import bench_parser, matmul_peak, median_time, save_json
+from timing import bench_parser, interleaved_times, matmul_peak, median_time, paired_ratio, save_json
 
 RECIPES = {"digits-dcgan": "digits", "ring": "ring"}
 MIN_PASS_SECONDS = 0.25
@@ -66,7 +67,8 @@ def main():
                 torch_g(torch.zeros(1, onnx_g.latent_dim))
             flop = counter.get_total_flops()
             print(f"\n{name}: {flop / 1e6:.2f} MFLOP per sample")
-            print(f"{'batch':>6s} {'ORT samples/s':>14s} {'eager samples/s':>16s} {'ratio':>6s} {'ORT % of peak':>14s}")
+            print(f"{'batch':>6s} {'ORT samples/s':>14s} {'eager samples/s':>16s} {'ratio':>6s} {'paired':>8s} "
+                  f"{'ORT % of peak':>14s}")
             for b in sizes:
                 def ort_pass():
                     for i in range(0, total, b):
@@ -84,12 +86,15 @@ def main():
                 rate = total / median_time(ort_pass, 1)[0]
                 total = max(total, -(-int(MIN_PASS_SECONDS * rate) // b) * b)
                 z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
-                ort_rate = total / median_time(ort_pass, runs)[0]
-                eager_rate = total / median_time(eager_pass, runs)[0]
+                times = interleaved_times({"ort": ort_pass, "eager": eager_pass}, runs)
+                ort_rate, eager_rate = (total / statistics.median(times[k]) for k in ("ort", "eager"))
+                paired = paired_ratio(times["eager"], times["ort"])
                 pct = ort_rate * flop / 1e9 / peak["gflops"]
-                print(f"{b:6d} {ort_rate:14.0f} {eager_rate:16.0f} {ort_rate / eager_rate:5.2f}x {pct:14.2%}")
+                print(f"{b:6d} {ort_rate:14.0f} {eager_rate:16.0f} {ort_rate / eager_rate:5.2f}x {paired:7.2f}x "
+                      f"{pct:14.2%}")
                 result["per_batch"].append({"model": name, "batch": b, "samples_per_pass": total, "ort": ort_rate,
-                                            "eager": eager_rate, "fraction_of_peak": pct})
+                                            "eager": eager_rate, "paired_ratio": paired, "fraction_of_peak": pct,
+                                            "all": times})
             path, latent_dim = onnx_g.path, onnx_g.latent_dim
             onnx_g = None  # closes its session, whose threads would spin beside the sessions timed below
             z = latents_for(0, 0, n, latent_dim)
@@ -116,7 +121,7 @@ def main():
             w, b = statistics.median(whole), statistics.median(bare_s)
             # each generate is timed right before its bare pass: the median of those pairs' ratios is not moved
             # by the VM's speed drifting over the runs, which the ratio of the two medians is
-            paired = statistics.median(x / y for x, y in zip(whole, bare_s))
+            paired = paired_ratio(whole, bare_s)
             print(f"generate -n {n} -o x.npz: {w:.3f} s, bare ONNX Runtime on the same latents {b:.3f} s: "
                   f"{w / b:.2f}x (median of the {runs} paired ratios: {paired:.2f}x)")
             result["end_to_end"].append({"model": name, "n": n, "generate_s": w, "bare_ort_s": b, "ratio": w / b,

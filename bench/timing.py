@@ -58,22 +58,38 @@ def median_time(fn, runs: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
-    """Time each callable `runs` times (interleaved), print items/s medians and the first-to-second ratio."""
+def interleaved_times(contenders: dict, runs: int) -> dict:
+    """Seconds of each callable over `runs` rounds, each round calling every one in turn, after one warm-up
+    call each: a round's times are taken side by side, so their ratios are not moved by the VM's speed
+    drifting over the rounds (paired_ratio)."""
     for fn in contenders.values():
         fn()  # warm-up: sessions, kernels, caches
-    rates = {name: [] for name in contenders}
+    times = {name: [] for name in contenders}
     for _ in range(runs):
         for name, fn in contenders.items():
             t0 = time.perf_counter()
             fn()
-            rates[name].append(items / (time.perf_counter() - t0))
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    for name, values in rates.items():
-        print(f"{name:12s} median {med[name]:9.2f} {unit}/s   runs: {', '.join(f'{v:.2f}' for v in values)}")
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def paired_ratio(slower: list, faster: list) -> float:
+    """The median over rounds of slower / faster (times of interleaved_times' rounds)."""
+    return statistics.median(a / b for a, b in zip(slower, faster, strict=True))
+
+
+def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
+    """Time each callable `runs` times (interleaved), print items/s medians and the first-to-second speed ratio,
+    as the ratio of the medians and as the median of the rounds' ratios; return the medians and "paired_ratio"."""
+    times = interleaved_times(contenders, runs)
+    med = {name: items / statistics.median(values) for name, values in times.items()}
+    for name, values in times.items():
+        print(f"{name:12s} median {med[name]:9.2f} {unit}/s   runs: {', '.join(f'{items / v:.2f}' for v in values)}")
     first, second = list(med)[:2]
-    print(f"ratio {first} / {second}: {med[first] / med[second]:.2f}x")
-    return med
+    paired = paired_ratio(times[second], times[first])
+    print(f"ratio {first} / {second}: {med[first] / med[second]:.2f}x (median of the {runs} paired ratios: "
+          f"{paired:.2f}x)")
+    return {**med, "paired_ratio": paired}
 
 
 INCEPTION_GFLOP = 11.422336192  # per 299x299 image: torch.utils.flop_counter on gantools' FIDInception
