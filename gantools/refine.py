@@ -52,11 +52,13 @@ def find_discriminator(generator_path, given=None, device: str = "cpu"):
     return OnnxDiscriminator(path, device)
 
 
-def _candidates(seed: int, indices, attempt, dim: int, key: int):
-    """(z [n, dim], u [n]) for candidate `attempt` (an int, or one per index) of each sample index:
-    default_rng([seed, i, key, attempt])'s standard_normal(dim, float32), then its random(), computed for all
-    indices at once (latents.py)."""
-    return latents_and_uniforms(seed, indices, dim, (key, attempt))
+def _candidates(seed: int, indices, tries: range, dim: int, key: int):
+    """(z [len(tries), n, dim], u [len(tries), n]): candidate t of each sample index i for t in `tries`,
+    default_rng([seed, i, key, t])'s standard_normal(dim, float32) then its random(), all computed at once
+    (latents.py) instead of a numpy generator per candidate."""
+    t = np.arange(tries.start, tries.stop).repeat(len(indices))
+    z, u = latents_and_uniforms(seed, np.tile(indices, len(tries)), dim, (key, t))
+    return z.reshape(len(tries), len(indices), dim), u.reshape(len(tries), len(indices))
 
 
 class Refiner:
@@ -85,8 +87,8 @@ class Refiner:
         logits = []
         for first in range(0, BURN_IN, 1000):
             idx = np.arange(first, first + 1000)
-            z, _ = _candidates(self.seed, idx, 0, self.g.latent_dim, _BURN_IN)
-            logits.append(self._logits(z, labels_for(first, 1000, self.g.num_classes, self.fixed_class))[1])
+            z, _ = _candidates(self.seed, idx, range(1), self.g.latent_dim, _BURN_IN)
+            logits.append(self._logits(z[0], labels_for(first, 1000, self.g.num_classes, self.fixed_class))[1])
         logits = np.concatenate(logits)
         d_max = float(logits.max())
         return d_max, float(np.percentile(self._f(logits, d_max), GAMMA_PERCENTILE))
@@ -110,11 +112,10 @@ class Refiner:
             # the next tries of every pending sample drawn at once, about DRAW_AHEAD candidates (a sample accepted
             # sooner leaves its later ones unused): one vectorised draw instead of one per try
             drawn, ahead = pending, min(MAX_TRIES - attempt, -(-DRAW_AHEAD // len(pending)))
-            z_ahead, u_ahead = _candidates(self.seed, np.tile(idx[drawn], ahead),
-                                           np.arange(attempt, attempt + ahead).repeat(len(drawn)), self.g.latent_dim,
+            z_ahead, u_ahead = _candidates(self.seed, idx[drawn], range(attempt, attempt + ahead), self.g.latent_dim,
                                            _CANDIDATE)
             still = np.arange(len(drawn))  # where the pending samples are in `drawn`
-            for z, u in zip(z_ahead.reshape(ahead, len(drawn), -1), u_ahead.reshape(ahead, len(drawn))):
+            for z, u in zip(z_ahead, u_ahead):
                 z, u = z[still], u[still]
                 x, logits = self._logits(z, None if y is None else y[pending])
                 if x_out is None:
@@ -131,9 +132,7 @@ class Refiner:
 
     def _mh(self, idx, y):
         # every proposal of the chains at once: one vectorised draw instead of CHAIN_LENGTH small ones
-        z_all, u_all = _candidates(self.seed, np.tile(idx, CHAIN_LENGTH), np.arange(CHAIN_LENGTH).repeat(len(idx)),
-                                   self.g.latent_dim, _CANDIDATE)
-        z_all, u_all = z_all.reshape(CHAIN_LENGTH, len(idx), -1), u_all.reshape(CHAIN_LENGTH, len(idx))
+        z_all, u_all = _candidates(self.seed, idx, range(CHAIN_LENGTH), self.g.latent_dim, _CANDIDATE)
         z_cur = z_all[0].copy()
         x_cur, l_cur = self._logits(z_cur, y)
         for z, u in zip(z_all[1:], u_all[1:]):
