@@ -69,6 +69,9 @@ def main():
             print(f"\n{name}: {flop / 1e6:.2f} MFLOP per sample")
             print(f"{'batch':>6s} {'ORT samples/s':>14s} {'eager samples/s':>16s} {'ratio':>6s} {'paired':>8s} "
                   f"{'ORT % of peak':>14s}")
+            def pass_latents(count):
+                return np.random.default_rng(0).standard_normal((count, onnx_g.latent_dim), dtype=np.float32)
+
             for b in sizes:
                 def ort_pass():
                     for i in range(0, total, b):
@@ -80,12 +83,11 @@ def main():
                             torch_g(torch.from_numpy(z[i:i + b]))
 
                 total = max(b * 8, 4096)
-                z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
+                z = pass_latents(total)
                 # passes of at least MIN_PASS_SECONDS through ONNX Runtime: 4,096 ring samples took 5 ms, and
                 # on this VM so short a pass moved the ratio by 2x between runs
-                rate = total / median_time(ort_pass, 1)[0]
-                total = max(total, -(-int(MIN_PASS_SECONDS * rate) // b) * b)
-                z = np.random.default_rng(0).standard_normal((total, onnx_g.latent_dim), dtype=np.float32)
+                total = max(total, -(-int(MIN_PASS_SECONDS * total / median_time(ort_pass, 1)[0]) // b) * b)
+                z = pass_latents(total)
                 times = interleaved_times({"ort": ort_pass, "eager": eager_pass}, runs)
                 ort_rate, eager_rate = (total / statistics.median(times[k]) for k in ("ort", "eager"))
                 paired = paired_ratio(times["eager"], times["ort"])

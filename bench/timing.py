@@ -80,7 +80,7 @@ def paired_ratio(slower: list, faster: list) -> float:
 
 def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
     """Time each callable `runs` times (interleaved), print items/s medians and the first-to-second speed ratio,
-    as the ratio of the medians and as the median of the rounds' ratios; return the medians and "paired_ratio"."""
+    as the ratio of the medians and as the median of the rounds' ratios; return (the medians, that paired ratio)."""
     times = interleaved_times(contenders, runs)
     med = {name: items / statistics.median(values) for name, values in times.items()}
     for name, values in times.items():
@@ -89,7 +89,7 @@ def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
     paired = paired_ratio(times[second], times[first])
     print(f"ratio {first} / {second}: {med[first] / med[second]:.2f}x (median of the {runs} paired ratios: "
           f"{paired:.2f}x)")
-    return {**med, "paired_ratio": paired}
+    return med, paired
 
 
 INCEPTION_GFLOP = 11.422336192  # per 299x299 image: torch.utils.flop_counter on gantools' FIDInception

@@ -56,8 +56,7 @@ def _candidates(seed: int, indices, tries: range, dim: int, key: int):
     """(z [len(tries), n, dim], u [len(tries), n]): candidate t of each sample index i for t in `tries`,
     default_rng([seed, i, key, t])'s standard_normal(dim, float32) then its random(), all computed at once
     (latents.py) instead of a numpy generator per candidate."""
-    t = np.arange(tries.start, tries.stop).repeat(len(indices))
-    z, u = latents_and_uniforms(seed, np.tile(indices, len(tries)), dim, (key, t))
+    z, u = latents_and_uniforms(seed, np.tile(indices, len(tries)), dim, (key, np.repeat(tries, len(indices))))
     return z.reshape(len(tries), len(indices), dim), u.reshape(len(tries), len(indices))
 
 

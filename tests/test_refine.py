@@ -97,7 +97,7 @@ def test_refine_of_a_conditional_model_keeps_the_requested_classes(exported, tmp
 def _by_definition(oracle, method, seed, n):
     """Refined samples 0..n-1 drawn the straightforward way: one numpy generator per candidate,
     default_rng([seed, i, key, try]), its standard_normal(2, float32) then its random(), sample by sample."""
-    from gantools.refine import (_BURN_IN, _CANDIDATE, CHAIN_LENGTH, EPS, GAMMA_PERCENTILE, MAX_TRIES,
+    from gantools.refine import (_BURN_IN, _CANDIDATE, BURN_IN, CHAIN_LENGTH, EPS, GAMMA_PERCENTILE, MAX_TRIES,
                                  find_discriminator)
 
     d = find_discriminator(oracle / "g.onnx")
@@ -112,7 +112,7 @@ def _by_definition(oracle, method, seed, n):
         return gap - math.log1p(-math.exp(gap - EPS))
 
     if method == "drs":
-        burn_in = [draw(i, _BURN_IN, 0)[2] for i in range(10_000)]
+        burn_in = [draw(i, _BURN_IN, 0)[2] for i in range(BURN_IN)]
         d_max = max(burn_in)
         gamma = float(np.percentile([f(v, d_max) for v in burn_in], GAMMA_PERCENTILE))
     out = []
