@@ -5,15 +5,19 @@ trained for one step, then exported: speed does not depend on the weights).
 1. The same generator through ONNX Runtime and PyTorch eager, on the same
    latents, at batch sizes 1 to 1024: samples/s, the ratio, and the fraction
    of the machine's MatMul peak (FLOPs counted by torch's FlopCounterMode).
-   Each pass runs at least 4,096 samples and MIN_PASS_SECONDS through ONNX
-   Runtime; --runs rounds of one ORT pass then one eager pass: the medians,
-   their ratio, and the median of the rounds' ratios ("paired").
+   ONNX Runtime runs as `generate` runs it (OnnxGenerator.run_batches: for
+   a graph with a ConvTranspose, one single-threaded session per core taking
+   batches in turn); such a model also shows one session with ONNX Runtime's
+   own threads ("one session"). Each pass runs at least 4,096 samples and
+   MIN_PASS_SECONDS through ONNX Runtime; --runs rounds of one pass of each:
+   the medians, their ratio, and the median of the rounds' ratios ("paired").
 2. `gantools.generate(model, 100000, x.npz)` (seeded latents, inference,
-   conversion, the .npz written) against bare `session.run` over the same
-   latents at batch 256, median of --runs each, and the median of the
-   paired ratios (each generate and the bare pass after it). Each side has
-   the only live ONNX Runtime session while it runs, as a `gantools generate`
-   process has.
+   conversion, the .npz written) against bare inference over the same
+   latents at batch 256 (run_batches over latents made beforehand; and one
+   session's `session.run` loop when the model runs in lanes), median of
+   --runs each, and the median of the paired ratios (each generate and the
+   bare passes after it). Each side has the only live ONNX Runtime sessions
+   while it runs, as a `gantools generate` process has.
 
     python bench/generate_speed.py --runs 5
 """
@@ -58,7 +62,7 @@ def main():
 
     from gantools.generate import generate
     from gantools.latents import latents_for
-    from gantools.runtime import open_session
+    from gantools.runtime import OnnxGenerator, open_session
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in RECIPES.items():
@@ -67,13 +71,20 @@ def main():
                 torch_g(torch.zeros(1, onnx_g.latent_dim))
             flop = counter.get_total_flops()
             print(f"\n{name}: {flop / 1e6:.2f} MFLOP per sample")
-            print(f"{'batch':>6s} {'ORT samples/s':>14s} {'eager samples/s':>16s} {'ratio':>6s} {'paired':>8s} "
-                  f"{'ORT % of peak':>14s}")
+            lanes = len(onnx_g.lanes)
+            print(f"ONNX Runtime as generate runs it: {f'{lanes} single-threaded lanes' if lanes else 'one session'}")
+            print(f"{'batch':>6s} {'ORT samples/s':>14s} {'one session':>12s} {'eager samples/s':>16s} {'ratio':>6s} "
+                  f"{'paired':>8s} {'ORT % of peak':>14s}")
+
             def pass_latents(count):
                 return np.random.default_rng(0).standard_normal((count, onnx_g.latent_dim), dtype=np.float32)
 
             for b in sizes:
                 def ort_pass():
+                    for _ in onnx_g.run_batches((z[i:i + b], None) for i in range(0, total, b)):
+                        pass
+
+                def one_session_pass():
                     for i in range(0, total, b):
                         onnx_g.session.run(None, {"z": z[i:i + b]})
 
@@ -88,23 +99,39 @@ def main():
                 # on this VM so short a pass moved the ratio by 2x between runs
                 total = max(total, -(-int(MIN_PASS_SECONDS * total / median_time(ort_pass, 1)[0]) // b) * b)
                 z = pass_latents(total)
-                times = interleaved_times({"ort": ort_pass, "eager": eager_pass}, runs)
-                ort_rate, eager_rate = (total / statistics.median(times[k]) for k in ("ort", "eager"))
+                # one session's threads spin for a while after its pass: the lanes (single-threaded) run after it,
+                # not eager, so that spinning slows ours, never the baseline
+                contenders = {**({"one_session": one_session_pass} if lanes else {}), "ort": ort_pass,
+                              "eager": eager_pass}
+                times = interleaved_times(contenders, runs)
+                rate = {k: total / statistics.median(v) for k, v in times.items()}
                 paired = paired_ratio(times["eager"], times["ort"])
-                pct = ort_rate * flop / 1e9 / peak["gflops"]
-                print(f"{b:6d} {ort_rate:14.0f} {eager_rate:16.0f} {ort_rate / eager_rate:5.2f}x {paired:7.2f}x "
-                      f"{pct:14.2%}")
-                result["per_batch"].append({"model": name, "batch": b, "samples_per_pass": total, "ort": ort_rate,
-                                            "eager": eager_rate, "paired_ratio": paired, "fraction_of_peak": pct,
-                                            "all": times})
+                pct = rate["ort"] * flop / 1e9 / peak["gflops"]
+                one = f"{rate['one_session']:12.0f}" if lanes else f"{'(same)':>12s}"
+                print(f"{b:6d} {rate['ort']:14.0f} {one} {rate['eager']:16.0f} {rate['ort'] / rate['eager']:5.2f}x "
+                      f"{paired:7.2f}x {pct:14.2%}")
+                result["per_batch"].append({"model": name, "batch": b, "lanes": lanes, "samples_per_pass": total,
+                                            "ort": rate["ort"], "one_session": rate.get("one_session"),
+                                            "eager": rate["eager"], "paired_ratio": paired,
+                                            "fraction_of_peak": pct, "all": times})
             path, latent_dim = onnx_g.path, onnx_g.latent_dim
-            onnx_g = None  # closes its session, whose threads would spin beside the sessions timed below
+            onnx_g = None  # closes its sessions, whose threads would spin beside the sessions timed below
             z = latents_for(0, 0, n, latent_dim)
 
-            def bare() -> float:
-                """Seconds of session.run over z at batch 256, in a session of its own, opened and closed
-                untimed. ONNX Runtime's threads spin for a while after each call: 100k ring samples took
-                165 ms right after another session's pass instead of 120 ms after the same session's."""
+            def bare_lanes() -> float:
+                """Seconds of inference over z at batch 256 as generate runs it, in sessions of their own,
+                opened and closed untimed. ONNX Runtime's threads spin for a while after each call: 100k ring
+                samples took 165 ms right after another session's pass instead of 120 ms after the same
+                session's."""
+                g = OnnxGenerator(path, "cpu")
+                g.lanes  # opens the lanes' sessions, untimed
+                t0 = time.perf_counter()
+                for _ in g.run_batches((z[i:i + 256], None) for i in range(0, n, 256)):
+                    pass
+                return time.perf_counter() - t0
+
+            def bare_one_session() -> float:
+                """Seconds of one session's session.run loop over z at batch 256 (its own session)."""
                 session = open_session(path, "cpu")
                 t0 = time.perf_counter()
                 for i in range(0, n, 256):
@@ -112,22 +139,32 @@ def main():
                 return time.perf_counter() - t0
 
             out = Path(tmp) / "x.npz"
-            whole, bare_s = [], []
+            bares = {"bare": bare_lanes, **({"one_session": bare_one_session} if lanes else {})}
+            timed = {"generate": [], **{k: [] for k in bares}}
             generate(path, n, out, overwrite=True, progress=False)  # warm-up
-            bare()
+            for fn in bares.values():
+                fn()
             for _ in range(runs):
                 t0 = time.perf_counter()
                 generate(path, n, out, overwrite=True, progress=False)
-                whole.append(time.perf_counter() - t0)
-                bare_s.append(bare())
-            w, b = statistics.median(whole), statistics.median(bare_s)
-            # each generate is timed right before its bare pass: the median of those pairs' ratios is not moved
+                timed["generate"].append(time.perf_counter() - t0)
+                for k, fn in bares.items():
+                    timed[k].append(fn())
+            med = {k: statistics.median(v) for k, v in timed.items()}
+            # each generate is timed right before its bare passes: the median of those pairs' ratios is not moved
             # by the VM's speed drifting over the runs, which the ratio of the two medians is
-            paired = paired_ratio(whole, bare_s)
-            print(f"generate -n {n} -o x.npz: {w:.3f} s, bare ONNX Runtime on the same latents {b:.3f} s: "
-                  f"{w / b:.2f}x (median of the {runs} paired ratios: {paired:.2f}x)")
-            result["end_to_end"].append({"model": name, "n": n, "generate_s": w, "bare_ort_s": b, "ratio": w / b,
-                                         "paired_ratio": paired, "all": {"generate": whole, "bare": bare_s}})
+            paired = paired_ratio(timed["generate"], timed["bare"])
+            print(f"generate -n {n} -o x.npz: {med['generate']:.3f} s, bare inference as generate runs it on the "
+                  f"same latents {med['bare']:.3f} s: {med['generate'] / med['bare']:.2f}x (median of the {runs} "
+                  f"paired ratios: {paired:.2f}x)")
+            entry = {"model": name, "n": n, "lanes": lanes, "generate_s": med["generate"], "bare_ort_s": med["bare"],
+                     "ratio": med["generate"] / med["bare"], "paired_ratio": paired, "all": timed}
+            if lanes:
+                one_paired = paired_ratio(timed["generate"], timed["one_session"])
+                print(f"  one session's session.run loop on the same latents: {med['one_session']:.3f} s "
+                      f"(generate / it, paired: {one_paired:.2f}x)")
+                entry.update(one_session_s=med["one_session"], one_session_paired_ratio=one_paired)
+            result["end_to_end"].append(entry)
     save_json(args.json, result)
 
 

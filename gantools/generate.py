@@ -188,14 +188,12 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     on_gpu = model.provider == "cuda"
     with ThreadPoolExecutor(max_workers=4) as pool, \
             (ThreadPoolExecutor(max_workers=1) if on_gpu else contextlib.nullcontext()) as ahead:
-        inputs = _inputs_ahead(ahead, model, seed, fixed_class, plan) if refine is None else None
+        if refine is None:
+            samples = model.run_batches(_inputs_ahead(ahead, model, seed, fixed_class, plan))
+        else:
+            samples = (draw(first, m) for first, m, _, _ in plan)
         writes = []
-        for first, m, names, todo in plan:
-            if inputs is None:
-                z, y, x = draw(first, m)
-            else:
-                z, y = next(inputs)
-                x = model(z, y)
+        for (first, m, names, todo), (z, y, x) in zip(plan, samples, strict=True):
             if to_npz:
                 xs.append(unit_to_uint8((x + 1) / 2) if model.kind == "image" else x.astype(np.float32, copy=False))
                 ys.append(y)
