@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -22,16 +23,47 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    try:
+    with _removed_on_error(tmp, path):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _removed_on_error(tmp, path):
+    """Remove the temporary file `tmp` when the body fails; an OSError then names `path`, the file the user
+    asked for, not ours."""
+    try:
+        yield
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno is not None:  # name the file the user asked for, not ours
+        if isinstance(exc, OSError) and exc.errno is not None:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
+
+
+_NUMBERS = itertools.count()  # write_atomically's temporary names: unique within this process, in every thread
+
+
+def write_atomically(path, data: bytes) -> None:
+    """Write `data` to `path` as atomic_path would, in the four system calls of a plain write and a rename.
+
+    For folders of many small files (a PNG per sample): atomic_path's mkstemp, second open and chmod made an
+    8x8 PNG cost 1.3 ms on this project's ext4 disk. The folder must exist; the temporary name has
+    atomic_path's pattern, so remove_stale_temporaries removes what a killed run left.
+    """
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{next(_NUMBERS)}.tmp"
+    with _removed_on_error(tmp, path):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask gives the usual mode
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
 
 
 def remove_stale_temporaries(path, name: str | None = None) -> None:

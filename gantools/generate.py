@@ -20,7 +20,7 @@ import numpy as np
 
 from .data import unit_to_uint8
 from .errors import GanToolsError
-from .files import atomic_path, check_room, remove_stale_temporaries
+from .files import check_room, remove_stale_temporaries, write_atomically
 from .latents import labels_for, latents_for
 from .threads import map_ahead
 
@@ -108,10 +108,13 @@ _PNG = re.compile(r"^\d{6,}\.png$")
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:
+    import io
+
     from PIL import Image
 
-    with atomic_path(path) as tmp:
-        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(tmp, format="PNG")
+    encoded = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(encoded, format="PNG")
+    write_atomically(path, encoded.getbuffer())
 
 
 def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, device: str = "auto",
@@ -201,6 +204,7 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
                 written += m
             else:
                 pixels = unit_to_uint8((x + 1) / 2)
+                out.mkdir(parents=True, exist_ok=True)  # once a batch came out whole: no folder from a failed run
                 writes += [pool.submit(_write_png, out / names[j], pixels[j]) for j in todo]
                 written += len(todo)
                 while len(writes) > 4 * batch_size:  # bound the memory held by queued images

@@ -110,6 +110,24 @@ def test_a_failed_atomic_write_names_the_target_not_a_temporary_file(cli, tmp_pa
     assert err.strip().endswith(str(tmp_path / "out" / "000001.png")) and ".tmp" not in err
 
 
+def test_write_atomically_gives_a_plain_write_s_mode_and_a_failure_leaves_nothing(tmp_path, monkeypatch):
+    from gantools import files
+
+    files.write_atomically(tmp_path / "a.bin", b"abc" * 1000)
+    (tmp_path / "plain.bin").write_bytes(b"")
+    assert (tmp_path / "a.bin").read_bytes() == b"abc" * 1000
+    assert (tmp_path / "a.bin").stat().st_mode == (tmp_path / "plain.bin").stat().st_mode
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "replace", full)
+    with pytest.raises(OSError, match="No space left") as caught:
+        files.write_atomically(tmp_path / "b.bin", b"x")
+    assert caught.value.filename == str(tmp_path / "b.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "plain.bin"]
+
+
 def test_a_model_needing_an_unknown_opset_says_so(cli, tmp_path, exported):
     import onnx
 
