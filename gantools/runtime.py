@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 FORMAT_VERSION = "1"
+LANE_MIN_BATCH = 16  # OnnxGenerator.run_batches runs batches of at least this many samples in lanes
 
 
 def _ort():
@@ -240,10 +242,16 @@ class OnnxGenerator(_OnnxModel):
         taking the next batch when it is free, up to one batch per lane ahead of the caller. ONNX Runtime's
         ConvTranspose works one image at a time, so its threads can only split each image's small GEMM: the
         digits DCGAN's ConvTranspose ran 1.17x faster on 2 threads than on 1 (its Conv 1.85x), and two
-        single-threaded sessions side by side made 1.23-1.34x the samples/s of one two-threaded session at
-        batches of 16 to 1024. An MLP, whose GEMMs split well, ran 0.8-1.04x as fast in lanes, so it keeps
-        one session (bench/README.md has the figures)."""
-        lanes = self.lanes
+        single-threaded sessions side by side made 1.15-1.35x the samples/s of one two-threaded session at
+        batches of 16 to 1024. An MLP, whose GEMMs split well, ran 0.8-1.04x as fast in lanes, and so did
+        batches of one sample (0.87x: the hand-over costs more than it saves), so those keep one session
+        (bench/README.md has the figures)."""
+        inputs = iter(inputs)
+        first = next(inputs, None)
+        if first is None:
+            return
+        inputs = itertools.chain([first], inputs)
+        lanes = self.lanes if len(first[0]) >= LANE_MIN_BATCH else []
         if not lanes:
             for z, y in inputs:
                 yield z, y, self(z, y)

@@ -226,16 +226,32 @@ def test_bad_model_files(exported, tmp_path):
 
 def test_run_batches_in_lanes_equals_one_session_batch_by_batch(exported, monkeypatch):
     """Batches of several sizes through three single-threaded lanes: each x is the main session's, in order."""
+    import threading
+
     monkeypatch.setattr("gantools.threads.usable_cores", lambda: 3)
     g = OnnxGenerator(exported["cdcgan"], "cpu")
-    sizes = [5, 64, 1, 33, 64, 7, 2]
+    ran_in = []
+
+    class Recorded:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, *args):
+            ran_in.append(threading.get_ident())
+            return self.session.run(*args)
+
+    g.lanes[:] = [Recorded(s) for s in g.lanes]
+    assert len(g.lanes) == 3
+    sizes = [64, 5, 1, 33, 64, 7, 2]
     firsts = np.cumsum([0] + sizes[:-1])
     inputs = [(latents_for(4, f, m, g.latent_dim), labels_for(f, m, g.num_classes)) for f, m in zip(firsts, sizes)]
     out = list(g.run_batches(iter(inputs)))
-    assert len(g.lanes) == 3
+    assert len(ran_in) == len(sizes) and threading.get_ident() not in ran_in
     for (z, y), (z_out, y_out, x) in zip(inputs, out, strict=True):
         assert z_out is z and y_out is y
         np.testing.assert_array_equal(x, g(z, y))
+    list(g.run_batches(iter(inputs[2:])))  # a first batch of one sample: one session, no lanes
+    assert len(ran_in) == len(sizes)
     assert OnnxGenerator(exported["ring"], "cpu").lanes == []  # an MLP: its GEMMs split well over threads
 
 
