@@ -34,6 +34,7 @@ METHODS = ("drs", "mh")
 MAX_TRIES = 100
 DRAW_AHEAD = 1024  # drs candidates drawn at once (each call has a fixed cost of about a millisecond)
 CHAIN_LENGTH = 20
+PROPOSAL_VALUES = 1 << 22  # latent values (16 MB) of mh proposals held at once, whatever the batch size
 BURN_IN = 10_000
 GAMMA_PERCENTILE = 80.0
 EPS = 1e-6
@@ -130,12 +131,19 @@ class Refiner:
         return z_out, y, x_out
 
     def _mh(self, idx, y):
-        # every proposal of the chains at once: one vectorised draw instead of CHAIN_LENGTH small ones
-        z_all, u_all = _candidates(self.seed, idx, range(CHAIN_LENGTH), self.g.latent_dim, _CANDIDATE)
-        z_cur = z_all[0].copy()
-        x_cur, l_cur = self._logits(z_cur, y)
-        for z, u in zip(z_all[1:], u_all[1:]):
-            x, logits = self._logits(z, y)
-            move = np.log(np.maximum(u, 1e-300)) < logits - l_cur
-            z_cur[move], x_cur[move], l_cur[move] = z[move], x[move], logits[move]
+        # the chains' proposals drawn together, as many tries at once as PROPOSAL_VALUES allows (all
+        # CHAIN_LENGTH at the default batch size): one vectorised draw instead of CHAIN_LENGTH small ones
+        step = max(1, PROPOSAL_VALUES // (len(idx) * self.g.latent_dim))
+        z_cur = None
+        for start in range(0, CHAIN_LENGTH, step):
+            z_some, u_some = _candidates(self.seed, idx, range(start, min(start + step, CHAIN_LENGTH)),
+                                         self.g.latent_dim, _CANDIDATE)
+            for z, u in zip(z_some, u_some):
+                if z_cur is None:  # the chain starts from its first proposal
+                    z_cur = z.copy()
+                    x_cur, l_cur = self._logits(z_cur, y)
+                    continue
+                x, logits = self._logits(z, y)
+                move = np.log(np.maximum(u, 1e-300)) < logits - l_cur
+                z_cur[move], x_cur[move], l_cur[move] = z[move], x[move], logits[move]
         return z_cur, y, x_cur

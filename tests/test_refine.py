@@ -137,9 +137,13 @@ def _by_definition(oracle, method, seed, n):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("method", ["drs", "mh"])
-def test_refined_samples_are_the_one_generator_per_candidate_definition(oracle, tmp_path, method):
+@pytest.mark.parametrize("method, proposal_values", [("drs", None), ("mh", None), ("mh", 600)])
+def test_refined_samples_are_the_one_generator_per_candidate_definition(oracle, tmp_path, monkeypatch, method,
+                                                                         proposal_values):
     """The candidates are drawn for many samples and tries at once (latents.py); the samples are still those of
-    the sample-by-sample definition, bit for bit."""
+    the sample-by-sample definition, bit for bit. 600 proposal values: mh's chains drawn 3 tries at a time
+    (100 samples of 2-d latents), the last draw 2 tries."""
+    if proposal_values:
+        monkeypatch.setattr("gantools.refine.PROPOSAL_VALUES", proposal_values)
     generate(oracle / "g.onnx", 300, tmp_path / "r.npz", refine=method, batch_size=100, seed=5, progress=False)
     np.testing.assert_array_equal(_points(tmp_path / "r.npz"), _by_definition(oracle, method, 5, 300))
