@@ -6,11 +6,12 @@ trained for one step, then exported: speed does not depend on the weights).
    latents, at batch sizes 1 to 1024: samples/s, the ratio, and the fraction
    of the machine's MatMul peak (FLOPs counted by torch's FlopCounterMode).
    ONNX Runtime runs as `generate` runs it (OnnxGenerator.run_batches: for
-   a graph with a ConvTranspose and batches of at least 16, one
+   a graph with a ConvTranspose and batches of at least 4, one
    single-threaded session per core taking batches in turn); such a model
-   also shows one session with ONNX Runtime's own threads ("one session"). Each pass runs at least 4,096 samples and
-   MIN_PASS_SECONDS through ONNX Runtime; --runs rounds of one pass of each:
-   the medians, their ratio, and the median of the rounds' ratios ("paired").
+   also shows one session with ONNX Runtime's own threads ("one session").
+   Each pass runs at least 4,096 samples and MIN_PASS_SECONDS through ONNX
+   Runtime; --runs rounds of one pass of each: the medians, their ratio,
+   and the median of the rounds' ratios ("paired").
 2. `gantools.generate(model, 100000, x.npz)` (seeded latents, inference,
    conversion, the .npz written) against bare inference over the same
    latents at batch 256 (run_batches over latents made beforehand; and one
@@ -19,7 +20,7 @@ trained for one step, then exported: speed does not depend on the weights).
    bare passes after it). Each side has the only live ONNX Runtime sessions
    while it runs, as a `gantools generate` process has.
 
-    python bench/generate_speed.py --runs 5
+    python bench/generate_speed.py --runs 9
 """
 
 import statistics

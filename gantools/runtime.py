@@ -25,7 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 FORMAT_VERSION = "1"
-LANE_MIN_BATCH = 16  # OnnxGenerator.run_batches runs batches of at least this many samples in lanes
+LANE_MIN_BATCH = 4  # OnnxGenerator.run_batches runs batches of at least this many samples in lanes
 
 
 def _ort():
@@ -243,9 +243,9 @@ class OnnxGenerator(_OnnxModel):
         ConvTranspose works one image at a time, so its threads can only split each image's small GEMM: the
         digits DCGAN's ConvTranspose ran 1.17x faster on 2 threads than on 1 (its Conv 1.85x), and two
         single-threaded sessions side by side made 1.15-1.35x the samples/s of one two-threaded session at
-        batches of 16 to 1024. An MLP, whose GEMMs split well, ran 0.8-1.04x as fast in lanes, and so did
-        batches of one sample (0.87x: the hand-over costs more than it saves), so those keep one session
-        (bench/README.md has the figures)."""
+        batches of 16 to 1024 (1.09-1.13x at 4 and 8). An MLP, whose GEMMs split well, ran 0.8-1.04x as fast
+        in lanes, and so did batches of one sample (0.91x: the hand-over costs more than it saves), so those
+        keep one session (bench/README.md has the figures)."""
         inputs = iter(inputs)
         first = next(inputs, None)
         if first is None:
