@@ -196,7 +196,7 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
         else:
             samples = (draw(first, m) for first, m, _, _ in plan)
         writes = []
-        for (first, m, names, todo), (z, y, x) in zip(plan, samples, strict=True):
+        for (_, m, names, todo), (z, y, x) in zip(plan, samples, strict=True):
             if to_npz:
                 xs.append(unit_to_uint8((x + 1) / 2) if model.kind == "image" else x.astype(np.float32, copy=False))
                 ys.append(y)

@@ -257,29 +257,24 @@ class OnnxGenerator(_OnnxModel):
                 yield z, y, self(z, y)
             return
         import queue
-        from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
-        free = queue.SimpleQueue()
+        from .threads import map_ahead
+
+        free = queue.SimpleQueue()  # a lane's session while no worker runs it
         for session in lanes:
             free.put(session)
 
-        def run(feed):
+        def run(batch):
+            z, y = batch
             session = free.get()
             try:
-                return self._run(feed, session)
+                return z, y, self._run(self._feed("z", z, y), session)
             finally:
                 free.put(session)
 
         with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="gantools-lane") as pool:
-            pending = deque()
-            for z, y in inputs:
-                pending.append((z, y, pool.submit(run, self._feed("z", z, y))))
-                if len(pending) > len(lanes):
-                    z0, y0, x0 = pending.popleft()
-                    yield z0, y0, x0.result()
-            for z0, y0, x0 in pending:
-                yield z0, y0, x0.result()
+            yield from map_ahead(pool, run, inputs, ahead=len(lanes))
 
     @functools.cached_property
     def lanes(self) -> list:

@@ -136,16 +136,18 @@ class LoadWatch:
             self._use(self.full)
 
 
-def map_ahead(pool, fn, items: list, ahead: int = 1):
-    """fn(item) for each item, in order; while the caller works on one, the next `ahead` are computed in
-    `pool` (None: each is computed when asked, in the caller's thread)."""
+def map_ahead(pool, fn, items, ahead: int = 1):
+    """fn(item) for each of the iterable `items`, in order; while the caller works on one, the next `ahead`
+    are computed in `pool` (None: each is computed when asked, in the caller's thread)."""
     if pool is None:
         yield from map(fn, items)
         return
     from collections import deque
 
-    pending = deque(pool.submit(fn, item) for item in items[:ahead])
-    for i in range(len(items)):
-        if i + ahead < len(items):
-            pending.append(pool.submit(fn, items[i + ahead]))
+    pending = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
         yield pending.popleft().result()
