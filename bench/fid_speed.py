@@ -44,7 +44,7 @@ def main():
     difference = abs(ours - theirs) / abs(theirs)
     print(f"d={dim}, n={n}: gantools {ours:.10g}, sqrtm {theirs:.10g}, relative difference {difference:.2e}")
     med, paired = compare({"gantools": lambda: frechet_distance(mu1, s1, mu2, s2, **rows),
-                   "sqrtm": lambda: sqrtm_fid(mu1, s1, mu2, s2)}, 1, runs, "FID")
+                           "sqrtm": lambda: sqrtm_fid(mu1, s1, mu2, s2)}, 1, runs, "FID")
     save_json(args.json, {"peak": peak, "dim": dim, "n": n, "runs": runs, "fid_per_s": med,
                           "ratio": med["gantools"] / med["sqrtm"], "paired_ratio": paired,
                           "relative_difference": difference})

@@ -50,6 +50,18 @@ def build(tmp: Path, data: str):
     return OnnxGenerator(tmp / f"{data}.onnx", "cpu"), module
 
 
+def as_generate_runs_it(g, z, batch: int) -> None:
+    """z through g at `batch` as `generate` runs it (run_batches: lanes where they apply)."""
+    for _ in g.run_batches((z[i:i + batch], None) for i in range(0, len(z), batch)):
+        pass
+
+
+def through_one_session(session, z, batch: int) -> None:
+    """z through one session's bare session.run loop at `batch`."""
+    for i in range(0, len(z), batch):
+        session.run(None, {"z": z[i:i + batch]})
+
+
 def main():
     parser = bench_parser(__doc__)
     parser.add_argument("--runs", type=int, default=5)
@@ -83,12 +95,10 @@ def main():
 
             for b in sizes:
                 def ort_pass():
-                    for _ in onnx_g.run_batches((z[i:i + b], None) for i in range(0, total, b)):
-                        pass
+                    as_generate_runs_it(onnx_g, z, b)
 
                 def one_session_pass():
-                    for i in range(0, total, b):
-                        onnx_g.session.run(None, {"z": z[i:i + b]})
+                    through_one_session(onnx_g.session, z, b)
 
                 def eager_pass():
                     with torch.no_grad():
@@ -128,16 +138,14 @@ def main():
                 g = OnnxGenerator(path, "cpu")
                 g.lanes  # opens the lanes' sessions, untimed
                 t0 = time.perf_counter()
-                for _ in g.run_batches((z[i:i + 256], None) for i in range(0, n, 256)):
-                    pass
+                as_generate_runs_it(g, z, 256)
                 return time.perf_counter() - t0
 
             def bare_one_session() -> float:
                 """Seconds of one session's session.run loop over z at batch 256 (its own session)."""
                 session = open_session(path, "cpu")
                 t0 = time.perf_counter()
-                for i in range(0, n, 256):
-                    session.run(None, {"z": z[i:i + 256]})
+                through_one_session(session, z, 256)
                 return time.perf_counter() - t0
 
             out = Path(tmp) / "x.npz"

@@ -78,7 +78,7 @@ def paired_ratio(slower: list, faster: list) -> float:
     return statistics.median(a / b for a, b in zip(slower, faster, strict=True))
 
 
-def compare(contenders: dict, items: int, runs: int, unit: str) -> dict:
+def compare(contenders: dict, items: int, runs: int, unit: str) -> tuple[dict, float]:
     """Time each callable `runs` times (interleaved), print items/s medians and the first-to-second speed ratio,
     as the ratio of the medians and as the median of the rounds' ratios; return (the medians, that paired ratio)."""
     times = interleaved_times(contenders, runs)

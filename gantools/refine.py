@@ -131,19 +131,20 @@ class Refiner:
         return z_out, y, x_out
 
     def _mh(self, idx, y):
-        # the chains' proposals drawn together, as many tries at once as PROPOSAL_VALUES allows (all
-        # CHAIN_LENGTH at the default batch size): one vectorised draw instead of CHAIN_LENGTH small ones
-        step = max(1, PROPOSAL_VALUES // (len(idx) * self.g.latent_dim))
-        z_cur = None
-        for start in range(0, CHAIN_LENGTH, step):
-            z_some, u_some = _candidates(self.seed, idx, range(start, min(start + step, CHAIN_LENGTH)),
-                                         self.g.latent_dim, _CANDIDATE)
-            for z, u in zip(z_some, u_some):
-                if z_cur is None:  # the chain starts from its first proposal
-                    z_cur = z.copy()
-                    x_cur, l_cur = self._logits(z_cur, y)
-                    continue
-                x, logits = self._logits(z, y)
-                move = np.log(np.maximum(u, 1e-300)) < logits - l_cur
-                z_cur[move], x_cur[move], l_cur[move] = z[move], x[move], logits[move]
+        proposals = self._proposals(idx)
+        z_cur = next(proposals)[0].copy()  # the chain starts from its first proposal
+        x_cur, l_cur = self._logits(z_cur, y)
+        for z, u in proposals:
+            x, logits = self._logits(z, y)
+            move = np.log(np.maximum(u, 1e-300)) < logits - l_cur
+            z_cur[move], x_cur[move], l_cur[move] = z[move], x[move], logits[move]
         return z_cur, y, x_cur
+
+    def _proposals(self, idx):
+        """(z, u) of each of the CHAIN_LENGTH tries of the samples `idx`, drawn as many tries at once as
+        PROPOSAL_VALUES allows (all of them at the default batch size): one vectorised draw instead of
+        CHAIN_LENGTH small ones, in bounded memory whatever the batch size."""
+        step = max(1, PROPOSAL_VALUES // (len(idx) * self.g.latent_dim))
+        for start in range(0, CHAIN_LENGTH, step):
+            yield from zip(*_candidates(self.seed, idx, range(start, min(start + step, CHAIN_LENGTH)),
+                                        self.g.latent_dim, _CANDIDATE))

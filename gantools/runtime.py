@@ -242,10 +242,10 @@ class OnnxGenerator(_OnnxModel):
         taking the next batch when it is free, up to one batch per lane ahead of the caller. ONNX Runtime's
         ConvTranspose works one image at a time, so its threads can only split each image's small GEMM: the
         digits DCGAN's ConvTranspose ran 1.17x faster on 2 threads than on 1 (its Conv 1.85x), and two
-        single-threaded sessions side by side made 1.15-1.35x the samples/s of one two-threaded session at
-        batches of 16 to 1024 (1.09-1.13x at 4 and 8). An MLP, whose GEMMs split well, ran 0.8-1.04x as fast
-        in lanes, and so did batches of one sample (0.91x: the hand-over costs more than it saves), so those
-        keep one session (bench/README.md has the figures)."""
+        single-threaded sessions side by side made 1.15-1.41x the samples/s of one two-threaded session at
+        batches of 16 to 1024 (four runs of bench/generate_speed.py; 1.09-1.13x at 4 and 8). An MLP, whose
+        GEMMs split well, ran 0.8-1.04x as fast in lanes, and so did batches of one sample (0.91x: the
+        hand-over costs more than it saves), so those keep one session (bench/README.md has the figures)."""
         inputs = iter(inputs)
         first = next(inputs, None)
         if first is None:
