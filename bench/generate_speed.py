@@ -19,6 +19,10 @@ trained for one step, then exported: speed does not depend on the weights).
    --runs each, and the median of the paired ratios (each generate and the
    bare passes after it). Each side has the only live ONNX Runtime sessions
    while it runs, as a `gantools generate` process has.
+3. `--refine drs` and `--refine mh` of the shipped models (exported/, with
+   their discriminators): Refiner.run_batches as `generate` runs it (lanes
+   on 2+ cores) against the same jobs refined one after another in the
+   main sessions, at batch 256; --runs rounds, the main sessions first.
 
     python bench/generate_speed.py --runs 9
 """
@@ -34,6 +38,8 @@ from timing import bench_parser, interleaved_times, matmul_peak, median_time, pa
 
 RECIPES = {"digits-dcgan": "digits", "ring": "ring"}
 MIN_PASS_SECONDS = 0.25
+ROOT = Path(__file__).resolve().parent.parent
+REFINED = {"digits-dcgan": 2048, "ring": 20000}  # samples refined per pass
 
 
 def build(tmp: Path, data: str):
@@ -60,6 +66,43 @@ def through_one_session(session, z, batch: int) -> None:
     """z through one session's bare session.run loop at `batch`."""
     for i in range(0, len(z), batch):
         session.run(None, {"z": z[i:i + batch]})
+
+
+def refine_rows(runs: int, quick: bool) -> list:
+    """Section 3: refinement in lanes (as generate runs it) against one job after another in the main sessions."""
+    from gantools.refine import Refiner, find_discriminator
+    from gantools.runtime import OnnxGenerator
+
+    rows = []
+    print(f"\nrefinement at batch 256, seconds per pass (median of {runs}), lanes as generate runs them vs the "
+          "main sessions one job after another")
+    print(f"{'model':>13s} {'method':>6s} {'samples':>8s} {'lanes':>6s} {'lanes s':>8s} {'one session s':>14s} "
+          f"{'paired':>7s}")
+    for name, n in REFINED.items():
+        n = n // 4 if quick else n  # --quick: still two jobs of 256 digits, so lanes run
+        path = ROOT / "exported" / f"{name}.onnx"
+        g = OnnxGenerator(path, "cpu")
+        for method in ("drs", "mh"):
+            refiner = Refiner(g, find_discriminator(path), method, seed=0)
+            jobs = [(first, min(256, n - first)) for first in range(0, n, 256)]
+            lanes = len(refiner.lanes)  # opened untimed
+
+            def in_lanes():
+                for _ in refiner.run_batches(jobs):
+                    pass
+
+            def one_session():
+                for job in jobs:
+                    refiner.batch(*job)
+
+            times = interleaved_times({"one_session": one_session, "lanes": in_lanes}, runs)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            paired = paired_ratio(times["one_session"], times["lanes"])
+            print(f"{name:>13s} {method:>6s} {n:8d} {lanes:6d} {med['lanes']:8.3f} {med['one_session']:14.3f} "
+                  f"{paired:6.2f}x")
+            rows.append({"model": name, "method": method, "n": n, "lanes": lanes, "lanes_s": med["lanes"],
+                         "one_session_s": med["one_session"], "paired_ratio": paired, "all": times})
+    return rows
 
 
 def main():
@@ -175,6 +218,7 @@ def main():
                       f"(generate / it, paired: {one_paired:.2f}x)")
                 entry.update(one_session_s=med["one_session"], one_session_paired_ratio=one_paired)
             result["end_to_end"].append(entry)
+    result["refine"] = refine_rows(runs, args.quick)
     save_json(args.json, result)
 
 

@@ -149,11 +149,12 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
         raise GanToolsError(f"-o {out} is a file; give a folder for PNGs or a name ending in .npz")
     model = OnnxGenerator(model_path, device)
     check_class(model, fixed_class)
-    draw = functools.partial(sample_batch, model, seed, fixed_class=fixed_class)
+    draw, refiner = functools.partial(sample_batch, model, seed, fixed_class=fixed_class), None
     if refine is not None:
         from .refine import Refiner, find_discriminator
 
-        draw = Refiner(model, find_discriminator(model_path, discriminator, device), refine, seed, fixed_class).batch
+        refiner = Refiner(model, find_discriminator(model_path, discriminator, device), refine, seed, fixed_class)
+        draw = refiner.batch
     elif discriminator is not None:
         raise GanToolsError("--discriminator is used by --refine; add --refine drs or --refine mh")
     if model.kind != "image" and not to_npz:
@@ -191,10 +192,10 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     on_gpu = model.provider == "cuda"
     with ThreadPoolExecutor(max_workers=4) as pool, \
             (ThreadPoolExecutor(max_workers=1) if on_gpu else contextlib.nullcontext()) as ahead:
-        if refine is None:
+        if refiner is None:
             samples = model.run_batches(_inputs_ahead(ahead, model, seed, fixed_class, plan))
         else:
-            samples = (draw(first, m) for first, m, _, _ in plan)
+            samples = refiner.run_batches([(first, m) for first, m, _, _ in plan])
         writes = []
         for (_, m, names, todo), (z, y, x) in zip(plan, samples, strict=True):
             if to_npz:

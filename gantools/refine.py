@@ -23,6 +23,8 @@ whatever the batch size or number of workers, like plain sampling.
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,35 @@ class Refiner:
         idx = np.arange(first, first + m)
         y = labels_for(first, m, self.g.num_classes, self.fixed_class)
         return self._drs(idx, y) if self.method == "drs" else self._mh(idx, y)
+
+    def run_batches(self, jobs: list):
+        """self.batch(first, m) for each (first, m) of `jobs`, in order, bit for bit.
+
+        On the CPU, more than one job runs in lanes (map_on_lanes): a copy of this refiner per core, on
+        single-threaded sessions of both models, each taking the next job when it is free. A refined batch is
+        dozens of small model calls with NumPy between them, which one session's threads cannot fill: refining
+        4,096 digits at batch 256 took 1.9x (drs) and 2.1x (mh) less time in two lanes, and 20,000 ring points
+        1.3x and 1.7x (PROTO)."""
+        lanes = self.lanes if len(jobs) > 1 else []
+        if not lanes:
+            yield from (self.batch(first, m) for first, m in jobs)
+            return
+        from .threads import map_on_lanes
+
+        yield from map_on_lanes(lanes, lambda refiner, job: refiner.batch(*job), jobs)
+
+    @functools.cached_property
+    def lanes(self) -> list:
+        """run_batches' copies of this refiner, opened on first use: one per lane_count, none on a GPU."""
+        from .runtime import lane_count
+
+        return [self._on(self.g.in_lane(), self.d.in_lane()) for _ in range(lane_count(self.g, self.d))]
+
+    def _on(self, g, d) -> "Refiner":
+        """This refiner (its burn-in's D_M and gamma included) over the models g and d."""
+        refiner = copy.copy(self)
+        refiner.g, refiner.d = g, d
+        return refiner
 
     def _drs(self, idx, y):
         z_out = np.zeros((len(idx), self.g.latent_dim), dtype=np.float32)

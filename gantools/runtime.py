@@ -9,6 +9,7 @@ so nothing is logged.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import functools
 import itertools
@@ -196,10 +197,9 @@ class _OnnxModel:
             raise GanToolsError(f"{self.path}: expected inputs {expected}, found {self.input_names}; "
                                 "it was not written by gantools export")
 
-    def _run(self, feed, session=None) -> np.ndarray:
-        """The model's first output (from `session`, default its own); a NaN or Inf in it is a broken model,
-        never a sample or a score."""
-        out = (session or self.session).run(None, feed)[0]
+    def _run(self, feed) -> np.ndarray:
+        """The model's first output; a NaN or Inf in it is a broken model, never a sample or a score."""
+        out = self.session.run(None, feed)[0]
         if np.isfinite(out.sum(dtype=np.float64)):  # float32 values cannot overflow a float64 sum: finite iff all are
             return out
         bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
@@ -207,6 +207,13 @@ class _OnnxModel:
             raise GanToolsError(f"{self.path} output NaN or Inf for {int(bad.sum())} of {len(out)} inputs: the "
                                 f"model is broken (diverged training or a damaged file); retrain or re-export it")
         return out
+
+    def in_lane(self):
+        """This model on a single-threaded CPU session of its own, to run beside others like it (map_on_lanes),
+        each from one thread at a time; the tests check its outputs are the main session's, bit for bit."""
+        lane = copy.copy(self)
+        lane.session = open_session(self.path, "cpu", trusted=True, threads=1)
+        return lane
 
     def _feed(self, first_name, first, y):
         feed = {first_name: np.ascontiguousarray(first, dtype=np.float32)}
@@ -238,14 +245,14 @@ class OnnxGenerator(_OnnxModel):
     def run_batches(self, inputs):
         """(z, y, x) for each (z, y) of `inputs`, in order, where x = self(z, y), bit for bit.
 
-        On the CPU, a graph with a ConvTranspose runs in lanes: one single-threaded session per core, each
-        taking the next batch when it is free, up to one batch per lane ahead of the caller. ONNX Runtime's
-        ConvTranspose works one image at a time, so its threads can only split each image's small GEMM: the
-        digits DCGAN's ConvTranspose ran 1.17x faster on 2 threads than on 1 (its Conv 1.85x), and two
-        single-threaded sessions side by side made 1.15-1.41x the samples/s of one two-threaded session at
-        batches of 16 to 1024 (four runs of bench/generate_speed.py; 1.09-1.13x at 4 and 8). An MLP, whose
-        GEMMs split well, ran 0.8-1.04x as fast in lanes, and so did batches of one sample (0.91x: the
-        hand-over costs more than it saves), so those keep one session (bench/README.md has the figures)."""
+        On the CPU, a graph with a ConvTranspose runs in lanes (map_on_lanes): one single-threaded session per
+        core, each taking the next batch when it is free. ONNX Runtime's ConvTranspose works one image at a
+        time, so its threads can only split each image's small GEMM: the digits DCGAN's ConvTranspose ran 1.17x
+        faster on 2 threads than on 1 (its Conv 1.85x), and two single-threaded sessions side by side made
+        1.15-1.41x the samples/s of one two-threaded session at batches of 16 to 1024 (four runs of
+        bench/generate_speed.py; 1.09-1.13x at 4 and 8). An MLP, whose GEMMs split well, ran 0.8-1.04x as
+        fast in lanes, and so did batches of one sample (0.91x: the hand-over costs more than it saves), so
+        those keep one session (bench/README.md has the figures)."""
         inputs = iter(inputs)
         first = next(inputs, None)
         if first is None:
@@ -256,36 +263,25 @@ class OnnxGenerator(_OnnxModel):
             for z, y in inputs:
                 yield z, y, self(z, y)
             return
-        import queue
-        from concurrent.futures import ThreadPoolExecutor
+        from .threads import map_on_lanes
 
-        from .threads import map_ahead
-
-        free = queue.SimpleQueue()  # a lane's session while no worker runs it
-        for session in lanes:
-            free.put(session)
-
-        def run(batch):
-            z, y = batch
-            session = free.get()
-            try:
-                return z, y, self._run(self._feed("z", z, y), session)
-            finally:
-                free.put(session)
-
-        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="gantools-lane") as pool:
-            yield from map_ahead(pool, run, inputs, ahead=len(lanes))
+        yield from map_on_lanes(lanes, lambda g, zy: (*zy, g(*zy)), inputs)
 
     @functools.cached_property
     def lanes(self) -> list:
-        """run_batches' single-threaded sessions, one per core this process may use, opened on first use: on
-        the CPU, for a graph with a ConvTranspose; none otherwise."""
-        from .threads import usable_cores
+        """run_batches' copies of this generator in lanes (in_lane), opened on first use: one per core this
+        process may use, for a graph with a ConvTranspose; none otherwise."""
+        count = lane_count(self)
+        return [self.in_lane() for _ in range(count)] if count and "ConvTranspose" in graph_ops(self.path) else []
 
-        cores = cpu_share() or usable_cores()
-        if self.provider != "cpu" or cores < 2 or "ConvTranspose" not in graph_ops(self.path):
-            return []
-        return [open_session(self.path, "cpu", trusted=True, threads=1) for _ in range(cores)]
+
+def lane_count(*models) -> int:
+    """How many lanes `models` can run in side by side: one per core this process may use (its share under
+    torchrun) when all of them run on the CPU and there are two cores or more; else 0."""
+    from .threads import usable_cores
+
+    cores = cpu_share() or usable_cores()
+    return cores if cores >= 2 and all(m.provider == "cpu" for m in models) else 0
 
 
 def graph_ops(path) -> set[str]:

@@ -23,7 +23,9 @@ gradient sums by thread), so config.json records the starting count and
 log.jsonl each change; set OMP_NUM_THREADS to fix the count.
 
 Also here: map_ahead, the one way gantools computes work a few items ahead
-of its consumer in a thread pool (image decoding, latents on a GPU).
+of its consumer in a thread pool (image decoding, latents on a GPU), and
+map_on_lanes, which spreads such work over models on single-threaded
+sessions (generation and refinement on the CPU, runtime.py and refine.py).
 """
 
 from __future__ import annotations
@@ -151,3 +153,25 @@ def map_ahead(pool, fn, items, ahead: int = 1):
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def map_on_lanes(lanes: list, work, items):
+    """work(lane, item) for each of the iterable `items`, in order. A lane is something one thread at a time
+    may use (gantools': models on single-threaded sessions); each item runs, in a thread of its own, on
+    whichever lane is free, at most one item per lane ahead of the caller."""
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    free = queue.SimpleQueue()  # the lanes no thread is using
+    for lane in lanes:
+        free.put(lane)
+
+    def run(item):
+        lane = free.get()
+        try:
+            return work(lane, item)
+        finally:
+            free.put(lane)
+
+    with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="gantools-lane") as pool:
+        yield from map_ahead(pool, run, items, ahead=len(lanes))

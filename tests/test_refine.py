@@ -94,6 +94,45 @@ def test_refine_of_a_conditional_model_keeps_the_requested_classes(exported, tmp
         np.testing.assert_array_equal(z["y"], np.arange(30) % 10)
 
 
+@pytest.mark.parametrize("method", ["drs", "mh"])
+def test_refined_batches_in_lanes_equal_one_session_batch_by_batch(exported, monkeypatch, method):
+    """Jobs of several sizes through three lanes of a conditional DCGAN and its discriminator: each batch is
+    the one the main sessions refine, in order, and lane threads (not the caller's) ran both models."""
+    import threading
+
+    from gantools.refine import Refiner, find_discriminator
+    from gantools.runtime import OnnxGenerator
+
+    monkeypatch.setattr("gantools.threads.usable_cores", lambda: 3)
+    g = OnnxGenerator(exported["cdcgan"], "cpu")
+    refiner = Refiner(g, find_discriminator(exported["cdcgan"]), method, seed=2)
+    ran_in = []
+
+    class Recorded:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, *args):
+            ran_in.append(threading.get_ident())
+            return self.session.run(*args)
+
+    assert len(refiner.lanes) == 3
+    for lane in refiner.lanes:
+        lane.g.session, lane.d.session = Recorded(lane.g.session), Recorded(lane.d.session)
+    sizes = [40, 5, 1, 33, 7]
+    jobs = list(zip(np.cumsum([0] + sizes[:-1]).tolist(), sizes))
+    out = list(refiner.run_batches(jobs))
+    assert len(out) == len(jobs) and ran_in and threading.get_ident() not in ran_in
+    for (first, m), (z, y, x) in zip(jobs, out, strict=True):
+        z_one, y_one, x_one = refiner.batch(first, m)
+        np.testing.assert_array_equal(z, z_one)
+        np.testing.assert_array_equal(y, y_one)
+        np.testing.assert_array_equal(x, x_one)
+    calls = len(ran_in)
+    list(refiner.run_batches(jobs[:1]))  # one job: the main sessions, no lanes
+    assert len(ran_in) == calls
+
+
 def _by_definition(oracle, method, seed, n):
     """Refined samples 0..n-1 drawn the straightforward way: one numpy generator per candidate,
     default_rng([seed, i, key, try]), its standard_normal(2, float32) then its random(), sample by sample."""
@@ -142,8 +181,9 @@ def test_refined_samples_are_the_one_generator_per_candidate_definition(oracle, 
                                                                          proposal_values):
     """The candidates are drawn for many samples and tries at once (latents.py); the samples are still those of
     the sample-by-sample definition, bit for bit. 600 proposal values: mh's chains drawn 3 tries at a time
-    (100 samples of 2-d latents), the last draw 2 tries."""
+    (100 samples of 2-d latents), the last draw 2 tries. The batches run in two lanes."""
     if proposal_values:
         monkeypatch.setattr("gantools.refine.PROPOSAL_VALUES", proposal_values)
+    monkeypatch.setattr("gantools.threads.usable_cores", lambda: 2)  # its 3 batches run in lanes on any machine
     generate(oracle / "g.onnx", 300, tmp_path / "r.npz", refine=method, batch_size=100, seed=5, progress=False)
     np.testing.assert_array_equal(_points(tmp_path / "r.npz"), _by_definition(oracle, method, 5, 300))
