@@ -85,15 +85,15 @@ class Refiner:
         return x, np.asarray(self.d(x, y), dtype=np.float64)
 
     def _burn_in(self) -> tuple[float, float]:
-        """(D_M, gamma) from BURN_IN candidates of their own stream."""
-        logits = []
-        for first in range(0, BURN_IN, 1000):
-            idx = np.arange(first, first + 1000)
-            z, _ = _candidates(self.seed, idx, range(1), self.g.latent_dim, _BURN_IN)
-            logits.append(self._logits(z[0], labels_for(first, 1000, self.g.num_classes, self.fixed_class))[1])
-        logits = np.concatenate(logits)
+        """(D_M, gamma) from BURN_IN candidates of their own stream, in chunks of 1,000 (in lanes)."""
+        logits = np.concatenate(list(self._in_lanes(Refiner._burn_in_logits, range(0, BURN_IN, 1000))))
         d_max = float(logits.max())
         return d_max, float(np.percentile(self._f(logits, d_max), GAMMA_PERCENTILE))
+
+    def _burn_in_logits(self, first: int) -> np.ndarray:
+        idx = np.arange(first, first + 1000)
+        z, _ = _candidates(self.seed, idx, range(1), self.g.latent_dim, _BURN_IN)
+        return self._logits(z[0], labels_for(first, 1000, self.g.num_classes, self.fixed_class))[1]
 
     @staticmethod
     def _f(logits, d_max):
@@ -107,27 +107,32 @@ class Refiner:
         return self._drs(idx, y) if self.method == "drs" else self._mh(idx, y)
 
     def run_batches(self, jobs: list):
-        """self.batch(first, m) for each (first, m) of `jobs`, in order, bit for bit.
+        """self.batch(first, m) for each (first, m) of `jobs`, in order, bit for bit (in lanes)."""
+        return self._in_lanes(lambda refiner, job: refiner.batch(*job), jobs)
 
-        On the CPU, more than one job runs in lanes (map_on_lanes): a copy of this refiner per core, on
-        single-threaded sessions of both models, each taking the next job when it is free. A refined batch is
-        dozens of small model calls with NumPy between them, which one session's threads cannot fill: refining
-        4,096 digits at batch 256 took 1.9x (drs) and 2.1x (mh) less time in two lanes, and 20,000 ring points
-        1.3x and 1.7x (PROTO)."""
-        lanes = self.lanes if len(jobs) > 1 else []
+    def _in_lanes(self, work, items):
+        """work(refiner, item) for each of `items`, in order, bit for bit as work(self, item).
+
+        On the CPU, several items run in lanes (map_on_lanes): on a copy of this refiner per lane, over that
+        lane's single-threaded sessions of both models, each taking the next item when it is free. A refined
+        batch is dozens of small model calls with NumPy between them, which one session's threads cannot fill:
+        refining 4,096 digits at batch 256 took 1.9x (drs) and 2.1x (mh) less time in two lanes, and 20,000
+        ring points 1.3x and 1.7x (PROTO)."""
+        items = list(items)
+        lanes = self.lanes if len(items) > 1 else []
         if not lanes:
-            yield from (self.batch(first, m) for first, m in jobs)
-            return
+            return (work(self, item) for item in items)
         from .threads import map_on_lanes
 
-        yield from map_on_lanes(lanes, lambda refiner, job: refiner.batch(*job), jobs)
+        return map_on_lanes([self._on(g, d) for g, d in lanes], work, items)
 
     @functools.cached_property
     def lanes(self) -> list:
-        """run_batches' copies of this refiner, opened on first use: one per lane_count, none on a GPU."""
+        """(generator, discriminator) on single-threaded sessions of their own, one pair per lane_count (none on
+        a GPU or one core), opened on first use."""
         from .runtime import lane_count
 
-        return [self._on(self.g.in_lane(), self.d.in_lane()) for _ in range(lane_count(self.g, self.d))]
+        return [(self.g.in_lane(), self.d.in_lane()) for _ in range(lane_count(self.g, self.d))]
 
     def _on(self, g, d) -> "Refiner":
         """This refiner (its burn-in's D_M and gamma included) over the models g and d."""

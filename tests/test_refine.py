@@ -117,8 +117,8 @@ def test_refined_batches_in_lanes_equal_one_session_batch_by_batch(exported, mon
             return self.session.run(*args)
 
     assert len(refiner.lanes) == 3
-    for lane in refiner.lanes:
-        lane.g.session, lane.d.session = Recorded(lane.g.session), Recorded(lane.d.session)
+    for g_lane, d_lane in refiner.lanes:
+        g_lane.session, d_lane.session = Recorded(g_lane.session), Recorded(d_lane.session)
     sizes = [40, 5, 1, 33, 7]
     jobs = list(zip(np.cumsum([0] + sizes[:-1]).tolist(), sizes))
     out = list(refiner.run_batches(jobs))
