@@ -116,8 +116,8 @@ class Refiner:
         On the CPU, several items run in lanes (map_on_lanes): on a copy of this refiner per lane, over that
         lane's single-threaded sessions of both models, each taking the next item when it is free. A refined
         batch is dozens of small model calls with NumPy between them, which one session's threads cannot fill:
-        refining 4,096 digits at batch 256 took 1.9x (drs) and 2.1x (mh) less time in two lanes, and 20,000
-        ring points 1.3x and 1.7x (PROTO)."""
+        two lanes refined 2,048 digits at batch 256 1.63x (drs) and 1.93x (mh) as fast as one session, and
+        20,000 ring points 1.11x and 1.76x (bench/generate_speed.py --runs 9, paired)."""
         items = list(items)
         lanes = self.lanes if len(items) > 1 else []
         if not lanes:
