@@ -1,9 +1,12 @@
 """Inception features: gantools' ONNX Runtime extractor per batch size, vs PyTorch eager (pytorch-fid's way).
 
 Same network, same images (32x32, resized to 299x299 inside the network),
-same process. Each rate is a median of --runs, printed as images/s, GFLOP/s
-(11.42 GFLOP per image) and the fraction of the machine's MatMul peak
-measured in the same run. The opt-in reduced precisions are timed beside
+same process. --runs rounds of one pass of every contender (after a warm-up
+pass each); each rate is the median, printed as images/s, GFLOP/s (11.42
+GFLOP per image), the fraction of the machine's MatMul peak measured in the
+same run, and the speed relative to fp32 ONNX Runtime at batch 32: the
+median over rounds of the per-image time ratios ("paired", not moved by the
+VM's speed drifting between rounds). The opt-in reduced precisions are timed beside
 fp32 and their FID drift is measured: the FID between the even and odd
 halves of the built-in digits (--drift-n each), against fp32's. fp16 always;
 bf16 (PyTorch, oneDNN) on CPUs with AVX512-BF16 or AMX, or anywhere with
@@ -12,9 +15,12 @@ bf16 (PyTorch, oneDNN) on CPUs with AVX512-BF16 or AMX, or anywhere with
     python bench/extractor_speed.py --runs 3
 """
 
+import statistics
+
 import numpy as np
 import torch
-from timing import INCEPTION_GFLOP, bench_parser, matmul_peak, median_time, save_json
+
+from timing import INCEPTION_GFLOP, bench_parser, interleaved_times, matmul_peak, paired_ratio, save_json
 
 
 
@@ -38,7 +44,6 @@ def main():
     result = {"peak": peak, "runs": runs, "provider": ours.provider, "rows": []}
     print(f"provider: {ours.provider}, torch threads: {torch.get_num_threads()}, "
           f"{args.size}x{args.size} -> 299x299, median of {runs}")
-    print(f"{'contender':22s} {'batch':>5s} {'img/s':>7s} {'GFLOP/s':>8s} {'% of peak':>9s}")
     run = {"onnxruntime": ours, "onnxruntime fp16": half, "torch eager": lambda x: eager(torch.from_numpy(x))}
     contenders = [("onnxruntime", b) for b in sizes] + [("onnxruntime fp16", 32),
                                                         ("torch eager", 50 if not args.quick else 32)]
@@ -47,8 +52,9 @@ def main():
         run["torch bf16"] = TorchBf16Extractor(*inception_module())
         contenders.append(("torch bf16", 32))
     result["bf16"] = "native" if native_bf16 else "emulated" if args.bf16_emulated else "not run"
+    passes, counts = {}, {}
     for name, b in contenders:
-        n = max(2 * b, 64 if not args.quick else 32)
+        n = counts[name, b] = max(2 * b, 64 if not args.quick else 32)
         images = np.random.default_rng(0).random((n, 3, args.size, args.size), dtype=np.float32)
 
         def one_pass(name=name, b=b, images=images):
@@ -56,11 +62,19 @@ def main():
                 for i in range(0, len(images), b):
                     run[name](images[i:i + b])
 
-        rate = n / median_time(one_pass, runs)[0]
+        passes[name, b] = one_pass
+    times = interleaved_times(passes, runs)
+    per_image = {key: [t / counts[key] for t in times[key]] for key in passes}
+    print(f"{'contender':22s} {'batch':>5s} {'img/s':>7s} {'GFLOP/s':>8s} {'% of peak':>9s} "
+          f"{'x fp32 @32, paired':>19s}")
+    for name, b in contenders:
+        rate = 1 / statistics.median(per_image[name, b])
         gflops = rate * INCEPTION_GFLOP
-        print(f"{name:22s} {b:5d} {rate:7.2f} {gflops:8.1f} {gflops / peak['gflops']:9.1%}")
+        relative = paired_ratio(per_image["onnxruntime", 32], per_image[name, b])
+        print(f"{name:22s} {b:5d} {rate:7.2f} {gflops:8.1f} {gflops / peak['gflops']:9.1%} {relative:18.2f}x")
         result["rows"].append({"contender": name, "batch": b, "img_per_s": rate, "gflops": gflops,
-                               "fraction_of_peak": gflops / peak["gflops"]})
+                               "fraction_of_peak": gflops / peak["gflops"], "paired_vs_fp32_batch32": relative,
+                               "seconds": times[name, b], "images_per_pass": counts[name, b]})
     reduced = {name: run[contender] for name, contender in (("fp16", "onnxruntime fp16"), ("bf16", "torch bf16"))
                if contender in run}
     result["fid_drift"] = fid_drift(ours, reduced, 64 if args.quick else args.drift_n)

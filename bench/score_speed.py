@@ -2,7 +2,8 @@
 
 Each contender is timed as a user runs it, a whole command from start to
 printed FID (interpreter start, model load, image decoding, extraction,
-Fréchet distance), median of --runs interleaved runs after one warm-up each.
+Fréchet distance), median of --runs interleaved rounds after one warm-up
+round; the peers' ratios also as the median of the rounds' ratios (paired).
 gantools is timed three ways: both folders extracted (--no-cache), the real
 folder's features cached by an earlier run, and against reference statistics
 made once by `gantools stats`. The peers run from another Python
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import INCEPTION_GFLOP, bench_parser, matmul_peak, save_json
+from timing import INCEPTION_GFLOP, bench_parser, matmul_peak, paired_ratio, save_json
 
 
 TORCHMETRICS = r"""
@@ -116,7 +117,9 @@ def main():
                                       "images_extracted": images, "limit_s": limit}
     for peer in ("pytorch-fid", "torchmetrics"):
         if peer in med:
-            ratios = ", ".join(f"{name} {med[peer] / med[name]:.2f}x" for name in list(contenders)[:3])
+            paired = {name: paired_ratio(times[peer], times[name]) for name in list(contenders)[:3]}
+            result["contenders"][peer]["paired_ratios"] = paired
+            ratios = ", ".join(f"{name} {med[peer] / med[name]:.2f}x (paired {paired[name]:.2f}x)" for name in paired)
             print(f"{peer} / gantools: {ratios}; FID relative difference "
                   f"{abs(fids['gantools'] - fids[peer]) / abs(fids[peer]):.2e}")
     save_json(args.json, result)
