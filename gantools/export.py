@@ -119,12 +119,63 @@ def module_to_onnx(module, example, input_names, output_names, path: Path, metad
                           input_names=list(input_names), output_names=list(output_names),
                           dynamic_axes=dynamic, do_constant_folding=True)
     model = onnx.load(str(path))
+    split_narrow_convs(model)
     model.producer_name = "gantools"
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=str(value))
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
+
+
+NARROW_CHANNELS = 8  # a convolution with fewer output channels than this is split (MLAS works in blocks of 8)
+
+
+def split_narrow_convs(model) -> int:
+    """Rewrite each k x k convolution with fewer than NARROW_CHANNELS outputs (stride 1, no dilation or
+    groups, constant weights, more inputs than taps) as a 1 x 1 convolution onto Cout * k * k channels, one
+    per output and tap, and a grouped k x k convolution whose one-hot kernel sums each output's taps at their
+    offsets. The same sum in another order (about 1e-6 apart in float32). ONNX Runtime's CPU kernels run a
+    convolution onto one channel as a matrix-vector product per image; split, the big product has Cout * k * k
+    rows: 1.9-2.8x faster for 1 output channel and 1.03-1.9x for 3, 8x8 to 32x32 images (scratch probe, one
+    and two threads). Returns how many were split."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    count = 0
+    for node in list(graph.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        w = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if w is None or len(w.dims) != 4 or attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") not in (
+                b"NOTSET", "NOTSET"):
+            continue
+        cout, cin, kh, kw = w.dims
+        if cout >= NARROW_CHANNELS or kh * kw == 1 or cin <= kh * kw or any(
+                v != 1 for v in [*attrs.get("strides", []), *attrs.get("dilations", [])]):
+            continue
+        kernel = numpy_helper.to_array(w)
+        taps = kernel.transpose(0, 2, 3, 1).reshape(cout * kh * kw, cin, 1, 1)  # channel o*kh*kw + i*kw + j
+        one_hot = np.zeros((cout, kh * kw, kh, kw), dtype=kernel.dtype)
+        t = np.arange(kh * kw)
+        one_hot[:, t, t // kw, t % kw] = 1
+        name = f"{node.name or node.output[0]}/split"
+        graph.initializer.extend([numpy_helper.from_array(taps, f"{name}/taps"),
+                                  numpy_helper.from_array(one_hot, f"{name}/sum")])
+        spread = helper.make_node("Conv", [node.input[0], f"{name}/taps"], [f"{name}/taps_out"],
+                                  name=f"{name}/taps", kernel_shape=[1, 1])
+        summed = helper.make_node("Conv", [f"{name}/taps_out", f"{name}/sum", *node.input[2:]], list(node.output),
+                                  name=f"{name}/sum", kernel_shape=[kh, kw], pads=attrs.get("pads", [0] * 4),
+                                  group=cout)
+        at = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(at, summed)
+        graph.node.insert(at, spread)
+        count += 1
+    used = {i for n in graph.node for i in n.input}
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)  # the split convolutions' own kernels
+    return count
 
 
 def parity(module, path: Path, inputs: dict) -> float:

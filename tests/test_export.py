@@ -124,3 +124,70 @@ def test_export_from_a_checkpoint_file_without_discriminator(runs, tmp_path):
     report = export_run(latest_checkpoint(runs["ring"]), tmp_path / "g.onnx", discriminator=False)
     assert report.discriminator is None and not disc_path_for(tmp_path / "g.onnx").exists()
     assert report.generator_max_abs_diff <= 1e-4
+
+
+def _conv_model(cout, cin, kernel, bias=True, **attrs):
+    """One Conv node over x [batch, cin, h, w] with random weights; the weights too."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(cout * 100 + cin)
+    w = rng.standard_normal((cout, cin, *kernel)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32) if bias else None
+    inits = [numpy_helper.from_array(w, "w")] + ([numpy_helper.from_array(b, "b")] if bias else [])
+    node = helper.make_node("Conv", ["x", "w"] + (["b"] if bias else []), ["y"], kernel_shape=list(kernel), **attrs)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", cin, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", cout, "h2", "w2"])
+    graph = helper.make_graph([node], "g", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), w, b
+
+
+@pytest.mark.parametrize("cout, cin, kernel, pads, bias", [
+    (1, 48, (3, 3), [1, 1, 1, 1], True),  # the DCGANs' image layer
+    (3, 64, (3, 3), [1, 1, 1, 1], True),  # an RGB one
+    (1, 40, (5, 5), [2, 2, 2, 2], False),
+    (2, 16, (3, 1), [0, 1, 2, 0], True),  # a tall kernel, uneven padding
+    (7, 20, (3, 3), [0, 0, 0, 0], True),
+])
+def test_split_narrow_convs_computes_the_convolution(cout, cin, kernel, pads, bias):
+    """The rewritten graph through ONNX Runtime against PyTorch's conv2d of the same weights."""
+    model, w, b = _conv_model(cout, cin, kernel, bias, pads=pads)
+    assert export_module.split_narrow_convs(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Conv"]
+    assert {t.name for t in model.graph.initializer} & {"w"} == set()  # the original kernel is gone
+    x = np.random.default_rng(0).standard_normal((5, cin, 9, 7)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    top, left, bottom, right = pads[0], pads[1], pads[2], pads[3]
+    padded = torch.nn.functional.pad(torch.from_numpy(x), (left, right, top, bottom))
+    want = torch.nn.functional.conv2d(padded, torch.from_numpy(w), None if b is None else torch.from_numpy(b))
+    np.testing.assert_allclose(got, want.numpy(), atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cout, cin, kernel, attrs", [
+    (8, 48, (3, 3), {}),  # a full block of outputs
+    (1, 48, (1, 1), {}),  # one tap
+    (1, 9, (3, 3), {}),  # no more inputs than taps (a first layer)
+    (1, 48, (3, 3), {"strides": [2, 2]}),
+    (1, 48, (3, 3), {"dilations": [2, 2]}),
+    (2, 48, (3, 3), {"group": 2}),
+    (1, 48, (3, 3), {"auto_pad": "SAME_UPPER"}),
+])
+def test_split_narrow_convs_leaves_other_convolutions(cout, cin, kernel, attrs):
+    model, _, _ = _conv_model(cout, cin // attrs.get("group", 1), kernel, **attrs)
+    before = model.SerializeToString()
+    assert export_module.split_narrow_convs(model) == 0
+    assert model.SerializeToString() == before
+
+
+def test_export_splits_the_dcgan_image_layer(tmp_path):
+    """At the recipe's width, export splits the DCGAN's 48 -> 1 image layer into two convolutions, and the file
+    still passes the parity check against PyTorch (export_run raises otherwise)."""
+    from gantools.train import train
+
+    train(tmp_path / "run", data="digits", model="dcgan", steps=1, progress=False)
+    report = export_run(tmp_path / "run", tmp_path / "g.onnx", discriminator=False)
+    assert report.generator_max_abs_diff <= export_module.PARITY_TOLERANCE
+    model = onnx.load(str(tmp_path / "g.onnx"))
+    kernels = {t.name: list(t.dims) for t in model.graph.initializer}
+    convs = [kernels[n.input[1]] for n in model.graph.node if n.op_type == "Conv"]
+    assert convs == [[9, 48, 1, 1], [1, 9, 3, 3]]
