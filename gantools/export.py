@@ -108,7 +108,8 @@ def _metadata(state: dict, role: str) -> dict:
 
 def module_to_onnx(module, example, input_names, output_names, path: Path, metadata: dict,
                    dynamic_axes: dict | None = None) -> None:
-    """Export `module` to `path` (opset 17, dynamic batch axis), stamp metadata, run onnx.checker."""
+    """Export `module` to `path` (opset 17, dynamic batch axis), split its narrow convolutions, stamp metadata,
+    run onnx.checker."""
     import onnx
     import torch
 
