@@ -144,12 +144,11 @@ def split_narrow_convs(model) -> int:
 
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    count = 0
+    replaced, count = set(), 0
     for node in list(graph.node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         w = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
-        if w is None or len(w.dims) != 4 or attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") not in (
-                b"NOTSET", "NOTSET"):
+        if w is None or len(w.dims) != 4 or attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") != b"NOTSET":
             continue
         cout, cin, kh, kw = w.dims
         if cout >= NARROW_CHANNELS or kh * kw == 1 or cin <= kh * kw or any(
@@ -172,10 +171,11 @@ def split_narrow_convs(model) -> int:
         graph.node.remove(node)
         graph.node.insert(at, summed)
         graph.node.insert(at, spread)
+        replaced.add(w.name)
         count += 1
     used = {i for n in graph.node for i in n.input}
-    for tensor in [t for t in graph.initializer if t.name not in used]:
-        graph.initializer.remove(tensor)  # the split convolutions' own kernels
+    for name in replaced - used:
+        graph.initializer.remove(weights[name])  # a split convolution's own kernel, used by nothing else
     return count
 
 
