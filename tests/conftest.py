@@ -21,6 +21,19 @@ def private_cache(tmp_path_factory):
         os.environ["GANTOOLS_CACHE"] = old
 
 
+class ThreadRecorded:
+    """An ONNX Runtime session that appends the id of the thread of each run to `ran_in` (which lane ran it)."""
+
+    def __init__(self, session, ran_in: list):
+        self.session, self.ran_in = session, ran_in
+
+    def run(self, *args):
+        import threading
+
+        self.ran_in.append(threading.get_ident())
+        return self.session.run(*args)
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process; return (exit code, stdout, stderr)."""

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import assert_usage_error
+from conftest import ThreadRecorded, assert_usage_error
 from PIL import Image
 
 from gantools.errors import GanToolsError
@@ -231,17 +231,8 @@ def test_run_batches_in_lanes_equals_one_session_batch_by_batch(exported, monkey
     monkeypatch.setattr("gantools.threads.usable_cores", lambda: 3)
     g = OnnxGenerator(exported["cdcgan"], "cpu")
     ran_in = []
-
-    class Recorded:
-        def __init__(self, session):
-            self.session = session
-
-        def run(self, *args):
-            ran_in.append(threading.get_ident())
-            return self.session.run(*args)
-
     for lane in g.lanes:
-        lane.session = Recorded(lane.session)
+        lane.session = ThreadRecorded(lane.session, ran_in)
     assert len(g.lanes) == 3
     sizes = [64, 5, 1, 33, 64, 7, 2]
     firsts = np.cumsum([0] + sizes[:-1])

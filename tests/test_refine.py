@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import ThreadRecorded
 from torch import nn
 
 from gantools.errors import GanToolsError
@@ -107,18 +108,9 @@ def test_refined_batches_in_lanes_equal_one_session_batch_by_batch(exported, mon
     g = OnnxGenerator(exported["cdcgan"], "cpu")
     refiner = Refiner(g, find_discriminator(exported["cdcgan"]), method, seed=2)
     ran_in = []
-
-    class Recorded:
-        def __init__(self, session):
-            self.session = session
-
-        def run(self, *args):
-            ran_in.append(threading.get_ident())
-            return self.session.run(*args)
-
     assert len(refiner.lanes) == 3
     for g_lane, d_lane in refiner.lanes:
-        g_lane.session, d_lane.session = Recorded(g_lane.session), Recorded(d_lane.session)
+        g_lane.session, d_lane.session = ThreadRecorded(g_lane.session, ran_in), ThreadRecorded(d_lane.session, ran_in)
     sizes = [40, 5, 1, 33, 7]
     jobs = list(zip(np.cumsum([0] + sizes[:-1]).tolist(), sizes))
     out = list(refiner.run_batches(jobs))
