@@ -6,8 +6,8 @@ pass each); each rate is the median, printed as images/s, GFLOP/s (11.42
 GFLOP per image), the fraction of the machine's MatMul peak measured in the
 same run, and the speed relative to fp32 ONNX Runtime at batch 32: the
 median over rounds of the per-image time ratios ("paired", not moved by the
-VM's speed drifting between rounds). The opt-in reduced precisions are timed beside
-fp32 and their FID drift is measured: the FID between the even and odd
+VM's speed drifting between rounds). The opt-in reduced precisions are
+timed beside fp32 and their FID drift is measured: the FID between the even and odd
 halves of the built-in digits (--drift-n each), against fp32's. fp16 always;
 bf16 (PyTorch, oneDNN) on CPUs with AVX512-BF16 or AMX, or anywhere with
 --bf16-emulated (then its speed says nothing, its drift is the same).
@@ -19,9 +19,7 @@ import statistics
 
 import numpy as np
 import torch
-
 from timing import INCEPTION_GFLOP, bench_parser, interleaved_times, matmul_peak, paired_ratio, save_json
-
 
 
 def main():
