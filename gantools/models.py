@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import GanToolsError
@@ -97,22 +98,40 @@ def _latent_input(components: int) -> nn.Module:
     return LatentMixture(components) if components else nn.Identity()
 
 
-class BiasAfterConv2d(nn.Conv2d):
-    """A Conv2d that, in training, adds its bias after the convolution, so that the bias gradient is summed
-    per sample first, each sum in one thread.
+class NarrowConv2d(nn.Conv2d):
+    """A stride-1 convolution with few input or few output channels that, in training, is one matrix product
+    with the batch in its columns: each weight's gradient, a sum over the batch, is then a single GEMM call,
+    which MKL computes in the same order at any thread count (MKL_CBWR, threads.py).
 
-    oneDNN computes the fused bias gradient of a one-channel output (the generator's last convolution) by
-    splitting the batch between threads, so a digits run's weights depended on whether it trained with 1 or 2
-    threads (up to 7e-4 apart after 40 steps), and gantools picks that count by the machine's load (threads.py). In
-    eval mode (sampling, export) it is the plain fused convolution: the same parameters, state_dict and ONNX
-    graph.
+    oneDNN splits those sums between threads for a one-channel input or output (the digits discriminator's
+    first and generator's last convolution), so a run's weights depended on whether it trained with 1 or 2
+    threads (up to 5e-4 apart after one backward pass on an AVX-512 Xeon), and gantools picks that count by
+    the machine's load (threads.py).
+    The narrow side is the one expanded: the input's k x k patches when the input is narrow, else each
+    output's k x k tap planes, added at their offsets. The bias is added per sample and then summed over the
+    batch, each sum in one thread. In eval mode (sampling, export) it is the plain convolution: the same
+    parameters, state_dict and ONNX graph.
     """
 
+    def __init__(self, in_channels, out_channels, kernel_size, padding=0, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias=bias)
+
     def forward(self, x):
-        if not self.training or self.bias is None:
+        if not self.training:
             return super().forward(x)
-        y = self._conv_forward(x, self.weight, None)
-        return y + self.bias.view(1, -1, 1, 1).expand(len(y), -1, 1, 1)
+        n, cin, h, w = x.shape
+        cout, (kh, kw), (ph, pw) = self.out_channels, self.kernel_size, self.padding
+        ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+        if cin <= cout:  # patches [cin*kh*kw, n*ho*wo]
+            patches = F.unfold(x, (kh, kw), padding=(ph, pw)).transpose(0, 1).reshape(cin * kh * kw, n * ho * wo)
+            y = (self.weight.reshape(cout, -1) @ patches).view(cout, n, ho, wo)
+        else:  # tap planes [cout, kh, kw, n, h, w]
+            taps = self.weight.permute(0, 2, 3, 1).reshape(cout * kh * kw, cin)
+            planes = (taps @ x.transpose(0, 1).reshape(cin, n * h * w)).view(cout, kh, kw, n, h, w)
+            planes = F.pad(planes, (pw, pw, ph, ph))
+            y = sum(planes[:, i, j, :, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw))
+        y = y.transpose(0, 1)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1).expand(n, -1, 1, 1)
 
 
 class StretchedTanh(nn.Module):
@@ -217,7 +236,7 @@ class DCGANGenerator(nn.Module):
             blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not bn), normalise(ch // 2), nn.ReLU()]
             ch //= 2
         self.blocks = nn.Sequential(*blocks)
-        self.to_image = nn.Sequential(BiasAfterConv2d(ch, channels, 3, 1, 1), _image_output(levels))
+        self.to_image = nn.Sequential(NarrowConv2d(ch, channels, 3, padding=1), _image_output(levels))
 
     def forward(self, z, y=None):
         z = self.latent(z)
@@ -233,7 +252,7 @@ class DCGANDiscriminator(ProjectionDiscriminator):
         super().__init__()
         channels, size, _ = sample_shape
         n_down = int(math.log2(size // 4))
-        layers = [nn.Conv2d(channels, width, 3, 1, 1), nn.LeakyReLU(0.2)]
+        layers = [NarrowConv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2)]
         ch = width
         for _ in range(n_down):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), nn.LeakyReLU(0.2)]

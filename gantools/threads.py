@@ -17,10 +17,13 @@ least half of it busy) and uses one thread fewer per such core, at least one,
 at most the count it started with. Fewer threads never wait for a descheduled
 partner, and the count comes back when the load goes (bench/train_speed.py
 has the figures). On 2 cores the count is 1 or 2, and the built-in recipes
-train bit-identical weights with either (tests/test_train.py). Other shapes,
-and 3 threads or more, can change last bits (oneDNN and PyTorch split some
-gradient sums by thread), so config.json records the starting count and
-log.jsonl each change; set OMP_NUM_THREADS to fix the count.
+train bit-identical weights with either (tests/test_train.py): training asks
+MKL for thread-count-invariant GEMMs (MKL_CBWR) and runs the narrow
+convolutions whose gradient sums oneDNN splits by thread as GEMMs
+(models.NarrowConv2d). Other shapes, and 3 threads or more, can change last
+bits (oneDNN and PyTorch split some gradient sums by thread), so config.json
+records the starting count and log.jsonl each change; set OMP_NUM_THREADS to
+fix the count.
 
 Also here: map_ahead, the one way gantools computes work a few items ahead
 of its consumer in a thread pool (image decoding, latents on a GPU), and
@@ -65,6 +68,14 @@ def busy_cores(interval: float = PROBE_SECONDS) -> float:
         return others_busy(before, _load_sample())
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def ask_mkl_for_reproducible_sums() -> None:
+    """MKL_CBWR=AUTO,STRICT unless the user set MKL_CBWR: MKL's GEMMs then add in the same order at any thread
+    count (its strict conditional numerical reproducibility), so the count LoadWatch picks changes no bit of
+    a Linear's or NarrowConv2d's weight gradients. MKL reads it at its first call: call this before torch
+    computes anything."""
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 
 def choose_wait_policy() -> str:

@@ -324,6 +324,9 @@ def train(out, *, resume: bool = False, progress: bool = True, **options) -> Pat
     the newest checkpoint in `out` under the saved config (only the options in
     RESUMABLE_OPTIONS may change, e.g. a larger `steps`, or the number of processes).
     """
+    from .threads import ask_mkl_for_reproducible_sums
+
+    ask_mkl_for_reproducible_sums()  # before torch computes: the weights must not depend on the thread count
     out = Path(out)
     config, source, ckpts = _start_run(out, options, resume)
     try:
@@ -374,7 +377,8 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
 
     config.update(world_size=world.size, batch_per_rank=config["batch_size"] // world.size,  # and what the
                   torch_version=str(torch.__version__), torch_threads=torch.get_num_threads(),  # last bits depend on
-                  omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"))  # speed only (threads.py)
+                  omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"),  # speed only (threads.py)
+                  mkl_cbwr=os.environ.get("MKL_CBWR", ""))  # whether MKL's sums depend on the thread count
     torch.manual_seed(config["seed"])
     G, D = build_models(config)
     G.to(device), D.to(device)

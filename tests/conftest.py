@@ -7,6 +7,9 @@ import os
 import pytest
 
 from gantools.cli import main
+from gantools.threads import ask_mkl_for_reproducible_sums
+
+ask_mkl_for_reproducible_sums()  # as train() does, but before any test computes: MKL reads it once per process
 
 
 @pytest.fixture(scope="session", autouse=True)

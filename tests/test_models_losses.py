@@ -6,7 +6,7 @@ import torch
 
 from gantools.errors import GanToolsError
 from gantools.losses import d_loss, g_loss, gradient_penalty, r1_penalty
-from gantools.models import Affine, LatentMixture, RoundToLevels, build_models, fold_fixed_affines
+from gantools.models import Affine, LatentMixture, NarrowConv2d, RoundToLevels, build_models, fold_fixed_affines
 
 
 def _config(**kw):
@@ -41,6 +41,29 @@ def test_mlp_is_the_classic_three_hidden_layers_of_128():
     assert sum(isinstance(m, torch.nn.LeakyReLU) for m in G.modules()) == 3
     x = G(torch.randn(4, 16) * 100)
     assert x.abs().max() > 1  # points are not squashed into [-1, 1]
+
+
+@pytest.mark.parametrize("cin, cout, kernel, padding", [
+    (1, 48, 3, 1),  # the digits discriminator's first convolution: patches
+    (48, 1, 3, 1),  # the digits generator's last: tap planes
+    (3, 8, (3, 5), (1, 2)),
+    (9, 2, (5, 3), 0),
+])
+def test_narrow_conv_trains_as_the_convolution_and_evaluates_as_it(cin, cout, kernel, padding):
+    """In training, the GEMM forms give conv2d's outputs, gradients and R1's second-order gradients (float64,
+    against PyTorch's own convolution of the same weights); in eval mode it is that convolution."""
+    conv = NarrowConv2d(cin, cout, kernel, padding=padding).double()
+    x = torch.randn(5, cin, 9, 7, dtype=torch.float64, requires_grad=True)
+    g = torch.randn_like(torch.nn.functional.conv2d(x, conv.weight, padding=padding))
+    results = []
+    for forward in (conv, lambda v: torch.nn.functional.conv2d(v, conv.weight, conv.bias, padding=padding)):
+        y = forward(x)
+        (dx,) = torch.autograd.grad((y * g).sum(), x, create_graph=True)
+        results.append([y, dx, *torch.autograd.grad((dx ** 2).sum() + (y * g).sum(), [conv.weight, conv.bias])])
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    conv.eval()
+    assert torch.equal(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=padding))
 
 
 def test_model_data_mismatch_is_a_clear_error():

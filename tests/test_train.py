@@ -361,8 +361,8 @@ def test_load_watch_is_off_where_the_user_or_torchrun_decides_threads(monkeypatc
 
 
 def _env_without_openmp() -> dict:
-    """Our environment without OpenMP settings: gantools picks the threads."""
-    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    """Our environment without OpenMP or MKL settings: gantools picks the threads and asks MKL itself."""
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_CBWR")}
 
 
 def _train_process(out, *args):
