@@ -106,11 +106,11 @@ class NarrowConv2d(nn.Conv2d):
     oneDNN splits those sums between threads for a one-channel input or output (the digits discriminator's
     first and generator's last convolution), so a run's weights depended on whether it trained with 1 or 2
     threads (up to 5e-4 apart after one backward pass on an AVX-512 Xeon), and gantools picks that count by
-    the machine's load (threads.py).
-    The narrow side is the one expanded: the input's k x k patches when the input is narrow, else each
-    output's k x k tap planes, added at their offsets. The bias is added per sample and then summed over the
-    batch, each sum in one thread. In eval mode (sampling, export) it is the plain convolution: the same
-    parameters, state_dict and ONNX graph.
+    the machine's load (threads.py). The narrow side is the one expanded: the input's k x k patches when the
+    input is narrow, else each output's k x k tap planes, added at their offsets by a convolution with a fixed
+    one-hot kernel (as export splits it; no weight gradient there). The bias is added per sample and then
+    summed over the batch, each sum in one thread. In eval mode (sampling, export) it is the plain
+    convolution: the same parameters, state_dict and ONNX graph.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, padding=0, bias=True):
@@ -121,16 +121,16 @@ class NarrowConv2d(nn.Conv2d):
             return super().forward(x)
         n, cin, h, w = x.shape
         cout, (kh, kw), (ph, pw) = self.out_channels, self.kernel_size, self.padding
-        ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
         if cin <= cout:  # patches [cin*kh*kw, n*ho*wo]
+            ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
             patches = F.unfold(x, (kh, kw), padding=(ph, pw)).transpose(0, 1).reshape(cin * kh * kw, n * ho * wo)
-            y = (self.weight.reshape(cout, -1) @ patches).view(cout, n, ho, wo)
-        else:  # tap planes [cout, kh, kw, n, h, w]
+            y = (self.weight.reshape(cout, -1) @ patches).view(cout, n, ho, wo).transpose(0, 1)
+        else:  # tap planes [cout*kh*kw, n, h, w]
             taps = self.weight.permute(0, 2, 3, 1).reshape(cout * kh * kw, cin)
-            planes = (taps @ x.transpose(0, 1).reshape(cin, n * h * w)).view(cout, kh, kw, n, h, w)
-            planes = F.pad(planes, (pw, pw, ph, ph))
-            y = sum(planes[:, i, j, :, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw))
-        y = y.transpose(0, 1)
+            planes = (taps @ x.transpose(0, 1).reshape(cin, n * h * w)).view(cout * kh * kw, n, h, w)
+            one_hot = torch.eye(kh * kw, dtype=x.dtype, device=x.device).view(1, kh * kw, kh, kw)
+            one_hot = one_hot.repeat(cout, 1, 1, 1)
+            y = F.conv2d(planes.transpose(0, 1), one_hot, padding=(ph, pw), groups=cout)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1).expand(n, -1, 1, 1)
 
 
