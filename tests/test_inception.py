@@ -1,5 +1,6 @@
 """The FID Inception network: our module vs the TorchScript original, ONNX vs PyTorch, FID vs a reference."""
 
+import copy
 import json
 import os
 import warnings
@@ -22,7 +23,7 @@ from gantools.metrics.features import (
     inception_onnx_path,
     make_extractor,
 )
-from gantools.metrics.inception import FIDInception, fold_batchnorms, load_inception
+from gantools.metrics.inception import FIDInception, fold_batchnorms, fuse_conv_relus, load_inception, onednn_fuses
 from gantools.metrics.weights import FID_HELPER_SHA256, resolve_weights
 
 
@@ -116,6 +117,22 @@ def test_folded_batchnorms_compute_the_same_network(ours):
     with torch.no_grad():
         expected, got = ours(x), folded(x)
     assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_conv_relus_compute_conv_then_relu_bit_for_bit(dtype):
+    """Where oneDNN fuses this dtype, every unit is one fused op giving conv-then-relu's exact values;
+    elsewhere (bf16 on a CPU without AVX-512) the network is left unfused."""
+    folded = fold_batchnorms(inception_module()[0]).to(dtype)
+    fused = fuse_conv_relus(copy.deepcopy(folded), dtype)
+    units = [m for m in fused.modules() if type(m).__name__ == "FusedConvReLU"]
+    assert len(units) == (94 if onednn_fuses(dtype) else 0)
+    x = torch.from_numpy(np.random.default_rng(4).random((2, 3, 75, 75), dtype=np.float32))
+    with torch.inference_mode():
+        assert torch.equal(fused.body(folded.prepare(x).to(dtype)), folded.body(folded.prepare(x).to(dtype)))
+    if onednn_fuses(dtype):
+        with pytest.raises(ValueError, match="fold the BatchNorms first"):
+            fuse_conv_relus(inception_module()[0], dtype)
 
 
 def test_bf16_extractor_is_the_network_in_bfloat16_with_its_own_id(ours):
