@@ -147,6 +147,12 @@ def test_bf16_extractor_is_the_network_in_bfloat16_with_its_own_id(ours):
     assert 2e-3 < error < 5e-2  # rounded as bf16 rounds (8-bit mantissa): coarser than fp16, not fp32 relabelled
     gray = x[:, :1]
     assert np.array_equal(bf16(gray)[0], bf16(np.repeat(gray, 3, axis=1))[0])  # grayscale as RGB
+    many = np.random.default_rng(5).random((17, 3, 32, 32), dtype=np.float32)
+    bf16.CHUNK = 100
+    whole = bf16(many)[0]
+    bf16.CHUNK = 7  # 7 + 7 + 3, in order
+    chunked = bf16(many)[0]
+    assert chunked.shape == (17, 2048) and np.abs(chunked - whole).max() < 1e-2 * np.abs(whole).max()
 
 
 def test_bf16_is_refused_where_it_would_not_pay(cli, tmp_path, monkeypatch):

@@ -84,10 +84,12 @@ class TorchBf16Extractor:
 
     On a CPU with AVX512-BF16 or AMX oneDNN computes bf16 at up to twice fp32's rate (two bf16 products
     per fp32 lane); elsewhere it emulates it, several times slower than fp32 (make_extractor refuses there;
-    tests and benchmarks build it anyway).
+    tests and benchmarks build it anyway). It runs CHUNK images at a time, whatever the batch: on an AMX
+    Xeon 8 to 16 ran 1.1-1.2x faster than 32 to 64 (scratch probe), the activations staying in its caches.
     """
 
     channels = 3
+    CHUNK = 16
 
     def __init__(self, net, weights_sha256: str):
         import torch
@@ -105,11 +107,12 @@ class TorchBf16Extractor:
     def __call__(self, x):
         import torch
 
+        images = torch.from_numpy(_images_for(self, x))
         with torch.inference_mode():
-            out = self.net(torch.from_numpy(_images_for(self, x)))
+            outs = [self.net(chunk) for chunk in images.split(self.CHUNK)]
         if not self.has_logits:
-            return out.numpy(), None
-        return out[0].numpy(), out[1].numpy()
+            return torch.cat(outs).numpy(), None
+        return torch.cat([o[0] for o in outs]).numpy(), torch.cat([o[1] for o in outs]).numpy()
 
 
 def cpu_has_bf16() -> bool:
