@@ -6,7 +6,8 @@ Fréchet distance), median of --runs interleaved rounds after one warm-up
 round; the peers' ratios also as the median of the rounds' ratios (paired).
 gantools is timed three ways: both folders extracted (--no-cache), the real
 folder's features cached by an earlier run, and against reference statistics
-made once by `gantools stats`. The peers run from another Python
+made once by `gantools stats`; on a CPU that computes bf16, also with
+--precision bf16 (nothing cached). The peers run from another Python
 environment (see bench/peers.md); both FIDs are printed beside ours.
 
 The fp32 limit, printed in the same run: the extractor's arithmetic
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 
 from timing import INCEPTION_GFLOP, bench_parser, matmul_peak, paired_ratio, save_json
+
+from gantools.metrics.features import cpu_has_bf16
 
 
 TORCHMETRICS = r"""
@@ -91,6 +94,9 @@ def main():
         "gantools, real cached": ([*score, "--real", args.real], n_fake, real_cached_only),
         "gantools, reference stats": ([*score, "--real", ref, "--no-cache"], n_fake, None),
     }
+    if cpu_has_bf16():  # the opt-in reduced precision, nothing cached: its speed and its FID beside fp32's
+        contenders["gantools --precision bf16"] = ([*score, "--real", args.real, "--no-cache", "--precision", "bf16"],
+                                                   n_fake + n_real, None)
     if args.peers_python:
         peer_env = {**env, **({"TORCH_HOME": args.torch_home} if args.torch_home else {})}
         contenders["pytorch-fid"] = ([args.peers_python, "-m", "pytorch_fid", args.fake, args.real, "--device", "cpu"],
@@ -117,7 +123,8 @@ def main():
                                       "images_extracted": images, "limit_s": limit}
     for peer in ("pytorch-fid", "torchmetrics"):
         if peer in med:
-            paired = {name: paired_ratio(times[peer], times[name]) for name in list(contenders)[:3]}
+            ours = [name for name in contenders if name.startswith("gantools")]
+            paired = {name: paired_ratio(times[peer], times[name]) for name in ours}
             result["contenders"][peer]["paired_ratios"] = paired
             ratios = ", ".join(f"{name} {med[peer] / med[name]:.2f}x (paired {paired[name]:.2f}x)" for name in paired)
             print(f"{peer} / gantools: {ratios}; FID relative difference "
