@@ -258,7 +258,7 @@ def onednn_fuses(dtype: torch.dtype) -> bool:
     """Whether PyTorch's fused oneDNN convolution runs `dtype` on this CPU (bf16 needs AVX-512 or AMX; the
     op is internal to PyTorch, so a build without it means no)."""
     try:
-        torch.ops.mkldnn._convolution_pointwise  # noqa: B018 (looked up: present in this build?)
+        torch.ops.mkldnn._convolution_pointwise  # looked up: raises where this build lacks it
         return torch.backends.mkldnn.is_available() and (
             dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
