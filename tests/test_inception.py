@@ -23,7 +23,8 @@ from gantools.metrics.features import (
     inception_onnx_path,
     make_extractor,
 )
-from gantools.metrics.inception import FIDInception, fold_batchnorms, fuse_conv_relus, load_inception, onednn_fuses
+from gantools.metrics.inception import (FIDInception, FusedConvReLU, fold_batchnorms, fuse_conv_relus, load_inception,
+                                       onednn_fuses)
 from gantools.metrics.weights import FID_HELPER_SHA256, resolve_weights
 
 
@@ -125,7 +126,7 @@ def test_fused_conv_relus_compute_conv_then_relu_bit_for_bit(dtype):
     elsewhere (bf16 on a CPU without AVX-512) the network is left unfused."""
     folded = fold_batchnorms(inception_module()[0]).to(dtype)
     fused = fuse_conv_relus(copy.deepcopy(folded), dtype)
-    units = [m for m in fused.modules() if type(m).__name__ == "FusedConvReLU"]
+    units = [m for m in fused.modules() if isinstance(m, FusedConvReLU)]
     assert len(units) == (94 if onednn_fuses(dtype) else 0)
     x = torch.from_numpy(np.random.default_rng(4).random((2, 3, 75, 75), dtype=np.float32))
     with torch.inference_mode():
