@@ -115,23 +115,39 @@ class NarrowConv2d(nn.Conv2d):
 
     def __init__(self, in_channels, out_channels, kernel_size, padding=0, bias=True):
         super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias=bias)
+        if in_channels > out_channels:  # tap k of output o goes to channel k of group o: [cout, kh*kw, kh, kw]
+            taps = self.kernel_size[0] * self.kernel_size[1]
+            one_hot = torch.eye(taps).view(1, taps, *self.kernel_size).repeat(out_channels, 1, 1, 1)
+            self.register_buffer("one_hot", one_hot, persistent=False)
 
     def forward(self, x):
+        """The convolution in training; rows of each product in NHWC order, so the output is channels-last
+        (as the convolutions beside it compute): an activation whose input and gradient have different
+        layouts takes its slow path (14x slower for a leaky ReLU's gradient)."""
         if not self.training:
             return super().forward(x)
         n, cin, h, w = x.shape
         cout, (kh, kw), (ph, pw) = self.out_channels, self.kernel_size, self.padding
-        if cin <= cout:  # patches [cin*kh*kw, n*ho*wo]
-            ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-            patches = F.unfold(x, (kh, kw), padding=(ph, pw)).transpose(0, 1).reshape(cin * kh * kw, n * ho * wo)
-            y = (self.weight.reshape(cout, -1) @ patches).view(cout, n, ho, wo).transpose(0, 1)
-        else:  # tap planes [cout*kh*kw, n, h, w]
+        ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+        if cin <= cout:  # patches [n*ho*wo, cin*kh*kw]
+            windows = F.pad(x, (pw, pw, ph, ph)).unfold(2, kh, 1).unfold(3, kw, 1)  # [n, cin, ho, wo, kh, kw]
+            patches = windows.permute(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, cin * kh * kw)
+            y = (patches @ self.weight.reshape(cout, -1).t()).view(n, ho, wo, cout).permute(0, 3, 1, 2)
+        else:  # tap planes [n*h*w, cout*kh*kw]
             taps = self.weight.permute(0, 2, 3, 1).reshape(cout * kh * kw, cin)
-            planes = (taps @ x.transpose(0, 1).reshape(cin, n * h * w)).view(cout * kh * kw, n, h, w)
-            one_hot = torch.eye(kh * kw, dtype=x.dtype, device=x.device).view(1, kh * kw, kh, kw)
-            one_hot = one_hot.repeat(cout, 1, 1, 1)
-            y = F.conv2d(planes.transpose(0, 1), one_hot, padding=(ph, pw), groups=cout)
+            planes = x.permute(0, 2, 3, 1).reshape(n * h * w, cin) @ taps.t()
+            planes = planes.view(n, h, w, cout * kh * kw).permute(0, 3, 1, 2)
+            y = F.conv2d(planes, self.one_hot, padding=(ph, pw), groups=cout)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1).expand(n, -1, 1, 1)
+
+
+class ChannelsLastUnflatten(nn.Unflatten):
+    """nn.Unflatten whose images are channels-last in training, the layout in which the convolutions after it
+    return their gradients: the activation between them then sees one layout (NarrowConv2d's docstring)."""
+
+    def forward(self, x):
+        h = super().forward(x)
+        return h.contiguous(memory_format=torch.channels_last) if self.training else h
 
 
 class StretchedTanh(nn.Module):
@@ -229,7 +245,7 @@ class DCGANGenerator(nn.Module):
         self.embed = nn.Embedding(num_classes, 32) if num_classes else None
         self.stem = nn.Sequential(
             nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * 16, bias=not bn),
-            nn.Unflatten(1, (ch, 4, 4)), normalise(ch), nn.ReLU(),
+            ChannelsLastUnflatten(1, (ch, 4, 4)), normalise(ch), nn.ReLU(),
         )
         blocks = []
         for _ in range(n_up):
@@ -257,7 +273,9 @@ class DCGANDiscriminator(ProjectionDiscriminator):
         for _ in range(n_down):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), nn.LeakyReLU(0.2)]
             ch *= 2
-        layers.append(nn.Flatten())
+        # the last activation after the flatten (elementwise: the same values), where its input and gradient
+        # share one layout; before it, the channels-last input met an NCHW gradient (NarrowConv2d's docstring)
+        layers.insert(-1, nn.Flatten())
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(ch * 16, 1)
         self.embed = nn.Embedding(num_classes, ch * 16) if num_classes else None

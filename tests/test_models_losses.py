@@ -66,6 +66,30 @@ def test_narrow_conv_trains_as_the_convolution_and_evaluates_as_it(cin, cout, ke
     assert torch.equal(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=padding))
 
 
+@pytest.mark.parametrize("shape, norm, k", [([1, 8, 8], "none", 0), ([3, 32, 32], "batch", 4)])
+def test_dcgan_activations_get_gradients_in_their_own_layout(shape, norm, k):
+    """In a channels-last training step (as train() sets it up), each activation's gradient arrives with the
+    strides of its output: with two layouts PyTorch's CPU kernels take a strided path (14x slower for a
+    leaky ReLU's gradient)."""
+    G, D = build_models(_config(model="dcgan", sample_shape=shape, num_classes=k, conditional=bool(k), g_norm=norm))
+    G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    seen = []
+
+    def watch(module, inputs, out):
+        out.register_hook(lambda grad: seen.append((type(module).__name__, tuple(out.shape), out.stride(),
+                                                    grad.stride())))
+
+    for net in (G, D):
+        for m in net.modules():
+            if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU)):
+                m.register_forward_hook(watch)
+    y = torch.arange(6) % k if k else None
+    D(G(torch.randn(6, 16), y), y).sum().backward()
+    assert len(seen) == 2 * (1 + int(math.log2(shape[1] // 4)))  # G's and D's: one per resolution each
+    for name, size, strides, grad_strides in seen:
+        assert grad_strides == strides, (name, size)
+
+
 def test_model_data_mismatch_is_a_clear_error():
     with pytest.raises(GanToolsError, match="--model mlp"):
         build_models(_config(model="dcgan", kind="points", sample_shape=[2]))
