@@ -121,9 +121,9 @@ class NarrowConv2d(nn.Conv2d):
             self.register_buffer("one_hot", one_hot, persistent=False)
 
     def forward(self, x):
-        """The convolution in training; rows of each product in NHWC order, so the output is channels-last
-        (as the convolutions beside it compute): an activation whose input and gradient have different
-        layouts takes its slow path (14x slower for a leaky ReLU's gradient)."""
+        """In training, the GEMM form with the rows of each product in NHWC order: the output is channels-last,
+        as the convolutions beside it compute, and an activation whose input and gradient have different
+        layouts takes PyTorch's strided path (14x slower for a leaky ReLU's gradient)."""
         if not self.training:
             return super().forward(x)
         n, cin, h, w = x.shape
@@ -143,7 +143,7 @@ class NarrowConv2d(nn.Conv2d):
 
 class ChannelsLastUnflatten(nn.Unflatten):
     """nn.Unflatten whose images are channels-last in training, the layout in which the convolutions after it
-    return their gradients: the activation between them then sees one layout (NarrowConv2d's docstring)."""
+    return their gradients: the activation between them then sees one layout (NarrowConv2d.forward's docstring)."""
 
     def forward(self, x):
         h = super().forward(x)
@@ -273,8 +273,8 @@ class DCGANDiscriminator(ProjectionDiscriminator):
         for _ in range(n_down):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), nn.LeakyReLU(0.2)]
             ch *= 2
-        # the last activation after the flatten (elementwise: the same values), where its input and gradient
-        # share one layout; before it, the channels-last input met an NCHW gradient (NarrowConv2d's docstring)
+        # the last activation after the flatten (elementwise: the same values): on the convolution's channels-last
+        # output it would get the flatten's NCHW gradient (NarrowConv2d.forward's docstring)
         layers.insert(-1, nn.Flatten())
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(ch * 16, 1)
