@@ -142,6 +142,8 @@ def split_narrow_convs(model) -> int:
     and two threads). Returns how many were split."""
     from onnx import helper, numpy_helper
 
+    from .models import tap_sum_kernel
+
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
     replaced, count = set(), 0
@@ -156,9 +158,7 @@ def split_narrow_convs(model) -> int:
             continue
         kernel = numpy_helper.to_array(w)
         taps = kernel.transpose(0, 2, 3, 1).reshape(cout * kh * kw, cin, 1, 1)  # channel o*kh*kw + i*kw + j
-        one_hot = np.zeros((cout, kh * kw, kh, kw), dtype=kernel.dtype)
-        t = np.arange(kh * kw)
-        one_hot[:, t, t // kw, t % kw] = 1
+        one_hot = tap_sum_kernel(cout, kh, kw).numpy().astype(kernel.dtype)
         name = f"{node.name or node.output[0]}/split"
         graph.initializer.extend([numpy_helper.from_array(taps, f"{name}/taps"),
                                   numpy_helper.from_array(one_hot, f"{name}/sum")])

@@ -98,6 +98,12 @@ def _latent_input(components: int) -> nn.Module:
     return LatentMixture(components) if components else nn.Identity()
 
 
+def tap_sum_kernel(channels: int, kh: int, kw: int) -> torch.Tensor:
+    """[channels, kh*kw, kh, kw]: the kernel of a grouped convolution (groups=channels) that adds input
+    channel t of each group at tap t = i*kw + j, i.e. each output's kh x kw tap planes at their offsets."""
+    return torch.eye(kh * kw).view(1, kh * kw, kh, kw).repeat(channels, 1, 1, 1)
+
+
 class NarrowConv2d(nn.Conv2d):
     """A stride-1 convolution with few input or few output channels that, in training, is one matrix product
     with the batch in its columns: each weight's gradient, a sum over the batch, is then a single GEMM call,
@@ -115,10 +121,8 @@ class NarrowConv2d(nn.Conv2d):
 
     def __init__(self, in_channels, out_channels, kernel_size, padding=0, bias=True):
         super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias=bias)
-        if in_channels > out_channels:  # tap k of output o goes to channel k of group o: [cout, kh*kw, kh, kw]
-            taps = self.kernel_size[0] * self.kernel_size[1]
-            one_hot = torch.eye(taps).view(1, taps, *self.kernel_size).repeat(out_channels, 1, 1, 1)
-            self.register_buffer("one_hot", one_hot, persistent=False)
+        if in_channels > out_channels:
+            self.register_buffer("one_hot", tap_sum_kernel(out_channels, *self.kernel_size), persistent=False)
 
     def forward(self, x):
         """In training, the GEMM form with the rows of each product in NHWC order: the output is channels-last,
