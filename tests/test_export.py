@@ -145,7 +145,7 @@ def _conv_model(cout, cin, kernel, bias=True, **attrs):
     (1, 48, (3, 3), [1, 1, 1, 1], True),  # the DCGANs' image layer
     (3, 64, (3, 3), [1, 1, 1, 1], True),  # an RGB one
     (1, 40, (5, 5), [2, 2, 2, 2], False),
-    (2, 16, (3, 1), [0, 1, 2, 0], True),  # a tall kernel, uneven padding
+    (2, 16, (3, 1), [0, 0, 2, 0], True),  # a tall kernel, uneven padding
     (7, 20, (3, 3), [0, 0, 0, 0], True),
 ])
 def test_split_narrow_convs_computes_the_convolution(cout, cin, kernel, pads, bias):
@@ -153,7 +153,7 @@ def test_split_narrow_convs_computes_the_convolution(cout, cin, kernel, pads, bi
     model, w, b = _conv_model(cout, cin, kernel, bias, pads=pads)
     assert export_module.split_narrow_convs(model) == 1
     onnx.checker.check_model(model, full_check=True)
-    assert [n.op_type for n in model.graph.node] == ["Conv", "Conv"]
+    assert [n.op_type for n in model.graph.node] == ["Reshape", "MatMul", "Shape", "Concat", "Reshape", "ConvTranspose"]
     assert {t.name for t in model.graph.initializer} & {"w"} == set()  # the original kernel is gone
     x = np.random.default_rng(0).standard_normal((5, cin, 9, 7)).astype(np.float32)
     got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
@@ -175,6 +175,7 @@ def test_split_narrow_convs_computes_the_convolution(cout, cin, kernel, pads, bi
     (1, 48, (3, 3), {"dilations": [2, 2]}),
     (2, 48, (3, 3), {"group": 2}),
     (1, 48, (3, 3), {"auto_pad": "SAME_UPPER"}),
+    (1, 48, (3, 1), {"pads": [1, 1, 1, 1]}),  # padding as wide as the kernel: no transposed convolution sums it
 ])
 def test_split_narrow_convs_leaves_other_convolutions(cout, cin, kernel, attrs):
     model, _, _ = _conv_model(cout, cin // attrs.get("group", 1), kernel, **attrs)
@@ -184,7 +185,7 @@ def test_split_narrow_convs_leaves_other_convolutions(cout, cin, kernel, attrs):
 
 
 def test_export_splits_the_dcgan_image_layer(tmp_path):
-    """At the recipe's width, export splits the DCGAN's 48 -> 1 image layer into two convolutions, and the file
+    """At the recipe's width, export splits the DCGAN's 48 -> 1 image layer into a product and a sum, and the file
     still passes the parity check against PyTorch (export_run raises otherwise)."""
     from gantools.train import train
 
@@ -193,5 +194,6 @@ def test_export_splits_the_dcgan_image_layer(tmp_path):
     assert report.generator_max_abs_diff <= export_module.PARITY_TOLERANCE
     model = onnx.load(str(tmp_path / "g.onnx"))
     kernels = {t.name: list(t.dims) for t in model.graph.initializer}
-    convs = [kernels[n.input[1]] for n in model.graph.node if n.op_type == "Conv"]
-    assert convs == [[9, 48, 1, 1], [1, 9, 3, 3]]
+    products = [(n.op_type, kernels.get(n.input[0]) or kernels.get(n.input[1])) for n in model.graph.node
+                if n.op_type in ("Conv", "MatMul", "ConvTranspose")]
+    assert products == [("ConvTranspose", [96, 48, 4, 4]), ("MatMul", [9, 48]), ("ConvTranspose", [9, 1, 3, 3])]
