@@ -6,9 +6,9 @@ trained for one step, then exported: speed does not depend on the weights).
    latents, at batch sizes 1 to 1024: samples/s, the ratio, and the fraction
    of the machine's MatMul peak (FLOPs counted by torch's FlopCounterMode).
    ONNX Runtime runs as `generate` runs it (OnnxGenerator.run_batches: for
-   a graph with a ConvTranspose and batches of at least 4, one
-   single-threaded session per core taking batches in turn); such a model
-   also shows one session with ONNX Runtime's own threads ("one session").
+   batches of at least LANE_MIN_FLOPS of arithmetic, on 2+ cores, one
+   single-threaded session per core taking batches in turn); beside it, one
+   session with ONNX Runtime's own threads ("one session").
    Each pass runs at least 4,096 samples and MIN_PASS_SECONDS through ONNX
    Runtime; --runs rounds of one pass of each: the medians, their ratio,
    and the median of the rounds' ratios ("paired").
@@ -27,6 +27,7 @@ trained for one step, then exported: speed does not depend on the weights).
     python bench/generate_speed.py --runs 9
 """
 
+import math
 import statistics
 import tempfile
 import time
@@ -118,7 +119,7 @@ def main():
 
     from gantools.generate import generate
     from gantools.latents import latents_for
-    from gantools.runtime import LANE_MIN_BATCH, OnnxGenerator, open_session
+    from gantools.runtime import LANE_MIN_FLOPS, OnnxGenerator, open_session
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in RECIPES.items():
@@ -128,8 +129,10 @@ def main():
             flop = counter.get_total_flops()
             print(f"\n{name}: {flop / 1e6:.2f} MFLOP per sample")
             lanes = len(onnx_g.lanes)
-            print("ONNX Runtime as generate runs it: " + (f"{lanes} single-threaded lanes for batches of at least "
-                                                          f"{LANE_MIN_BATCH}" if lanes else "one session"))
+            lane_batch = math.ceil(LANE_MIN_FLOPS / onnx_g.sample_flops)
+            print(f"ONNX Runtime as generate runs it: {lanes} single-threaded lanes for batches of at least "
+                  f"{lane_batch} ({LANE_MIN_FLOPS / 1e6:g} MFLOP), one session below" if lanes else
+                  "ONNX Runtime as generate runs it: one session")
             print(f"{'batch':>6s} {'ORT samples/s':>14s} {'one session':>12s} {'eager samples/s':>16s} {'ratio':>6s} "
                   f"{'paired':>8s} {'ORT % of peak':>14s}")
 

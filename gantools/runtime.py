@@ -14,6 +14,7 @@ import ctypes
 import functools
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 FORMAT_VERSION = "1"
-LANE_MIN_BATCH = 4  # OnnxGenerator.run_batches runs batches of at least this many samples in lanes
+LANE_MIN_FLOPS = 4e6  # OnnxGenerator.run_batches runs batches of at least this much arithmetic in lanes
 
 
 def _ort():
@@ -245,20 +246,20 @@ class OnnxGenerator(_OnnxModel):
     def run_batches(self, inputs):
         """(z, y, x) for each (z, y) of `inputs`, in order, where x = self(z, y), bit for bit.
 
-        On the CPU, a graph with a ConvTranspose runs in lanes (map_on_lanes): one single-threaded session per
-        core, each taking the next batch when it is free. ONNX Runtime's ConvTranspose works one image at a
-        time, so its threads can only split each image's small GEMM: the digits DCGAN's ConvTranspose ran 1.17x
-        faster on 2 threads than on 1 (its Conv 1.85x), and two single-threaded sessions side by side made
-        1.15-1.41x the samples/s of one two-threaded session at batches of 16 to 1024 (four runs of
-        bench/generate_speed.py; 1.09-1.13x at 4 and 8). An MLP, whose GEMMs split well, ran 0.8-1.04x as
-        fast in lanes, and so did batches of one sample (0.91x: the hand-over costs more than it saves), so
-        those keep one session (bench/README.md has the figures)."""
+        On the CPU, when the first batch holds at least LANE_MIN_FLOPS of arithmetic (sample_flops per sample),
+        the batches run in lanes (map_on_lanes): one single-threaded session per core, each taking the next
+        batch when it is free. Smaller batches cost more to hand over than they save and stay on the main
+        session. Each mode in a process of its own, on a 2-core Xeon (scratch lane_threshold.py), lanes made
+        0.69x the main session's samples/s for the ring MLP at batch 16 (1.1 MFLOP), 1.0x at 32, 1.1-1.3x at
+        64 to 256 (4.5 to 18 MFLOP); for the digits DCGAN 0.86-0.94x at batch 1 (2.7 MFLOP), 1.1x at 2 and
+        1.3-1.5x at 4 and 8. ONNX Runtime's ConvTranspose works one image at a time, so its threads only split
+        each image's small GEMM; an MLP's GEMMs are small at these batches and its threads mostly wait."""
         inputs = iter(inputs)
         first = next(inputs, None)
         if first is None:
             return
         inputs = itertools.chain([first], inputs)
-        lanes = self.lanes if len(first[0]) >= LANE_MIN_BATCH else []
+        lanes = self.lanes if lane_count(self) and len(first[0]) * self.sample_flops >= LANE_MIN_FLOPS else []
         if not lanes:
             for z, y in inputs:
                 yield z, y, self(z, y)
@@ -270,9 +271,13 @@ class OnnxGenerator(_OnnxModel):
     @functools.cached_property
     def lanes(self) -> list:
         """run_batches' copies of this generator in lanes (in_lane), opened on first use: one per core this
-        process may use, for a graph with a ConvTranspose; none otherwise."""
-        count = lane_count(self)
-        return [self.in_lane() for _ in range(count)] if count and "ConvTranspose" in graph_ops(self.path) else []
+        process may use (none when it may use one, or runs on CUDA)."""
+        return [self.in_lane() for _ in range(lane_count(self))]
+
+    @functools.cached_property
+    def sample_flops(self) -> float:
+        """Floating-point operations of one sample through this model (sample_flops)."""
+        return sample_flops(self.path)
 
 
 def lane_count(*models) -> int:
@@ -284,11 +289,43 @@ def lane_count(*models) -> int:
     return cores if cores >= 2 and all(m.provider == "cpu" for m in models) else 0
 
 
-def graph_ops(path) -> set[str]:
-    """The operator types of an ONNX file's main graph (external weights are not read)."""
+def sample_flops(path) -> float:
+    """2 x the multiply-adds of one sample through an ONNX file's Conv, ConvTranspose, Gemm and MatMul nodes.
+    The shapes come from ONNX shape inference on ONNX Runtime's basic optimisation of the graph at batch 1:
+    its constant folding resolves the reshapes that PyTorch's exporter computes from shapes, which shape
+    inference alone leaves unknown. A node whose shapes stay unknown counts 0."""
+    import tempfile
+
     import onnx
 
-    return {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+    ort = _ort()
+    model = onnx.load(str(path))
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].dim_value = 1
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        options.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
+        ort.InferenceSession(model.SerializeToString(), options, providers=[CPU])
+        graph = onnx.shape_inference.infer_shapes(onnx.load(options.optimized_model_filepath)).graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*graph.input, *graph.value_info, *graph.output]}
+    shapes.update({t.name: list(t.dims) for t in graph.initializer})
+    total = 0
+    for node in graph.node:
+        a, b = [shapes.get(name, []) for name in [*node.input, "", ""][:2]]
+        out = shapes.get(node.output[0], [])
+        if node.op_type == "Conv" and b:  # each output takes Cin/groups x kernel multiply-adds
+            total += 2 * math.prod(out) * math.prod(b[1:])
+        elif node.op_type == "ConvTranspose" and b:  # each input spreads over Cout/groups x kernel outputs
+            total += 2 * math.prod(a) * math.prod(b[1:])
+        elif node.op_type in ("Gemm", "MatMul") and a:
+            trans_a = any(attr.name == "transA" and attr.i for attr in node.attribute)
+            total += 2 * math.prod(out) * a[-2 if trans_a else -1]
+    return float(total)
 
 
 class OnnxDiscriminator(_OnnxModel):

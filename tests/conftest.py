@@ -63,6 +63,24 @@ def assert_usage_error(result, *needles):
     assert out == ""
 
 
+def torch_sample_flops(run) -> int:
+    """PyTorch's FlopCounterMode count of one sample through a run's exported generator module."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gantools.checkpoint import latest_checkpoint, load_checkpoint
+    from gantools.export import checkpoint_to_modules
+
+    state = load_checkpoint(latest_checkpoint(run))
+    module, _ = checkpoint_to_modules(state)
+    inputs = [torch.zeros(1, state["config"]["latent_dim"])]
+    if state["config"]["num_classes"]:
+        inputs.append(torch.zeros(1, dtype=torch.long))
+    with FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    return counter.get_total_flops()
+
+
 def _train(out, **options):
     from gantools.train import train
 

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import assert_usage_error
+from conftest import assert_usage_error, torch_sample_flops
 import torch
 
 import gantools.export as export_module
@@ -12,6 +12,7 @@ from gantools.checkpoint import latest_checkpoint, load_checkpoint
 from gantools.errors import GanToolsError
 from gantools.export import checkpoint_to_modules, disc_path_for, export_run
 from gantools.models import build_models
+from gantools.runtime import sample_flops
 
 
 def _meta(path):
@@ -197,3 +198,5 @@ def test_export_splits_the_dcgan_image_layer(tmp_path):
     products = [(n.op_type, kernels.get(n.input[0]) or kernels.get(n.input[1])) for n in model.graph.node
                 if n.op_type in ("Conv", "MatMul", "ConvTranspose")]
     assert products == [("ConvTranspose", [96, 48, 4, 4]), ("MatMul", [9, 48]), ("ConvTranspose", [9, 1, 3, 3])]
+    # the file's arithmetic: the module's, plus the one-hot sum's 3 x 3 multiply-adds per tap plane value
+    assert sample_flops(tmp_path / "g.onnx") == torch_sample_flops(tmp_path / "run") + 2 * (9 * 8 * 8) * 9

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
-from conftest import ThreadRecorded, assert_usage_error
+from conftest import ThreadRecorded, assert_usage_error, torch_sample_flops
 from PIL import Image
 
 from gantools.errors import GanToolsError
 from gantools.generate import generate
 from gantools.latents import labels_for, latents_for
-from gantools.runtime import OnnxGenerator
+from gantools.runtime import OnnxGenerator, sample_flops
 
 
 def test_latents_depend_only_on_seed_and_index():
@@ -244,7 +244,30 @@ def test_run_batches_in_lanes_equals_one_session_batch_by_batch(exported, monkey
         np.testing.assert_array_equal(x, g(z, y))
     list(g.run_batches(iter(inputs[2:])))  # a first batch of one sample: one session, no lanes
     assert len(ran_in) == len(sizes)
-    assert OnnxGenerator(exported["ring"], "cpu").lanes == []  # an MLP: its GEMMs split well over threads
+
+
+@pytest.mark.parametrize("name", ["ring", "cdcgan"])
+def test_run_batches_takes_lanes_for_batches_with_enough_arithmetic(exported, monkeypatch, name):
+    """A first batch just under LANE_MIN_FLOPS runs on the main session, one just over it in lanes."""
+    from gantools.runtime import LANE_MIN_FLOPS
+
+    monkeypatch.setattr("gantools.threads.usable_cores", lambda: 2)
+    g = OnnxGenerator(exported[name], "cpu")
+    ran_in = []
+    for lane in g.lanes:
+        lane.session = ThreadRecorded(lane.session, ran_in)
+    under = int(LANE_MIN_FLOPS // g.sample_flops)
+    for size, laned in ((under, 0), (under + 1, 1)):
+        z = latents_for(0, 0, size, g.latent_dim)
+        list(g.run_batches(iter([(z, labels_for(0, size, g.num_classes))])))
+        assert len(ran_in) == laned, size
+
+
+@pytest.mark.parametrize("name", ["ring", "dcgan", "cdcgan"])
+def test_sample_flops_counts_what_torch_counts(runs, exported, name):
+    """The ONNX file's arithmetic per sample equals PyTorch's FlopCounterMode count on the module it was exported
+    from (these widths split no convolution; test_export checks a split one)."""
+    assert sample_flops(exported[name]) == torch_sample_flops(runs[name])
 
 
 @pytest.mark.parametrize("name", ["ring", "dcgan"])  # the DCGAN's batches run in lanes (on 2+ cores)
