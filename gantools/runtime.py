@@ -249,7 +249,7 @@ class OnnxGenerator(_OnnxModel):
         On the CPU, when the first batch holds at least LANE_MIN_FLOPS of arithmetic (sample_flops per sample),
         the batches run in lanes (map_on_lanes): one single-threaded session per core, each taking the next
         batch when it is free. Smaller batches cost more to hand over than they save and stay on the main
-        session. Each mode in a process of its own, on a 2-core Xeon (scratch lane_threshold.py), lanes made
+        session. Each mode in a process of its own, on a 2-core Xeon (bench/README.md), lanes made
         0.69x the main session's samples/s for the ring MLP at batch 16 (1.1 MFLOP), 1.0x at 32, 1.1-1.3x at
         64 to 256 (4.5 to 18 MFLOP); for the digits DCGAN 0.86-0.94x at batch 1 (2.7 MFLOP), 1.1x at 2 and
         1.3-1.5x at 4 and 8. ONNX Runtime's ConvTranspose works one image at a time, so its threads only split
