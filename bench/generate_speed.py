@@ -23,6 +23,12 @@ trained for one step, then exported: speed does not depend on the weights).
    their discriminators): Refiner.run_batches as `generate` runs it (lanes
    on 2+ cores) against the same jobs refined one after another in the
    main sessions, at batch 256; --runs rounds, the main sessions first.
+4. Where lanes start to pay (runtime.LANE_MIN_FLOPS): the shipped ring and
+   digits generators at small batch sizes, the main session (ONNX
+   Runtime's own threads) against lanes, each mode in a process of its own
+   (in one process the main session's idle threads spin beside the lanes),
+   --runs alternating rounds of the best of 3 passes: samples/s, their
+   ratio and the paired ratio, and which of the two `generate` takes.
 
     python bench/generate_speed.py --runs 9
 """
@@ -103,6 +109,67 @@ def refine_rows(runs: int, quick: bool) -> list:
                   f"{paired:6.2f}x")
             rows.append({"model": name, "method": method, "n": n, "lanes": lanes, "lanes_s": med["lanes"],
                          "one_session_s": med["one_session"], "paired_ratio": paired, "all": times})
+    return rows
+
+
+LANE_PROBE = """
+import sys, time
+import numpy as np
+from gantools.runtime import OnnxGenerator, lane_count
+from gantools.threads import map_on_lanes
+path, batch, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+g = OnnxGenerator(path, "cpu")
+lanes = [g.in_lane() for _ in range(lane_count(g))] if mode == "lanes" else None
+n = max(batch * 64, int(sys.argv[4]))
+z = np.random.default_rng(0).standard_normal((n, g.latent_dim), dtype=np.float32)
+batches = [(z[i:i + batch], None) for i in range(0, n, batch)]
+def one_pass():
+    if lanes:
+        for _ in map_on_lanes(lanes, lambda lane, zy: lane(*zy), iter(batches)):
+            pass
+    else:
+        for zb, y in batches:
+            g(zb, y)
+one_pass()
+times = []
+for _ in range(3):
+    t0 = time.perf_counter()
+    one_pass()
+    times.append(time.perf_counter() - t0)
+print(n / min(times))
+"""
+LANE_SIZES = {"ring": ((16, 32, 64, 128, 256), 16384), "digits-dcgan": ((1, 2, 4, 8), 2048)}
+
+
+def lane_threshold_rows(runs: int, quick: bool) -> list:
+    """Section 4: the main session vs lanes at small batches, each mode in a process of its own."""
+    import subprocess
+    import sys
+
+    from gantools.runtime import LANE_MIN_FLOPS, sample_flops
+
+    rows = []
+    print(f"\nlanes vs the main session, each in a process of its own (median of {runs}); generate takes lanes "
+          f"from {LANE_MIN_FLOPS / 1e6:g} MFLOP a batch")
+    print(f"{'model':>13s} {'batch':>6s} {'MFLOP':>7s} {'main/s':>10s} {'lanes/s':>10s} {'ratio':>6s} {'paired':>7s} "
+          f"{'generate':>9s}")
+    for name, (sizes, samples) in LANE_SIZES.items():
+        path = ROOT / "exported" / f"{name}.onnx"
+        flops = sample_flops(path)
+        for batch in sizes[::2] if quick else sizes:
+            rates = {"main": [], "lanes": []}
+            for _ in range(runs):
+                for mode, got in rates.items():
+                    out = subprocess.run([sys.executable, "-c", LANE_PROBE, str(path), str(batch), mode,
+                                          str(samples)], capture_output=True, text=True, check=True, cwd=ROOT)
+                    got.append(float(out.stdout.split()[-1]))
+            med = {k: statistics.median(v) for k, v in rates.items()}
+            paired = statistics.median(a / b for a, b in zip(rates["lanes"], rates["main"]))
+            takes = "lanes" if batch * flops >= LANE_MIN_FLOPS else "main"
+            print(f"{name:>13s} {batch:6d} {batch * flops / 1e6:7.1f} {med['main']:10.0f} {med['lanes']:10.0f} "
+                  f"{med['lanes'] / med['main']:5.2f}x {paired:6.2f}x {takes:>9s}")
+            rows.append({"model": name, "batch": batch, "mflop": batch * flops / 1e6, "main": med["main"],
+                         "lanes": med["lanes"], "paired_ratio": paired, "generate_takes": takes, "all": rates})
     return rows
 
 
@@ -222,6 +289,7 @@ def main():
                 entry.update(one_session_s=med["one_session"], one_session_paired_ratio=one_paired)
             result["end_to_end"].append(entry)
     result["refine"] = refine_rows(runs, args.quick)
+    result["lane_threshold"] = lane_threshold_rows(runs, args.quick)
     save_json(args.json, result)
 
 
