@@ -224,8 +224,6 @@ def main():
                 # on this VM so short a pass moved the ratio by 2x between runs
                 total = max(total, -(-int(MIN_PASS_SECONDS * total / median_time(ort_pass, 1)[0]) // b) * b)
                 z = pass_latents(total)
-                # one session's threads spin for a while after its pass: the lanes (single-threaded) run after it,
-                # not eager, so that spinning slows ours, never the baseline
                 contenders = {**({"one_session": one_session_pass} if lanes else {}), "ort": ort_pass,
                               "eager": eager_pass}
                 times = interleaved_times(contenders, runs)

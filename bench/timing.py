@@ -58,15 +58,22 @@ def median_time(fn, runs: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+SETTLE_SECONDS = 0.1  # idle before each timed call of interleaved_times
+
+
 def interleaved_times(contenders: dict, runs: int) -> dict:
     """Seconds of each callable over `runs` rounds, each round calling every one in turn, after one warm-up
     call each: a round's times are taken side by side, so their ratios are not moved by the VM's speed
-    drifting over the rounds (paired_ratio)."""
+    drifting over the rounds (paired_ratio). Each timed call starts SETTLE_SECONDS after the previous one
+    ended: thread pools spin for a while after a call (ONNX Runtime's, libgomp's), and on 2 cores that
+    spinning slowed whatever ran next (the ring's lanes: 1.13M samples/s right after a two-threaded session's
+    pass, 1.60M after a 50 ms pause and 1.65M after their own pass; scratch s7/spin_pause.py)."""
     for fn in contenders.values():
         fn()  # warm-up: sessions, kernels, caches
     times = {name: [] for name in contenders}
     for _ in range(runs):
         for name, fn in contenders.items():
+            time.sleep(SETTLE_SECONDS)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

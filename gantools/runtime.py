@@ -68,7 +68,7 @@ def check_external_data(path: Path) -> None:
         return  # nothing to refer to anything: ONNX Runtime reports the empty file below
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         if data.find(b"location") < 0:  # every external-data entry has the key "location": none here
-            return  # (and the onnx package, 70 ms to import, is not needed)
+            return  # (and the onnx package is not imported: 1.0-1.4 s with ml_dtypes 0.7.0, bench/README.md)
     import onnx
 
     try:
