@@ -249,11 +249,12 @@ class OnnxGenerator(_OnnxModel):
         On the CPU, when the first batch holds at least LANE_MIN_FLOPS of arithmetic (sample_flops per sample),
         the batches run in lanes (map_on_lanes): one single-threaded session per core, each taking the next
         batch when it is free. Smaller batches cost more to hand over than they save and stay on the main
-        session. Each mode in a process of its own, on a 2-core Xeon (bench/README.md), lanes made
-        0.69x the main session's samples/s for the ring MLP at batch 16 (1.1 MFLOP), 1.0x at 32, 1.1-1.3x at
-        64 to 256 (4.5 to 18 MFLOP); for the digits DCGAN 0.86-0.94x at batch 1 (2.7 MFLOP), 1.1x at 2 and
-        1.3-1.5x at 4 and 8. ONNX Runtime's ConvTranspose works one image at a time, so its threads only split
-        each image's small GEMM; an MLP's GEMMs are small at these batches and its threads mostly wait."""
+        session. Each mode in a process of its own, on a 2-core Xeon (bench/README.md, four runs), lanes made
+        0.69-0.73x the main session's samples/s for the ring MLP at batch 16 (1.1 MFLOP), 0.86-1.05x at 32,
+        1.06-1.34x at 64 to 256 (4.5 to 18 MFLOP); for the digits DCGAN 0.73-1.04x at batch 1 (2.7 MFLOP),
+        0.98-1.22x at 2 and 1.29-1.69x at 4 and 8. ONNX Runtime's ConvTranspose works one image at a time, so
+        its threads only split each image's small GEMM; an MLP's GEMMs are small at these batches and its
+        threads mostly wait."""
         inputs = iter(inputs)
         first = next(inputs, None)
         if first is None:
@@ -287,6 +288,10 @@ def lane_count(*models) -> int:
 
     cores = cpu_share() or usable_cores()
     return cores if cores >= 2 and all(m.provider == "cpu" for m in models) else 0
+
+
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 def sample_flops(path) -> float:
@@ -325,10 +330,6 @@ def sample_flops(path) -> float:
         else:
             total += 2 * math.prod(out) * a[-1]
     return float(total)
-
-
-_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-                "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 class OnnxDiscriminator(_OnnxModel):
