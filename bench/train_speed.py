@@ -20,6 +20,13 @@ of the two timed runs, once training has set itself up and written config.json
 notice.
 
     python bench/train_speed.py --runs 3
+
+With --against REV, instead: the README's job (the digits DCGAN) of the
+commit REV (its `git archive`, first on the worker's PYTHONPATH) against this
+tree's, idle, fresh workers alternating, each tree with its own recipe; the
+steps/s, GFLOP/step and GFLOP/s of each and the paired ratios.
+
+    python bench/train_speed.py --against 160782b --runs 5
 """
 
 import contextlib
@@ -34,7 +41,7 @@ from pathlib import Path
 
 from timing import bench_parser, cpu_hog, matmul_peak, openmp_env, save_json
 
-WORKLOADS = {"digits": ("digits", 64), "ring": ("ring", 256)}  # data set, batch size of its recipe
+WORKLOADS = {"digits": ("digits", 64, "dcgan"), "ring": ("ring", 256, "mlp")}  # data set, recipe's batch, model
 CORES = str(len(os.sched_getaffinity(0)))
 # environment of each configuration; OMP_NUM_THREADS set by the user turns gantools' LoadWatch off
 POLICIES = {"as gantools picks": {}, "always PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -42,7 +49,7 @@ POLICIES = {"as gantools picks": {}, "always PASSIVE": {"OMP_WAIT_POLICY": "PASS
 LOADS = ("idle", "from the start", "after the start")  # when the competing process starts, if at all
 
 
-def worker(data: str, short: int, long: int) -> None:
+def worker(data: str, model: str, short: int, long: int) -> None:
     """Time the two runs, saying "run DIR" as each starts and "end" as it ends (measure starts a hog between)."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -51,26 +58,30 @@ def worker(data: str, short: int, long: int) -> None:
     quiet = {"progress": False, "checkpoint_every": 10 ** 9, "sample_every": 10 ** 9, "log_every": 10 ** 9}
     with tempfile.TemporaryDirectory() as tmp:
         with FlopCounterMode(display=False) as counter:
-            train(f"{tmp}/flops", data=data, steps=8, **quiet)
+            train(f"{tmp}/flops", data=data, model=model, steps=8, **quiet)
         seconds = {}
         for steps in (short, long):
             print(f"run {tmp}/run{steps}", flush=True)
             t0 = time.perf_counter()
-            train(f"{tmp}/run{steps}", data=data, steps=steps, **quiet)
+            train(f"{tmp}/run{steps}", data=data, model=model, steps=steps, **quiet)
             seconds[steps] = time.perf_counter() - t0
             print("end", flush=True)
-        start = json.loads(Path(f"{tmp}/run{long}/config.json").read_text())["torch_threads"]
-        last = json.loads(Path(f"{tmp}/run{long}/log.jsonl").read_text().splitlines()[-1])
+        start = json.loads(Path(f"{tmp}/run{long}/config.json").read_text()).get("torch_threads")
+        lines = Path(f"{tmp}/run{long}/log.jsonl").read_text().splitlines()
+        last = json.loads(lines[-1]) if lines else {}  # an older tree (--against) may log neither
     print(json.dumps({"steps_per_s": (long - short) / (seconds[long] - seconds[short]),
                       "policy": os.environ.get("OMP_WAIT_POLICY", "default"), "threads": start,
                       "threads_at_end": last.get("torch_threads", start),
                       "gflop_per_step": counter.get_total_flops() / 8 / 1e9}))
 
 
-def measure(data: str, policy: dict, load: str, short: int, long: int) -> dict:
-    """One fresh worker's result, with `policy`'s environment; `load` is one of LOADS."""
+def measure(workload: str, policy: dict, load: str, short: int, long: int, tree: str | None = None) -> dict:
+    """One fresh worker's result, with `policy`'s environment; `load` is one of LOADS; gantools from `tree`
+    (a source folder) instead of this environment's, if given."""
     env = openmp_env(policy)
-    argv = [sys.executable, __file__, "--worker", data, "--short", str(short), "--long", str(long)]
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (tree, env.get("PYTHONPATH"))))
+    argv = [sys.executable, __file__, "--worker", workload, "--short", str(short), "--long", str(long)]
     lines = []
     with cpu_hog(load == "from the start"), subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job, \
             contextlib.ExitStack() as later:
@@ -94,20 +105,26 @@ def main():
     parser.add_argument("--worker", help="internal: measure one workload in this process")
     parser.add_argument("--short", type=int, default=100)
     parser.add_argument("--long", type=int, default=500)
+    parser.add_argument("--against", metavar="REV", help="compare the digits job with that of git commit REV")
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker, args.short, args.long)
+        data, _, model = WORKLOADS[args.worker]
+        return worker(data, model, args.short, args.long)
     runs, short, long = (1, 20, 80) if args.quick else (args.runs, args.short, args.long)
+    if args.against:
+        with archived_tree(args.against) as old:
+            peak = matmul_peak(runs=3 if args.quick else 5)
+            return save_json(args.json, compare_trees(args.against, old, runs, short, long, peak))
     peak = matmul_peak(runs=3 if args.quick else 5)
     result = {"peak": peak, "runs": runs, "steps": [short, long], "rows": []}
     print(f"\n{'workload':8s} {'threads, OpenMP wait':30s} {'idle steps/s':>12s} {'loaded from start':>18s} "
           f"{'loaded after start':>19s} {'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
-    for name, (data, batch) in WORKLOADS.items():
+    for name, (_, batch, _) in WORKLOADS.items():
         for label, policy in POLICIES.items():
             rates, chosen = {load: [] for load in LOADS}, {load: [] for load in LOADS}
             for _ in range(runs):
                 for load in LOADS:
-                    got = measure(data, policy, load, short, long)
+                    got = measure(name, policy, load, short, long)
                     rates[load].append(got["steps_per_s"])
                     chosen[load].append({k: got[k] for k in ("policy", "threads", "threads_at_end")})
             med = {load: statistics.median(rates[load]) for load in LOADS}
@@ -125,6 +142,42 @@ def main():
                                    "samples_per_s": idle * batch, "gflop_per_step": got["gflop_per_step"],
                                    "fraction_of_peak": fraction, "threads": got["threads"]})
     save_json(args.json, result)
+
+
+@contextlib.contextmanager
+def archived_tree(rev: str):
+    """A temporary folder holding commit `rev` of this repository (`git archive`)."""
+    with tempfile.TemporaryDirectory() as folder:
+        here = Path(__file__).resolve().parent.parent
+        archive = subprocess.run(["git", "-C", str(here), "archive", rev], capture_output=True)
+        if archive.returncode:
+            raise SystemExit(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+        yield folder
+
+
+def compare_trees(rev: str, old: str, runs: int, short: int, long: int, peak: dict) -> dict:
+    """The digits job of commit `rev` (extracted in `old`) and of this tree, idle, alternating: medians and
+    paired ratios."""
+    trees = {rev: old, "this tree": str(Path(__file__).resolve().parent.parent)}
+    got = {name: [] for name in trees}
+    for _ in range(runs):
+        for name, tree in trees.items():
+            got[name].append(measure("digits", {}, "idle", short, long, tree))
+    rows = {}
+    print(f"\n{'digits job of':14s} {'steps/s':>8s} {'GFLOP/step':>10s} {'GFLOP/s':>8s} {'% of peak':>9s}")
+    for name, results in got.items():
+        rate = statistics.median(r["steps_per_s"] for r in results)
+        flop = results[-1]["gflop_per_step"]
+        rows[name] = {"steps_per_s": rate, "all": [r["steps_per_s"] for r in results], "gflop_per_step": flop,
+                      "gflops": rate * flop, "fraction_of_peak": rate * flop / peak["gflops"]}
+        print(f"{name:14s} {rate:8.1f} {flop:10.3f} {rate * flop:8.1f} {rate * flop / peak['gflops']:9.1%}")
+    paired = [now / then for now, then in zip(rows["this tree"]["all"], rows[rev]["all"])]
+    flops = rows["this tree"]["gflop_per_step"] / rows[rev]["gflop_per_step"]
+    print(f"this tree / {rev}, paired median of {runs}: steps/s {statistics.median(paired):.2f}x, "
+          f"GFLOP/s {statistics.median(paired) * flops:.2f}x")
+    return {"peak": peak, "runs": runs, "steps": [short, long], "against": rev, "trees": rows,
+            "paired_steps_ratio": statistics.median(paired), "paired_gflops_ratio": statistics.median(paired) * flops}
 
 
 if __name__ == "__main__":
