@@ -43,6 +43,7 @@ from timing import bench_parser, cpu_hog, matmul_peak, openmp_env, save_json
 
 WORKLOADS = {"digits": ("digits", 64, "dcgan"), "ring": ("ring", 256, "mlp")}  # data set, recipe's batch, model
 CORES = str(len(os.sched_getaffinity(0)))
+REPO = Path(__file__).resolve().parent.parent  # this tree, for --against
 # environment of each configuration; OMP_NUM_THREADS set by the user turns gantools' LoadWatch off
 POLICIES = {"as gantools picks": {}, "always PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
             "libgomp default, fixed threads": {"OMP_NUM_THREADS": CORES}}
@@ -148,8 +149,7 @@ def main():
 def archived_tree(rev: str):
     """A temporary folder holding commit `rev` of this repository (`git archive`)."""
     with tempfile.TemporaryDirectory() as folder:
-        here = Path(__file__).resolve().parent.parent
-        archive = subprocess.run(["git", "-C", str(here), "archive", rev], capture_output=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True)
         if archive.returncode:
             raise SystemExit(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
         subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
@@ -159,7 +159,7 @@ def archived_tree(rev: str):
 def compare_trees(rev: str, old: str, runs: int, short: int, long: int, peak: dict) -> dict:
     """The digits job of commit `rev` (extracted in `old`) and of this tree, idle, alternating: medians and
     paired ratios."""
-    trees = {rev: old, "this tree": str(Path(__file__).resolve().parent.parent)}
+    trees = {rev: old, "this tree": str(REPO)}
     got = {name: [] for name in trees}
     for _ in range(runs):
         for name, tree in trees.items():
