@@ -67,7 +67,7 @@ def interleaved_times(contenders: dict, runs: int) -> dict:
     drifting over the rounds (paired_ratio). Each timed call starts SETTLE_SECONDS after the previous one
     ended: thread pools spin for a while after a call (ONNX Runtime's, libgomp's), and on 2 cores that
     spinning slowed whatever ran next (the ring's lanes: 1.13M samples/s right after a two-threaded session's
-    pass, 1.60M after a 50 ms pause and 1.65M after their own pass; scratch s7/spin_pause.py)."""
+    pass, 1.60M after a 50 ms pause and 1.65M after their own pass; bench/README.md)."""
     for fn in contenders.values():
         fn()  # warm-up: sessions, kernels, caches
     times = {name: [] for name in contenders}
