@@ -25,14 +25,14 @@ RECIPES = {
     ("ring", "mlp"): dict(_POINTS, steps=8000),  # 8 modes settle sooner; longer runs drifted off a mode late
     ("grid", "mlp"): _POINTS,
     ("digits", "dcgan"): dict(
-        steps=8000, batch_size=64, lr=1e-3, beta1=0.0, beta2=0.99, lr_schedule="linear", r1=1.0, mixture=50,
-        ema=0.999, width=48, g_norm="none",
+        steps=10000, batch_size=64, lr=1e-3, beta1=0.0, beta2=0.99, lr_schedule="linear", r1=1.0, mixture=50,
+        ema=0.999, width=32, g_norm="none",  # as good as 8,000 steps at width 48, in two thirds of the time
     ),
 }
 
 # what changes when the model is --conditional (a recipe of its own, "digits/dcgan+conditional")
 CONDITIONAL = {
-    ("digits", "dcgan"): dict(width=32),  # as good as width 48 conditioned on the class, in half the time
+    ("digits", "dcgan"): dict(steps=8000),  # conditioned on the class, 8,000 steps are enough
 }
 
 DEFAULT_MODEL = {"digits": "dcgan"}

@@ -186,9 +186,12 @@ def test_split_narrow_convs_leaves_other_convolutions(cout, cin, kernel, attrs):
 
 
 def test_export_splits_the_dcgan_image_layer(tmp_path):
-    """At the recipe's width, export splits the DCGAN's 48 -> 1 image layer into a product and a sum, and the file
-    still passes the parity check against PyTorch (export_run raises otherwise)."""
+    """At the recipe's width, export splits the DCGAN's width -> 1 image layer into a product and a sum, and the
+    file still passes the parity check against PyTorch (export_run raises otherwise)."""
+    from gantools.recipes import RECIPES
     from gantools.train import train
+
+    w = RECIPES[("digits", "dcgan")]["width"]
 
     train(tmp_path / "run", data="digits", model="dcgan", steps=1, progress=False)
     report = export_run(tmp_path / "run", tmp_path / "g.onnx", discriminator=False)
@@ -197,6 +200,6 @@ def test_export_splits_the_dcgan_image_layer(tmp_path):
     kernels = {t.name: list(t.dims) for t in model.graph.initializer}
     products = [(n.op_type, kernels.get(n.input[0]) or kernels.get(n.input[1])) for n in model.graph.node
                 if n.op_type in ("Conv", "MatMul", "ConvTranspose")]
-    assert products == [("ConvTranspose", [96, 48, 4, 4]), ("MatMul", [9, 48]), ("ConvTranspose", [9, 1, 3, 3])]
+    assert products == [("ConvTranspose", [2 * w, w, 4, 4]), ("MatMul", [9, w]), ("ConvTranspose", [9, 1, 3, 3])]
     # the file's arithmetic: the module's, plus the one-hot sum's 3 x 3 multiply-adds per tap plane value
     assert sample_flops(tmp_path / "g.onnx") == torch_sample_flops(tmp_path / "run") + 2 * (9 * 8 * 8) * 9

@@ -147,7 +147,7 @@ def test_conditional_models_get_their_own_recipe():
     cond, plain = recipe_settings("digits:train", None, True), recipe_settings("digits", "dcgan")
     assert cond["recipe"] == "digits/dcgan+conditional" and plain["recipe"] == "digits/dcgan"
     assert cond == {**plain, **CONDITIONAL[("digits", "dcgan")], "recipe": cond["recipe"]}
-    assert cond["width"] != plain["width"]
+    assert cond["steps"] < plain["steps"]
     assert recipe_settings("ring", None, True)["recipe"] == "ring/mlp"  # no conditional variant: the plain one
 
 
