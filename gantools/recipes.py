@@ -26,7 +26,7 @@ RECIPES = {
     ("grid", "mlp"): _POINTS,
     ("digits", "dcgan"): dict(
         steps=10000, batch_size=64, lr=1e-3, beta1=0.0, beta2=0.99, lr_schedule="linear", r1=1.0, mixture=50,
-        ema=0.999, width=32, g_norm="none",  # as good as 8,000 steps at width 48, in two thirds of the time
+        ema=0.999, width=32, g_norm="none",  # as good as width 48 at 8,000 steps (bench/README.md), in 0.72x the time
     ),
 }
 
