@@ -172,12 +172,11 @@ def compare_trees(rev: str, old: str, runs: int, short: int, long: int, peak: di
         rows[name] = {"steps_per_s": rate, "all": [r["steps_per_s"] for r in results], "gflop_per_step": flop,
                       "gflops": rate * flop, "fraction_of_peak": rate * flop / peak["gflops"]}
         print(f"{name:14s} {rate:8.1f} {flop:10.3f} {rate * flop:8.1f} {rate * flop / peak['gflops']:9.1%}")
-    paired = [now / then for now, then in zip(rows["this tree"]["all"], rows[rev]["all"])]
+    ratio = statistics.median(now / then for now, then in zip(rows["this tree"]["all"], rows[rev]["all"]))
     flops = rows["this tree"]["gflop_per_step"] / rows[rev]["gflop_per_step"]
-    print(f"this tree / {rev}, paired median of {runs}: steps/s {statistics.median(paired):.2f}x, "
-          f"GFLOP/s {statistics.median(paired) * flops:.2f}x")
+    print(f"this tree / {rev}, paired median of {runs}: steps/s {ratio:.2f}x, GFLOP/s {ratio * flops:.2f}x")
     return {"peak": peak, "runs": runs, "steps": [short, long], "against": rev, "trees": rows,
-            "paired_steps_ratio": statistics.median(paired), "paired_gflops_ratio": statistics.median(paired) * flops}
+            "paired_steps_ratio": ratio, "paired_gflops_ratio": ratio * flops}
 
 
 if __name__ == "__main__":
