@@ -145,7 +145,7 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
         loss = d_loss(config["loss"], real_logits, D(G(z, y).detach(), y))
         if t % 4 == 0:  # lazy R1 (StyleGAN2): 4 x gamma/2 E||grad_x D(x)||^2
             (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
-            loss = loss + 4 * options["r1"] / 2 * (grad ** 2).sum(dim=1).mean()
+            loss = loss + 4 * options["r1"] / 2 * grad.flatten(1).pow(2).sum(dim=1).mean()
         opt_d.zero_grad()
         loss.backward()
         opt_d.step()
