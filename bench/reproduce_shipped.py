@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gantools.export import disc_path_for
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "exported"
 LONGEST = ("digits-dcgan.onnx", "digits-cdcgan.onnx")  # started first, side by side: the whole check ends sooner
@@ -79,7 +81,7 @@ def reproduce(name: str, command: str, scratch: Path, env: dict) -> tuple[str, f
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         return name, seconds, [f"{name}: command failed ({done.returncode}): {done.stderr.strip()[-300:]}"]
-    disc = name.replace(".onnx", ".disc.onnx")  # a GAN's discriminator, made by the same command
+    disc = disc_path_for(name).name  # a GAN's discriminator, made by the same command
     files = [name, disc] if (SHIPPED / disc).exists() else [name]
     return name, seconds, [f"{f}: {compare(scratch / 'exported' / f, SHIPPED / f)}" for f in files]
 
