@@ -153,6 +153,9 @@ def _recipes_epilog() -> str:
 @click.option("--r1-final", type=click.FloatRange(min=0, min_open=True), default=None,
               help="R1 weight at the end of the run: gamma decays geometrically from --r1 to it [default: --r1, "
                    "constant, or the recipe's].")
+@click.option("--r1-every", type=click.IntRange(min=1), default=None,
+              help="Apply R1 on every Nth discriminator step, scaled by N (lazy regularisation, as StyleGAN2): the "
+                   f"same mean penalty at a fraction of its cost. {_RECIPE}")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None,
               help=f"Decay of the generator's moving average (exported); 0 turns it off. {_RECIPE}")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None, help=_RECIPE)

@@ -58,6 +58,7 @@ class TrainConfig:
     gp_weight: float | None = None  # default: 10 for wgan-gp, else 0
     r1: float | None = None
     r1_final: float | None = None  # default: r1 (constant); else decays geometrically from r1 to it
+    r1_every: int | None = None  # lazy R1 (StyleGAN2): the penalty, scaled by this, on every r1_every-th D step
     ema: float | None = None  # 0 disables the moving average
     latent_dim: int | None = None
     width: int | None = None  # default: 128 hidden units (mlp), 64 base channels (dcgan)
@@ -75,7 +76,6 @@ class TrainConfig:
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
-R1_EVERY = 4  # lazy R1 (StyleGAN2): the penalty, scaled by 4, on every fourth discriminator step
 
 
 def lr_factor(schedule: str, step: int, steps: int) -> float:
@@ -112,7 +112,8 @@ def _check_options(c: dict) -> None:
         raise GanToolsError(f"--g-norm must be one of {', '.join(G_NORMS)}, got {c['g_norm']!r}")
     if c["lr_schedule"] not in LR_SCHEDULES:
         raise GanToolsError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {c['lr_schedule']!r}")
-    positive = ("steps", "batch_size", "latent_dim", "checkpoint_every", "sample_every", "log_every", "keep")
+    positive = ("steps", "batch_size", "latent_dim", "r1_every", "checkpoint_every", "sample_every", "log_every",
+                "keep")
     for name in positive:
         if c[name] < 1:
             raise GanToolsError(f"--{name.replace('_', '-')} must be at least 1, got {c[name]}")
@@ -153,8 +154,10 @@ def _check_options_fit(cfg: TrainConfig, c: dict, source) -> None:
         raise GanToolsError("--g-norm sets the dcgan generator's normalisation; drop it for --model mlp")
     if cfg.levels is not None and source.kind != "image":
         raise GanToolsError(f"--levels rounds generated pixels; {cfg.data} holds 2-D points, drop it")
-    if cfg.r1_final is not None and not c["r1"]:
-        raise GanToolsError("--r1-final is where the R1 penalty decays to: give --r1 too, or drop --r1-final")
+    for name in ("r1_final", "r1_every"):
+        if getattr(cfg, name) is not None and not c["r1"]:
+            flag = "--" + name.replace("_", "-")
+            raise GanToolsError(f"{flag} shapes the R1 penalty, which is off: give --r1 too, or drop {flag}")
     if isinstance(source, ArraySource) and len(source) < 2:
         raise GanToolsError(f"{cfg.data} holds {len(source)} sample; a GAN learns a distribution from many")
 
@@ -258,7 +261,7 @@ def _start_run(out: Path, options: dict, resume: bool):
             raise GanToolsError(f"--resume --steps: the run's learning-rate or R1 schedule decays over its own "
                                 f"{saved['steps']} steps; resume without --steps, or start a new run")
         merged = {**CLASSIC, "levels": 0, "gp_weight": 10.0 if saved.get("loss") == "wgan-gp" else 0.0,
-                  "r1_final": saved.get("r1", 0.0)}
+                  "r1_final": saved.get("r1", 0.0), "r1_every": 4}
         # (settings that runs of older versions did not record)
         merged.update({k: v for k, v in saved.items() if k in fields})
         merged.update({k: options[k] for k in RESUMABLE_OPTIONS if k in options})
@@ -429,7 +432,7 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
             sub = t * config["n_critic"] + k
             rng = np.random.default_rng([seed, sub, 1])
             x_real, y_real = source.draw(B, seed, sub, rows)
-            lazy_r1 = bool(config["r1"]) and sub % R1_EVERY == 0
+            lazy_r1 = bool(config["r1"]) and sub % config["r1_every"] == 0
             x_real = tensor(x_real).requires_grad_(lazy_r1)
             y = tensor(y_real, torch.int64) if K else None
             z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
@@ -443,7 +446,7 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
                 eps = tensor(rng.random(B, dtype=np.float32)[rows])
                 ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
             if lazy_r1:
-                ld = ld + r1_weight(config, t) * R1_EVERY * r1_penalty(real_logits, x_real)
+                ld = ld + r1_weight(config, t) * config["r1_every"] * r1_penalty(real_logits, x_real)
             opt_d.zero_grad(set_to_none=True)
             ld.backward()
             opt_d.step()

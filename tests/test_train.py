@@ -103,6 +103,18 @@ def test_resume_can_extend_steps_under_a_constant_learning_rate(tmp_path):
     _assert_same_state(load_checkpoint(full), load_checkpoint(resumed))
 
 
+def test_a_run_of_an_older_version_resumes_with_r1_on_every_fourth_step(tmp_path):
+    """Runs made before r1_every was recorded applied R1 on every fourth D step; resuming one must keep that."""
+    opts = dict(data="ring", lr_schedule="constant", r1=1.0, r1_final=1.0, r1_every=4, steps=8, **SMALL)
+    full = train(tmp_path / "full", progress=False, **opts)
+    train(tmp_path / "old", progress=False, **{**opts, "steps": 3})  # resumed before step 4, an R1 step
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["r1_every"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    resumed = train(tmp_path / "old", resume=True, progress=False, steps=8)
+    _assert_same_state(load_checkpoint(full), load_checkpoint(resumed))
+
+
 def test_resume_cannot_stretch_a_decaying_schedule(tmp_path):
     train(tmp_path / "r", progress=False, data="ring", lr_schedule="linear", steps=4, **SMALL)
     with pytest.raises(GanToolsError, match="decays over its own 4 steps"):
@@ -118,12 +130,14 @@ def test_learning_rate_schedules_are_pure_functions_of_the_step():
 @pytest.mark.parametrize("options", [
     dict(data="ring", model="mlp", loss="ns", r1=0.0),
     dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0),
+    dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0, r1_every=2),
     dict(data="digits", model="mlp", loss="hinge", conditional=True, r1=0.0),
 ])
 def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     """The loop against the algorithm written out (Goodfellow et al.'s, with Adam): D steps on real samples and
-    on G's fakes (plus, every 4th step, 4x the R1 penalty), then G steps through the updated D on fresh latents
-    (and fresh uniform labels, conditional); two D passes here, where train makes one pass over both halves."""
+    on G's fakes (plus, every r1_every-th step, r1_every x the R1 penalty), then G steps through the updated D on
+    fresh latents (and fresh uniform labels, conditional); two D passes here, where train makes one pass over both
+    halves."""
     from gantools.data import load_source
     from gantools.losses import d_loss, g_loss
     from gantools.models import build_models
@@ -143,9 +157,10 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
         z = torch.as_tensor(np.random.default_rng([seed, t, 1]).standard_normal((B, L), dtype=np.float32))
         real_logits = D(x, y)
         loss = d_loss(config["loss"], real_logits, D(G(z, y).detach(), y))
-        if t % 4 == 0:  # lazy R1 (StyleGAN2): 4 x gamma/2 E||grad_x D(x)||^2
+        every = config["r1_every"]  # as recorded: the ring recipe's 4, or the option given
+        if t % every == 0:  # lazy R1 (StyleGAN2): every x gamma/2 E||grad_x D(x)||^2
             (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
-            loss = loss + 4 * options["r1"] / 2 * grad.flatten(1).pow(2).sum(dim=1).mean()
+            loss = loss + every * options["r1"] / 2 * grad.flatten(1).pow(2).sum(dim=1).mean()
         opt_d.zero_grad()
         loss.backward()
         opt_d.step()
