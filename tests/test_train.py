@@ -150,6 +150,7 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     G, D = build_models(config)
     opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=config["lr"], betas=(config["beta1"], config["beta2"]))
                     for m in (G, D))
+    every = config["r1_every"]  # as recorded: the ring recipe's 4, or the option given
     for t in range(5):
         x, y = source.draw(B, seed, t)
         x = torch.as_tensor(x, dtype=torch.float32).requires_grad_(True)
@@ -157,7 +158,6 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
         z = torch.as_tensor(np.random.default_rng([seed, t, 1]).standard_normal((B, L), dtype=np.float32))
         real_logits = D(x, y)
         loss = d_loss(config["loss"], real_logits, D(G(z, y).detach(), y))
-        every = config["r1_every"]  # as recorded: the ring recipe's 4, or the option given
         if t % every == 0:  # lazy R1 (StyleGAN2): every x gamma/2 E||grad_x D(x)||^2
             (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
             loss = loss + every * options["r1"] / 2 * grad.flatten(1).pow(2).sum(dim=1).mean()
