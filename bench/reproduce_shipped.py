@@ -1,7 +1,8 @@
 """Do exported/README.md's commands still make the shipped models? Retrain each and compare.
 
-The shipped files in exported/ are the seed-0 runs of the recipes, and
-exported/README.md's table gives the command that makes each. A change to the
+The shipped files in exported/ are runs of the recipes (the seed each one
+ships is exported/README.md's rule), and exported/README.md's table gives the
+command that makes each. A change to the
 training code that moves its floating-point sums makes other weights of the
 same quality, and nothing else notices: the shipped files, and every figure
 measured on them, silently stop being what their commands make. This script
