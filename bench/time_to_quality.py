@@ -115,17 +115,15 @@ def main():
     todo = [j for j in wanted if j not in {(r["job"], r["steps"], r["seed"]) for r in results}]
     lock = threading.Lock()
 
-    def run_and_log(job):
-        got = train_export_score(job, root, envs, data, classifier)
+    def log_one(got: dict) -> dict:
         with lock, log.open("a") as f:
             f.write(json.dumps(got) + "\n")
         print(json.dumps(got), file=sys.stderr, flush=True)
         return got
 
-    with archived_tree(args.against) as old_tree:
+    with archived_tree(args.against) as old_tree, ThreadPoolExecutor(max_workers=args.jobs) as pool:
         envs = {"old": dict(env, PYTHONPATH=old_tree), "recipe": env}
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            results += list(pool.map(run_and_log, todo))
+        results += list(pool.map(lambda job: log_one(train_export_score(job, root, envs, data, classifier)), todo))
 
     print(f"\nMatMul peak {peak['gflops']:.1f} GFLOP/s; digits classifier held-out accuracy {clf_accuracy:.4f}; "
           f"domain FID between two halves of the digits {baseline_fid:.4g}; the old job: {args.against}, "
