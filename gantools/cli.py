@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from .errors import GanToolsError, GateFailed
-from .train import TrainConfig
+from .train_config import TrainConfig
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 DISTRIBUTED = ("train", "generate", "score", "stats")  # the commands that split their work under torchrun

@@ -28,51 +28,14 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GanToolsError
 from .files import write_text_atomic
+from .train_config import TrainConfig
 
 # Options that may differ when resuming: they change neither the weights nor the batches.
 RESUMABLE_OPTIONS = ("steps", "device", "checkpoint_every", "sample_every", "log_every", "keep", "tensorboard")
-
-
-@dataclass
-class TrainConfig:
-    """Training options; None means "the recipe's value" (see recipes.py), resolved in resolve_config."""
-
-    data: str = "digits"
-    image_size: int | None = None
-    model: str | None = None  # default: dcgan for digits, else mlp
-    conditional: bool = False
-    skip_bad_images: bool = False
-    loss: str | None = None
-    steps: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    beta1: float | None = None
-    beta2: float | None = None
-    lr_schedule: str | None = None
-    n_critic: int | None = None  # default: 5 for wgan-gp, else 1
-    gp_weight: float | None = None  # default: 10 for wgan-gp, else 0
-    r1: float | None = None
-    r1_final: float | None = None  # default: r1 (constant); else decays geometrically from r1 to it
-    r1_every: int | None = None  # lazy R1 (StyleGAN2): the penalty, scaled by this, on every r1_every-th D step
-    ema: float | None = None  # 0 disables the moving average
-    latent_dim: int | None = None
-    width: int | None = None  # default: 128 hidden units (mlp), 64 base channels (dcgan)
-    mixture: int | None = None
-    g_norm: str | None = None  # dcgan generator: batch (BatchNorm) or none
-    levels: int | None = None  # default: the data's grey levels when there are few, else 0 (continuous)
-    spectral_norm: bool | None = None
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 500
-    sample_every: int = 500
-    log_every: int = 50
-    keep: int = 3
-    tensorboard: bool = False  # also write TensorBoard scalars and sample images to RUN/tensorboard
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
