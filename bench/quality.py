@@ -124,6 +124,31 @@ def digits_baseline(root: Path, env: dict) -> tuple[Path, float, float]:
     return clf, accuracy, got["fid"]
 
 
+def workdir_env(root: Path, jobs: int) -> dict:
+    """The environment of a benchmark's gantools commands: one thread each when runs go side by side, and
+    the workdir's own cache (the Inception export, cached features)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else dict(os.environ)
+    env["GANTOOLS_CACHE"] = str(root / "cache")
+    return env
+
+
+class RunLog:
+    """WORKDIR/results.jsonl: each finished run appended as it ends, from any worker thread, and read back
+    by a rerun, which then skips the runs already there."""
+
+    def __init__(self, root: Path):
+        self.path, self.lock = root / "results.jsonl", threading.Lock()
+
+    def read(self) -> list[dict]:
+        return [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.exists() else []
+
+    def append(self, got: dict) -> dict:
+        with self.lock, self.path.open("a") as f:
+            f.write(json.dumps(got) + "\n")
+        print(json.dumps(got), file=sys.stderr, flush=True)
+        return got
+
+
 def mean_se(values, percent: bool = False) -> str:
     v = [float(x) for x in values]
     se = statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0
@@ -192,34 +217,24 @@ def main():
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     root = Path(args.workdir or tempfile.mkdtemp(prefix="gantools-quality-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1") if args.jobs > 1 else dict(os.environ)
-    env["GANTOOLS_CACHE"] = str(root / "cache")
+    env = workdir_env(root, args.jobs)
 
     classifier, clf_accuracy, baseline_fid = None, None, None
     if any(n in DIGIT_RECIPES for n in names):
         classifier, clf_accuracy, baseline_fid = digits_baseline(root, env)
     wanted = {(name, seed) for name in names for seed in range(digit_seeds if name in DIGIT_RECIPES else seeds)}
-    log = root / "results.jsonl"
-    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    latest = {(r["recipe"], r["seed"]): r for r in done}  # a rescored run's later line replaces its first
+    log = RunLog(root)
+    latest = {(r["recipe"], r["seed"]): r for r in log.read()}  # a rescored run's later line replaces its first
     results = [r for key, r in latest.items() if key in wanted]
     jobs = sorted(wanted - {(r["recipe"], r["seed"]) for r in results}, key=lambda j: (j[1], names.index(j[0])))
-    lock = threading.Lock()
-
-    def log_one(got):
-        with lock, log.open("a") as f:
-            f.write(json.dumps(got) + "\n")
-        print(json.dumps(got), file=sys.stderr, flush=True)
-        return got
-
     def rescore_and_log(done_run):
-        return log_one({**done_run, **score_one(done_run["recipe"], done_run["seed"], root, env, classifier)})
+        return log.append({**done_run, **score_one(done_run["recipe"], done_run["seed"], root, env, classifier)})
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         if args.rescore:
             results = list(pool.map(rescore_and_log, results))
-        results += list(pool.map(lambda job: log_one(run_one(*job, root, env, classifier)), jobs))
+        results += list(pool.map(lambda job: log.append(run_one(*job, root, env, classifier)), jobs))
 
     print(f"gantools quality benchmark: {seeds} seeds per 2-D recipe, {digit_seeds} per digits recipe, "
           f"{args.jobs} run(s) side by side "

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,8 +94,7 @@ def main():
     lengths = [200] if args.quick else lengths
     root = Path(args.workdir or tempfile.mkdtemp(prefix="gantools-ttq-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1") if args.jobs > 1 else dict(os.environ)
-    env["GANTOOLS_CACHE"] = str(root / "cache")
+    env = quality.workdir_env(root, args.jobs)
     peak = matmul_peak(runs=3)
     classifier, clf_accuracy, baseline_fid = quality.digits_baseline(root, env)
 
@@ -107,23 +103,17 @@ def main():
     split = load_source("digits:train")
     np.savez(root / "digits-train.npz", x=split.x, y=split.y)  # the old tree's reading of the same digits
     data = {"old": ["--data", root / "digits-train.npz", "--model", "dcgan"], "recipe": ["--data", "digits:train"]}
-    log = root / "results.jsonl"
-    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log = quality.RunLog(root)
     # seed by seed, so that the runs compared share the machine's speed of the moment (it drifts over an hour)
     wanted = [job for s in range(seeds) for job in [("old", old_steps, s)] + [("recipe", n, s) for n in lengths]]
-    results = [r for r in done if (r["job"], r["steps"], r["seed"]) in wanted]
-    todo = [j for j in wanted if j not in {(r["job"], r["steps"], r["seed"]) for r in results}]
-    lock = threading.Lock()
-
-    def log_one(got: dict) -> dict:
-        with lock, log.open("a") as f:
-            f.write(json.dumps(got) + "\n")
-        print(json.dumps(got), file=sys.stderr, flush=True)
-        return got
+    results = [r for r in log.read() if (r["job"], r["steps"], r["seed"]) in wanted]
+    finished = {(r["job"], r["steps"], r["seed"]) for r in results}
+    todo = [j for j in wanted if j not in finished]
 
     with archived_tree(args.against) as old_tree, ThreadPoolExecutor(max_workers=args.jobs) as pool:
         envs = {"old": dict(env, PYTHONPATH=old_tree), "recipe": env}
-        results += list(pool.map(lambda job: log_one(train_export_score(job, root, envs, data, classifier)), todo))
+        results += list(pool.map(lambda job: log.append(train_export_score(job, root, envs, data, classifier)),
+                                   todo))
 
     print(f"\nMatMul peak {peak['gflops']:.1f} GFLOP/s; digits classifier held-out accuracy {clf_accuracy:.4f}; "
           f"domain FID between two halves of the digits {baseline_fid:.4g}; the old job: {args.against}, "
