@@ -9,6 +9,7 @@ measured on a seeded split and stored in the file's metadata.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,18 +25,27 @@ FEATURES = 128
 
 
 class DomainClassifier(nn.Module):
-    """[0, 1] images (resized to the training size inside) -> (features [N, 128], logits [N, K])."""
+    """[0, 1] images (resized to the training size inside) -> (features [N, 128], logits [N, K]).
+
+    The last feature map is pooled to 2 x 2, not to one value a channel: where a stroke lies tells digits apart,
+    and a global average forgets it (on 3,000 MNIST digits: 90% held-out accuracy against 98%+).
+    """
 
     def __init__(self, sample_shape, num_classes: int):
         super().__init__()
         channels, h, w = sample_shape
         self.size = (h, w)
+
+        def block(cin, cout, stride):
+            return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        side = math.ceil(math.ceil(h / 2) / 2)  # of the last feature map (the input is resized to h x w first)
+        pooled = min(2, side)
+        window = math.ceil(side / pooled)  # AdaptiveAvgPool2d(2)'s windows, as a fixed pooling ONNX exports
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(128, FEATURES), nn.ReLU(),
+            *block(channels, 32, 1), *block(32, 64, 2), *block(64, 128, 2),
+            nn.AvgPool2d(window, stride=max(1, side - window)), nn.Flatten(),
+            nn.Linear(128 * pooled * pooled, FEATURES), nn.ReLU(),
         )
         self.head = nn.Linear(FEATURES, num_classes)
 
@@ -43,6 +53,17 @@ class DomainClassifier(nn.Module):
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)  # identity at the same size
         features = self.body(x * 2.0 - 1.0)
         return features, self.head(features)
+
+
+def shifted(x: np.ndarray, rng: np.random.Generator, most: int) -> np.ndarray:
+    """Each image moved by its own random offset of up to `most` pixels each way, the edge filled with zeros
+    (augmentation: a classifier of a few thousand images otherwise learns where strokes sit, not their shape)."""
+    n, _, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (most, most), (most, most)))
+    dy, dx = rng.integers(0, 2 * most + 1, size=(2, n))
+    rows = (dy[:, None] + np.arange(h))[:, :, None]  # [n, h, 1]
+    cols = (dx[:, None] + np.arange(w))[:, None, :]  # [n, 1, w]
+    return padded[np.arange(n)[:, None, None], :, rows, cols].transpose(0, 3, 1, 2)
 
 
 @dataclass
@@ -82,15 +103,19 @@ def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, 
     torch.manual_seed(seed)
     model = DomainClassifier(src.sample_shape, src.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.from_numpy(x[train]), torch.from_numpy(y[train])
+    per_epoch = max(1, len(train) // batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3 * lr, total_steps=epochs * per_epoch)
+    most = max(1, src.sample_shape[1] // 14)  # the shift of augmentation: 1 pixel of 8, 2 of MNIST's 28
+    xt, yt = x[train], torch.from_numpy(y[train])
     rng = np.random.default_rng([seed, 1])
     for _ in progress_bar(range(epochs), enabled=progress, desc="train-classifier", unit="epoch"):
         model.train()
-        for batch in np.array_split(rng.permutation(len(train)), max(1, len(train) // batch_size)):
-            loss = F.cross_entropy(model(xt[batch])[1], yt[batch])
+        for batch in np.array_split(rng.permutation(len(train)), per_epoch):
+            loss = F.cross_entropy(model(torch.from_numpy(shifted(xt[batch], rng, most)))[1], yt[batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            schedule.step()
     model.eval()
     with torch.no_grad():
         predicted = model(torch.from_numpy(x[test]))[1].argmax(dim=1).numpy()

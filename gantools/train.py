@@ -140,7 +140,8 @@ def resolve_config(cfg: TrainConfig, source) -> dict:
     if out.get("gp_weight") is None:
         out["gp_weight"] = 10.0 if out["loss"] == "wgan-gp" else 0.0
     out["width"] = out.get("width") or (128 if out["model"] == "mlp" else 64)
-    out["levels"] = cfg.levels if cfg.levels is not None else grey_levels(source)
+    if out.get("levels") is None:  # neither given nor the recipe's: the data's own grey levels, if few
+        out["levels"] = grey_levels(source)
     _check_options(out)
     check_model_fits(out["model"], source.kind, source.sample_shape)  # also checks the model name
     if cfg.conditional and not source.num_classes:

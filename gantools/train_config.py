@@ -12,7 +12,7 @@ class TrainConfig:
 
     data: str = "digits"
     image_size: int | None = None
-    model: str | None = None  # default: dcgan for digits, else mlp
+    model: str | None = None  # default: dcgan for digits and mnist, else mlp
     conditional: bool = False
     skip_bad_images: bool = False
     loss: str | None = None

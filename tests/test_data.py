@@ -243,7 +243,7 @@ def test_mnist_idx_errors(tmp_path):
 
 
 def test_unknown_source_names_the_choices():
-    with pytest.raises(GanToolsError, match="digits, ring, grid"):
+    with pytest.raises(GanToolsError, match="digits, mnist, ring, grid"):
         load_source("imagenet")
     with pytest.raises(GanToolsError, match="2-D"):
         load_source("ring", image_size=8)
@@ -261,7 +261,7 @@ def test_a_missing_path_is_reported_as_missing_not_as_an_unknown_source(tmp_path
 
 
 def test_an_unknown_name_lists_the_built_in_sources():
-    with pytest.raises(GanToolsError, match="give one of digits, ring, grid"):
+    with pytest.raises(GanToolsError, match="give one of digits, mnist, ring, grid"):
         load_source("digitz")
 
 

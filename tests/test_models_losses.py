@@ -22,6 +22,7 @@ def _config(**kw):
     ("dcgan", [1, 8, 8], 0, False),
     ("dcgan", [3, 16, 16], 4, True),
     ("dcgan", [1, 32, 32], 0, False),
+    ("dcgan", [1, 28, 28], 10, True),
     ("dcgan", [3, 64, 64], 0, True),
 ])
 def test_image_models_shapes_and_range(model, shape, k, sn):
@@ -94,7 +95,7 @@ def test_model_data_mismatch_is_a_clear_error():
     with pytest.raises(GanToolsError, match="--model mlp"):
         build_models(_config(model="dcgan", kind="points", sample_shape=[2]))
     with pytest.raises(GanToolsError, match="--image-size"):
-        build_models(_config(model="dcgan", sample_shape=[1, 28, 28]))
+        build_models(_config(model="dcgan", sample_shape=[1, 24, 24]))
 
 
 def test_ns_loss_at_zero_logits_is_log_4():
