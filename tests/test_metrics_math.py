@@ -237,7 +237,7 @@ def test_disc_metrics_at_threshold():
     assert got["disc_auc"] == pytest.approx(7 / 9)
 
 
-@pytest.mark.parametrize("dim", [2, 300])
+@pytest.mark.parametrize("dim", [2, 300, 1500])  # trees up to 1,024 dimensions, logistic regression above
 def test_c2st_near_half_for_same_distribution_and_high_for_different(dim):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((600, dim)), rng.standard_normal((600, dim))
@@ -254,6 +254,56 @@ def test_c2st_sees_a_non_linear_difference_in_2d():
     ring = np.stack([np.cos(angle[0]), np.sin(angle[0])], axis=1)
     disc = np.stack([np.cos(angle[1]), np.sin(angle[1])], axis=1) * np.sqrt(rng.uniform(0, 1, (1000, 1))) * np.sqrt(2)
     assert c2st(ring, disc, seed=0)["c2st_accuracy"] > 0.85  # a linear classifier stays near 0.5 here
+
+
+def test_c2st_reaches_the_bayes_accuracy_of_two_shifted_gaussians():
+    """N(0, 1) against N(1, 1): no classifier beats Phi(1/2) = 0.6915 (threshold at 1/2), and trees on 2 x 1,000
+    cross-validated samples get within 0.03 of it (a half/half split of them scatters twice as far)."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(3)
+    got = c2st(rng.standard_normal((1000, 1)), rng.standard_normal((1000, 1)) + 1.0, seed=0)
+    assert got["c2st_accuracy"] == pytest.approx(norm.cdf(0.5), abs=0.03)
+    assert got["c2st_ci_low"] < norm.cdf(0.5) < got["c2st_ci_high"] + 0.01
+
+
+def test_c2st_predicts_every_real_sample_and_as_many_generated_once():
+    """The accuracy is that of sklearn's own cross_val_predict over all 2n rows (every real sample, a seeded
+    subset of the larger generated side), and n, the fold count and the Wilson interval over 2n are reported."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    rng = np.random.default_rng(4)
+    real, fake = rng.standard_normal((300, 3)), rng.standard_normal((1000, 3)) * 1.3
+    got = c2st(real, fake, seed=7, folds=4)
+    assert got["c2st_n"] == 300 and got["c2st_folds"] == 4
+    subset = fake[np.sort(np.random.default_rng(7).choice(1000, 300, replace=False))]
+    x, y = np.concatenate([real, subset]), np.repeat([1, 0], 300)
+    predicted = cross_val_predict(HistGradientBoostingClassifier(random_state=7), x, y,
+                                  cv=StratifiedKFold(4, shuffle=True, random_state=7))
+    correct = int((predicted == y).sum())
+    assert got["c2st_accuracy"] == correct / 600
+    assert (got["c2st_ci_low"], got["c2st_ci_high"]) == pytest.approx(wilson_interval(correct, 600))
+
+
+def test_c2st_refuses_too_few_samples_for_its_folds():
+    rng = np.random.default_rng(5)
+    with pytest.raises(ValueError, match="at least 20 samples"):
+        c2st(rng.standard_normal((19, 2)), rng.standard_normal((50, 2)), folds=20)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        c2st(rng.standard_normal((50, 2)), rng.standard_normal((50, 2)), folds=1)
+
+
+@pytest.mark.slow
+def test_c2st_of_one_distribution_is_calibrated():
+    """Two samples of one distribution, 40 times: the accuracies centre on 0.5, scatter as 2n coin flips
+    (0.5 / sqrt(2n)), and the 95% interval holds 0.5 in at least 85% of them."""
+    rng = np.random.default_rng(6)
+    runs = [c2st(rng.standard_normal((200, 2)), rng.standard_normal((200, 2)), seed=s) for s in range(40)]
+    accuracy = np.array([r["c2st_accuracy"] for r in runs])
+    assert abs(accuracy.mean() - 0.5) < 3 * 0.5 / np.sqrt(400) / np.sqrt(40)
+    assert 0.5 * 0.5 / np.sqrt(400) < accuracy.std() < 2 * 0.5 / np.sqrt(400)
+    assert np.mean([r["c2st_ci_low"] <= 0.5 <= r["c2st_ci_high"] for r in runs]) >= 0.85
 
 
 def test_wilson_interval_known_value():

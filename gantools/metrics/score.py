@@ -253,9 +253,9 @@ def _merge_ranks(part: Extracted, world) -> Extracted:
     return merged
 
 
-def _check_counts(metrics, fake: Samples, real_side: Samples | None, k_pr: int, k_dc: int) -> None:
+def _check_counts(metrics, fake: Samples, real_side: Samples | None, k_pr: int, k_dc: int, folds: int) -> None:
     """Refuse, before any extraction, sample counts a metric cannot work with."""
-    need = {"kid": 2, "prdc": max(k_pr, k_dc) + 1, "c2st": 10, "fid": 2}
+    need = {"kid": 2, "prdc": max(k_pr, k_dc) + 1, "c2st": max(10, folds), "fid": 2}
     sides = [fake] + ([real_side] if real_side is not None else [])
     for metric, least in need.items():
         short = [s for s in sides if metric in metrics and s.count < least]
@@ -267,7 +267,7 @@ def _check_counts(metrics, fake: Samples, real_side: Samples | None, k_pr: int, 
 def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: int | None = None, seed: int = 0,
           extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
           device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
-          k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
+          k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000, c2st_folds: int = 5,
           cache: bool = True, progress: bool = True, report=None, skip_bad_images: bool = False,
           precision: str = "fp32") -> dict | None:
     """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed).
@@ -283,7 +283,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     if unknown or not metrics:
         raise GanToolsError(f"--metrics takes a comma-separated list of {', '.join(METRICS)}; got {unknown or 'none'}")
     for name, value, low in (("-n", n, 1), ("--n-real", n_real, 1), ("--batch-size", batch_size, 1),
-                             ("--seed", seed, 0), ("--bootstrap", bootstrap, 0)):
+                             ("--seed", seed, 0), ("--bootstrap", bootstrap, 0), ("--c2st-folds", c2st_folds, 2)):
         if value is not None and value < low:
             raise GanToolsError(f"{name} must be at least {low}, got {value}")
     for _, key, _ in gates:
@@ -314,7 +314,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         if real_side.kind != fake.kind:
             raise GanToolsError(f"{source} holds {_KIND_WORDS[fake.kind]} but {real} holds "
                                 f"{_KIND_WORDS[real_side.kind]}; score samples against real data of the same kind")
-    _check_counts(metrics, fake, real_side, k_pr, k_dc)
+    _check_counts(metrics, fake, real_side, k_pr, k_dc, c2st_folds)
     featured = any(m in FEATURE_METRICS for m in metrics)
     ex = None
     world = current()
@@ -415,7 +415,10 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn's convergence notices
-            result.update(_guarded(lambda: c2st(f_real, f_fake, seed)))
+            result.update(_guarded(lambda: c2st(f_real, f_fake, seed, c2st_folds)))
+        if len(f_fake) < len(f_real) and world.main:
+            print(f"gantools: warning: C2ST used {len(f_fake)} of the {len(f_real)} real samples, as many as were "
+                  "generated: give -n at least --n-real for its full power", file=sys.stderr)
 
     checked = [_check_gate(op, key, limit, result[key]) for op, key, limit in gates]
     result.update(
