@@ -1,18 +1,22 @@
 """Quality of gantools' training recipes over several seeds, beside the published mode-collapse results.
 
 Each recipe is trained as a user would: `gantools train --data DATA --seed S`
-with no other option (the conditional digits model adds --conditional), then
-exported and scored with `gantools score`. The 2-D models are also sampled
-with `gantools generate --refine drs|mh` and scored again, as separate rows.
-Digits models train on digits:train and are scored against digits:test
-(every fourth digit, never seen in training) with a classifier trained on
-digits:train alone.
+with no other option (the conditional models add --conditional, the classic
+MNIST baseline --model mlp), then exported and scored with `gantools score`.
+The 2-D models are also sampled with `gantools generate --refine drs|mh` and
+scored again, as separate rows. Digits and MNIST models train on the `:train`
+split and are scored against `:test` (every fourth image, never seen in
+training) with a classifier trained on `:train` alone. Each MNIST figure
+stands beside the same figure of the real floor: the 3,750 `mnist:train`
+digits scored against `mnist:test` as a generator's 3,750 samples are.
 
 Prints PacGAN's Table 1 (Lin et al. 2018) with gantools' rows added: mean
-and standard error over seeds, modes as min/mean; then the digits figures.
+and standard error over seeds, modes as min/mean; then the digits and the
+MNIST figures.
 
     python bench/quality.py --seeds 10 --jobs 2 --workdir runs/quality --json bench/quality.json
     python bench/quality.py --quick            # 2 seeds of each, a smoke run
+    python bench/quality.py --only mnist-mlp,mnist,mnist-cond --digits-seeds 4 --jobs 2 --json bench/quality-mnist.json
 
 Each finished run is appended to WORKDIR/results.jsonl; rerunning with the
 same --workdir skips the runs already there, so an interrupted benchmark
@@ -44,10 +48,13 @@ PACGAN_TABLE1 = [  # method, ring modes, ring hq, ring rkl, grid modes, grid hq,
 ]
 POINT_RECIPES = {"ring": ["--data", "ring"], "grid": ["--data", "grid"]}
 DIGIT_RECIPES = {"digits": ["--data", "digits:train"], "digits-cond": ["--data", "digits:train", "--conditional"]}
+MNIST_RECIPES = {"mnist-mlp": ["--data", "mnist:train", "--model", "mlp"], "mnist": ["--data", "mnist:train"],
+                 "mnist-cond": ["--data", "mnist:train", "--conditional"]}
+N_MNIST = 3750  # generated digits per MNIST score: as many as mnist:train, the real floor's side
 REFINE = ("drs", "mh")
-N_DIGITS = 5000  # generated digits per score (C2ST subsamples to the 449 held-out digits)
-# One pixel C2ST is a held-out accuracy on 449 rows, about +-0.023 by itself; the mean over this many scoring seeds
-# (other generated samples, other splits) resolves recipe differences several times finer (bench/README.md)
+N_DIGITS = 5000  # generated digits per score (C2ST takes as many as the 449 held-out digits)
+# One pixel C2ST is the accuracy of 898 cross-validated predictions, about +-0.017 by itself; the mean over this many
+# scoring seeds (other generated samples, other folds) resolves recipe differences several times finer
 PIXEL_DRAWS = 10
 
 
@@ -68,21 +75,24 @@ def score_json(*args, env=None) -> dict:
         os.unlink(path)
 
 
-def run_one(name: str, seed: int, root: Path, env: dict, classifier: Path | None) -> dict:
+def run_one(name: str, seed: int, root: Path, env: dict, classifiers: dict) -> dict:
     """Train, export and score one recipe at one seed; return its figures."""
     run, onnx = root / f"{name}-s{seed}", root / f"{name}-s{seed}.onnx"
-    recipe = {**POINT_RECIPES, **DIGIT_RECIPES}[name]
+    recipe = {**POINT_RECIPES, **DIGIT_RECIPES, **MNIST_RECIPES}[name]
     shutil.rmtree(run, ignore_errors=True)  # a run left by an interrupted benchmark
     t0 = time.perf_counter()
     gantools("train", *recipe, "--seed", seed, "--out", run, "-q", env=env)
     out = {"recipe": name, "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1)}
     gantools("export", run, "-o", onnx, "--overwrite", env=env)
-    return {**out, **score_one(name, seed, root, env, classifier)}
+    return {**out, **score_one(name, seed, root, env, classifiers)}
 
 
-def score_one(name: str, seed: int, root: Path, env: dict, classifier: Path | None) -> dict:
+def score_one(name: str, seed: int, root: Path, env: dict, classifiers: dict) -> dict:
     """Score one run's exported generator; its figures (without the training time)."""
     onnx, out = root / f"{name}-s{seed}.onnx", {}
+    if name in MNIST_RECIPES:
+        return score_mnist(onnx, env, classifiers["mnist"])
+    classifier = classifiers.get("digits")
     if name in POINT_RECIPES:
         keys = ("modes", "hq_fraction", "reverse_kl")
         got = score_json(onnx, "--real", name, "--metrics", "modes", env=env)
@@ -104,6 +114,49 @@ def score_one(name: str, seed: int, root: Path, env: dict, classifier: Path | No
     if "class_accuracy" in classes:
         out["class_accuracy"] = classes["class_accuracy"]
     return out
+
+
+def score_mnist(side, env: dict, classifier: Path) -> dict:
+    """The MNIST figures of one side (an exported generator, or mnist:train for the real floor) vs mnist:test."""
+    n = ["-n", N_MNIST] if str(side).endswith(".onnx") else []
+    inception = score_json(side, *n, "--real", "mnist:test", "--metrics", "fid,prdc", env=env)
+    feats = score_json(side, *n, "--real", "mnist:test", "--metrics", "fid,c2st", "--extractor", "classifier",
+                       "--classifier", classifier, env=env)
+    pixels = score_json(side, *n, "--real", "mnist:test", "--metrics", "c2st", "--extractor", "raw", env=env)
+    out = {"fid_inception": inception["fid"], "precision": inception["precision"], "recall": inception["recall"],
+           "fid": feats["fid"], "c2st_features": feats["c2st_accuracy"], "c2st_pixels": pixels["c2st_accuracy"]}
+    if str(side).endswith(".onnx"):
+        classes = score_json(side, *n, "--real", "mnist:test", "--metrics", "classes", "--classifier", classifier,
+                             env=env)
+        out.update({k: classes[k] for k in ("class_max_dev", "class_accuracy") if k in classes})
+    return out
+
+
+def classifier_accuracy(classifier: Path, spec: str) -> float:
+    """The share of SPEC's labelled images that the exported classifier puts in their class."""
+    from gantools.data import load_source
+    from gantools.runtime import open_session
+
+    x, y = load_source(spec).take()
+    logits = open_session(classifier, "cpu").run(["logits"], {"x": x})[0]
+    return float((logits.argmax(axis=1) == y).mean())
+
+
+def mnist_baseline(root: Path, env: dict) -> tuple[Path, dict]:
+    """(classifier trained on mnist:train, the real floor: mnist:train's figures against mnist:test and the
+    classifier's accuracy on its own held-out fifth of mnist:train and on mnist:test)."""
+    clf = root / "mnist-classifier.onnx"
+    if not clf.exists():
+        gantools("train-classifier", "--data", "mnist:train", "-o", clf, "-q", env=env)
+    floor_file = root / "mnist-floor.json"
+    if not floor_file.exists():
+        heldout = json.loads(subprocess.run([sys.executable, "-m", "gantools", "info", clf, "--json"],
+                                            capture_output=True, text=True, env=env, check=True).stdout)
+        floor = {**score_mnist("mnist:train", env, clf),
+                 "classifier_heldout": float(heldout["metadata"]["heldout_accuracy"]),
+                 "classifier_test": classifier_accuracy(clf, "mnist:test")}
+        floor_file.write_text(json.dumps(floor, indent=2) + "\n")
+    return clf, json.loads(floor_file.read_text())
 
 
 def digits_baseline(root: Path, env: dict) -> tuple[Path, float, float]:
@@ -196,14 +249,44 @@ def digits_table(results: list[dict], baseline_fid: float) -> str:
     return "\n".join(lines)
 
 
+MNIST_TARGETS = "Inception FID and domain FID ≤ 1.5× the floor's, C2ST ≤ 0.60 (features) and ≤ 0.70 (pixels), " \
+    "precision and recall ≥ 0.9× the floor's, class max dev ≤ 2 points, conditional accuracy ≥ 98%"
+
+
+def mnist_table(results: list[dict], floor: dict) -> str:
+    """Mean ± standard error over seeds, each FID and PRDC figure also as a ratio to the real floor's."""
+    def cell(rows, key, ratio=False, percent=False):
+        text = mean_se([r[key] for r in rows], percent=percent)
+        return f"{text} ({mean_se([r[key] / floor[key] for r in rows])}×)" if ratio else text
+
+    lines = ["| model | Inception FID (× floor) | domain FID (× floor) | precision (× floor) | recall (× floor) | "
+             "C2ST features | C2ST pixels | class max dev | conditional accuracy | train s (median) |",
+             "|---" * 10 + "|",
+             f"| real: mnist:train (3,750) | {floor['fid_inception']:.3g} | {floor['fid']:.3g} | "
+             f"{floor['precision']:.3f} | {floor['recall']:.3f} | {floor['c2st_features']:.3f} | "
+             f"{floor['c2st_pixels']:.3f} | - | - | - |"]
+    for name in MNIST_RECIPES:
+        rows = [r for r in results if r["recipe"] == name]
+        if not rows:
+            continue
+        acc = cell(rows, "class_accuracy", percent=True) if "class_accuracy" in rows[0] else "-"
+        lines.append(f"| {name} ({len(rows)} seeds) | {cell(rows, 'fid_inception', True)} | "
+                     f"{cell(rows, 'fid', True)} | {cell(rows, 'precision', True)} | {cell(rows, 'recall', True)} | "
+                     f"{cell(rows, 'c2st_features')} | {cell(rows, 'c2st_pixels')} | "
+                     f"{cell(rows, 'class_max_dev', percent=True)} | {acc} | "
+                     f"{statistics.median(r['train_seconds'] for r in rows):.0f} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--digits-seeds", type=int, default=None,
-                        help="seeds of each digits recipe (8 minutes a run) [default: --seeds]")
+                        help="seeds of each digits and MNIST recipe (minutes a run) [default: --seeds]")
     parser.add_argument("--quick", action="store_true", help="2 seeds of each recipe: a smoke run")
     parser.add_argument("--only", default=",".join([*POINT_RECIPES, *DIGIT_RECIPES]),
-                        help="comma-separated recipes: ring, grid, digits, digits-cond")
+                        help=f"comma-separated recipes: {', '.join([*POINT_RECIPES, *DIGIT_RECIPES, *MNIST_RECIPES])}; "
+                             "'mnist' alone means all three MNIST rows")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs side by side, one thread each (1: a single run with the default threads)")
     parser.add_argument("--workdir", default=None, help="keep runs and models here [default: a temporary folder]")
@@ -215,28 +298,33 @@ def main():
     seeds = 2 if args.quick else args.seeds
     digit_seeds = 2 if args.quick else (args.digits_seeds or seeds)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
+    if names == ["mnist"]:
+        names = list(MNIST_RECIPES)
     root = Path(args.workdir or tempfile.mkdtemp(prefix="gantools-quality-"))
     root.mkdir(parents=True, exist_ok=True)
     env = workdir_env(root, args.jobs)
 
-    classifier, clf_accuracy, baseline_fid = None, None, None
+    classifiers, clf_accuracy, baseline_fid, floor = {}, None, None, None
     if any(n in DIGIT_RECIPES for n in names):
-        classifier, clf_accuracy, baseline_fid = digits_baseline(root, env)
-    wanted = {(name, seed) for name in names for seed in range(digit_seeds if name in DIGIT_RECIPES else seeds)}
+        classifiers["digits"], clf_accuracy, baseline_fid = digits_baseline(root, env)
+    if any(n in MNIST_RECIPES for n in names):
+        classifiers["mnist"], floor = mnist_baseline(root, env)
+    many = {**DIGIT_RECIPES, **MNIST_RECIPES}
+    wanted = {(name, seed) for name in names for seed in range(digit_seeds if name in many else seeds)}
     log = RunLog(root)
     latest = {(r["recipe"], r["seed"]): r for r in log.read()}  # a rescored run's later line replaces its first
     results = [r for key, r in latest.items() if key in wanted]
     jobs = sorted(wanted - {(r["recipe"], r["seed"]) for r in results}, key=lambda j: (j[1], names.index(j[0])))
     def rescore_and_log(done_run):
-        return log.append({**done_run, **score_one(done_run["recipe"], done_run["seed"], root, env, classifier)})
+        return log.append({**done_run, **score_one(done_run["recipe"], done_run["seed"], root, env, classifiers)})
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         if args.rescore:
             results = list(pool.map(rescore_and_log, results))
-        results += list(pool.map(lambda job: log.append(run_one(*job, root, env, classifier)), jobs))
+        results += list(pool.map(lambda job: log.append(run_one(*job, root, env, classifiers)), jobs))
 
-    print(f"gantools quality benchmark: {seeds} seeds per 2-D recipe, {digit_seeds} per digits recipe, "
+    print(f"gantools quality benchmark: {seeds} seeds per 2-D recipe, {digit_seeds} per digits or MNIST recipe, "
           f"{args.jobs} run(s) side by side "
           f"({'1 thread each' if args.jobs > 1 else 'default threads'}), {time.perf_counter() - t0:.0f} s in all\n")
     if any(n in POINT_RECIPES for n in names):
@@ -250,9 +338,15 @@ def main():
         print(f"digits: classifier trained on digits:train, held-out accuracy {clf_accuracy:.4f}; "
               f"domain FID between two halves of the digits {baseline_fid:.4g}\n")
         print(digits_table(results, baseline_fid))
+    if floor is not None:
+        print(f"\nMNIST: classifier trained on mnist:train, accuracy {floor['classifier_heldout']:.4f} on its held-out "
+              f"fifth and {floor['classifier_test']:.4f} on mnist:test; {N_MNIST} generated digits against the 1,250 "
+              f"of mnist:test. Targets: {MNIST_TARGETS}\n")
+        print(mnist_table(results, floor))
     if args.json:
         Path(args.json).write_text(json.dumps({"seeds": seeds, "jobs": args.jobs, "baseline_fid": baseline_fid,
-                                               "classifier_accuracy": clf_accuracy, "runs": results}, indent=2) + "\n")
+                                               "classifier_accuracy": clf_accuracy, "mnist_floor": floor,
+                                               "runs": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

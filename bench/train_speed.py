@@ -20,6 +20,7 @@ of the two timed runs, once training has set itself up and written config.json
 notice.
 
     python bench/train_speed.py --runs 3
+    python bench/train_speed.py --only mnist --idle --runs 3   # the MNIST recipe idle, as gantools picks threads
 
 With --against REV, instead: the README's job (the digits DCGAN) of the
 commit REV (its `git archive`, first on the worker's PYTHONPATH) against this
@@ -31,6 +32,7 @@ steps/s, GFLOP/step and GFLOP/s of each and the paired ratios.
 
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -41,7 +43,8 @@ from pathlib import Path
 
 from timing import bench_parser, cpu_hog, matmul_peak, openmp_env, save_json
 
-WORKLOADS = {"digits": ("digits", 64, "dcgan"), "ring": ("ring", 256, "mlp")}  # data set, recipe's batch, model
+# data set, recipe's batch, model
+WORKLOADS = {"digits": ("digits", 64, "dcgan"), "ring": ("ring", 256, "mlp"), "mnist": ("mnist:train", 64, "dcgan")}
 CORES = str(len(os.sched_getaffinity(0)))
 REPO = Path(__file__).resolve().parent.parent  # this tree, for --against
 # environment of each configuration; OMP_NUM_THREADS set by the user turns gantools' LoadWatch off
@@ -107,6 +110,8 @@ def main():
     parser.add_argument("--short", type=int, default=100)
     parser.add_argument("--long", type=int, default=500)
     parser.add_argument("--against", metavar="REV", help="compare the digits job with that of git commit REV")
+    parser.add_argument("--only", default=",".join(WORKLOADS), help=f"workloads: {', '.join(WORKLOADS)}")
+    parser.add_argument("--idle", action="store_true", help="only idle, with the threads as gantools picks them")
     args = parser.parse_args()
     if args.worker:
         data, _, model = WORKLOADS[args.worker]
@@ -120,15 +125,18 @@ def main():
     result = {"peak": peak, "runs": runs, "steps": [short, long], "rows": []}
     print(f"\n{'workload':8s} {'threads, OpenMP wait':30s} {'idle steps/s':>12s} {'loaded from start':>18s} "
           f"{'loaded after start':>19s} {'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
-    for name, (_, batch, _) in WORKLOADS.items():
-        for label, policy in POLICIES.items():
+    loads = LOADS[:1] if args.idle else LOADS
+    policies = dict(list(POLICIES.items())[:1]) if args.idle else POLICIES
+    for name in args.only.split(","):
+        batch = WORKLOADS[name][1]
+        for label, policy in policies.items():
             rates, chosen = {load: [] for load in LOADS}, {load: [] for load in LOADS}
             for _ in range(runs):
-                for load in LOADS:
+                for load in loads:
                     got = measure(name, policy, load, short, long)
                     rates[load].append(got["steps_per_s"])
                     chosen[load].append({k: got[k] for k in ("policy", "threads", "threads_at_end")})
-            med = {load: statistics.median(rates[load]) for load in LOADS}
+            med = {load: statistics.median(rates[load]) if rates[load] else math.nan for load in LOADS}
             idle = med["idle"]
             slowdown = {load: idle / med[load] for load in LOADS[1:]}
             fraction = idle * got["gflop_per_step"] / peak["gflops"]

@@ -217,6 +217,13 @@ def grey_levels(source, most: int = 64) -> int:
     return 0
 
 
+def extreme_shares(source) -> tuple[float, float]:
+    """(share of pixels at black, share at white) of an image source held in memory: 0 and 255 in 8 bits."""
+    x = source.x
+    black, white = (0, 255) if x.dtype == np.uint8 else (0.0, 1.0)
+    return float((x == black).mean()), float((x == white).mean())
+
+
 def true_modes(source) -> tuple[np.ndarray, float] | None:
     """(centres, sigma) of a Gaussian-mixture source, for pictures of samples over their modes; else None."""
     return (source.centers, source.sigma) if isinstance(source, MixtureSource) else None

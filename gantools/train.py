@@ -39,6 +39,7 @@ RESUMABLE_OPTIONS = ("steps", "device", "checkpoint_every", "sample_every", "log
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
+STRETCH, COMMON_EXTREME = 1.25, 0.1  # an 8-bit output is stretched (1.25) on a side where >= 10% of pixels lie
 
 
 def lr_factor(schedule: str, step: int, steps: int) -> float:
@@ -128,8 +129,8 @@ def _check_options_fit(cfg: TrainConfig, c: dict, source) -> None:
 def resolve_config(cfg: TrainConfig, source) -> dict:
     """The config as saved in config.json: the recipe, then the options given, plus what the data implies."""
     from . import __version__
-    from .data import grey_levels, point_standardisation
-    from .models import check_model_fits
+    from .data import extreme_shares, grey_levels, point_standardisation
+    from .models import FEW_LEVELS, check_model_fits
     from .recipes import recipe_settings
 
     out = recipe_settings(cfg.data, cfg.model, bool(cfg.conditional))
@@ -142,6 +143,8 @@ def resolve_config(cfg: TrainConfig, source) -> dict:
     out["width"] = out.get("width") or (128 if out["model"] == "mlp" else 64)
     if out.get("levels") is None:  # neither given nor the recipe's: the data's own grey levels, if few
         out["levels"] = grey_levels(source)
+    if out["levels"] > FEW_LEVELS and source.kind == "image":  # 8-bit output: stretch the sides where data lies
+        out["stretch"] = [STRETCH if share >= COMMON_EXTREME else 1.0 for share in extreme_shares(source)]
     _check_options(out)
     check_model_fits(out["model"], source.kind, source.sample_shape)  # also checks the model name
     if cfg.conditional and not source.num_classes:

@@ -210,3 +210,25 @@ def test_training_mnist_at_another_size_records_it(tmp_path):
     train(tmp_path / "run", data="mnist:test", image_size=32, steps=1, width=4, progress=False)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["image_size"] == 32 and config["sample_shape"] == [1, 32, 32] and config["recipe"] == "mnist/dcgan"
+
+
+def test_an_8_bit_output_is_stretched_where_the_data_lies_and_its_clamp_passes_gradients():
+    """MNIST is mostly exact black, rarely exact white: its generators' output is stretched on the dark side
+    only, and a pixel clamped to black still gets the stretched tanh's gradient (else the background traps it);
+    with few levels (the digits' 17) both sides are stretched and the clamp stops gradients, as trained."""
+    from gantools.models import _image_output
+    from gantools.train import TrainConfig, resolve_config
+
+    assert resolve_config(TrainConfig(data="mnist:train"), load_source("mnist:train"))["stretch"] == [1.25, 1.0]
+    x = torch.tensor([-3.0, -0.5, 0.5, 3.0], requires_grad=True)
+    t = torch.tanh(x.detach())
+    cases = {256: (1.25 * t.clamp(max=0) + t.clamp(min=0), torch.where(t < 0, 1.25, 1.0) * (1 - t ** 2)),
+             17: ((1.25 * t).clamp(-1, 1), torch.tensor([0.0, 1.25, 1.25, 0.0]) * (1 - t ** 2))}
+    for levels, (value, expected_grad) in cases.items():
+        out = _image_output(levels, [1.25, 1.0]).train()
+        y = out(x)
+        step = 2 / (levels - 1)
+        assert y[0] == -1.0 and (y - value.clamp(-1, 1)).abs().max() <= step / 2 + 1e-6
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        torch.testing.assert_close(grad, expected_grad)
+        assert torch.equal(out.eval()(x), y)  # sampling and export: the clamp itself, the same values
