@@ -127,7 +127,7 @@ def test_mnist_recipes_the_classic_mlp_exactly_and_the_dcgan_by_default(tmp_path
                    r1=0.0, mixture=0, lr_schedule="constant", spectral_norm=False)
     assert {k: mlp[k] for k in classic} == classic
     assert recipe_settings("mnist", None)["recipe"] == "mnist/dcgan"
-    assert recipe_settings("mnist", None, conditional=True)["recipe"] == "mnist/dcgan+conditional"
+    assert recipe_settings("mnist", None, conditional=True)["recipe"] == "mnist/dcgan"  # the same settings
     idx = tmp_path / "train-images-idx3-ubyte.gz"  # the full MNIST, as a user has it on disk
     idx.write_bytes(b"")
     assert recipe_settings(str(idx), None)["recipe"] == "mnist/dcgan"
