@@ -34,8 +34,10 @@ RECIPES = {
     # its discriminator wins outright within a few thousand steps; it is stopped where its samples were best
     # (bench/README.md)
     ("mnist", "mlp"): dict(steps=2000, batch_size=128, latent_dim=100, width=128, ema=0.0),
+    # the digits recipe's optimiser at MNIST's 28 x 28, R1 a little stronger, cut to what trains in 15 minutes on
+    # 2 cores; without the latent mixture the domain FID doubled (bench/README.md)
     ("mnist", "dcgan"): dict(
-        steps=6000, batch_size=64, lr=1e-3, beta1=0.0, beta2=0.99, lr_schedule="linear", r1=1.0, mixture=50,
+        steps=5000, batch_size=64, lr=1e-3, beta1=0.0, beta2=0.99, lr_schedule="linear", r1=2.0, mixture=50,
         ema=0.999, width=32, g_norm="none", levels=256,
     ),
 }
