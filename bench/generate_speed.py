@@ -164,7 +164,7 @@ def lane_threshold_rows(runs: int, quick: bool) -> list:
                                           str(samples)], capture_output=True, text=True, check=True, cwd=ROOT)
                     got.append(float(out.stdout.split()[-1]))
             med = {k: statistics.median(v) for k, v in rates.items()}
-            paired = statistics.median(a / b for a, b in zip(rates["lanes"], rates["main"]))
+            paired = statistics.median(a / b for a, b in zip(rates["lanes"], rates["main"], strict=True))
             takes = "lanes" if batch * flops >= LANE_MIN_FLOPS else "main"
             print(f"{name:>13s} {batch:6d} {batch * flops / 1e6:7.1f} {med['main']:10.0f} {med['lanes']:10.0f} "
                   f"{med['lanes'] / med['main']:5.2f}x {paired:6.2f}x {takes:>9s}")
@@ -247,7 +247,7 @@ def main():
                 samples took 165 ms right after another session's pass instead of 120 ms after the same
                 session's."""
                 g = OnnxGenerator(path, "cpu")
-                g.lanes  # opens the lanes' sessions, untimed
+                _ = g.lanes  # opens the lanes' sessions, untimed
                 t0 = time.perf_counter()
                 as_generate_runs_it(g, z, 256)
                 return time.perf_counter() - t0

@@ -21,7 +21,6 @@ import numpy as np
 from timing import INCEPTION_GFLOP, matmul_onnx, median_time
 
 
-
 def session(path, provider):
     import onnxruntime as ort
 

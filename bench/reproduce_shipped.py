@@ -109,7 +109,7 @@ def main():
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             results = list(pool.map(lambda kv: reproduce(*kv, scratch, env), longest_first))
     differs = False
-    for name, seconds, lines in sorted(results):
+    for _name, seconds, lines in sorted(results):
         for line in lines:
             differs |= not line.endswith(": identical")
             print(f"{line}  ({seconds:.0f} s)")

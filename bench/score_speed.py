@@ -32,7 +32,6 @@ from timing import INCEPTION_GFLOP, bench_parser, matmul_peak, paired_ratio, sav
 
 from gantools.metrics.features import cpu_has_bf16
 
-
 TORCHMETRICS = r"""
 import sys, numpy as np, torch
 from pathlib import Path

@@ -141,7 +141,7 @@ def main():
             slowdown = {load: idle / med[load] for load in LOADS[1:]}
             fraction = idle * got["gflop_per_step"] / peak["gflops"]
             loaded = " ".join(f"{med[load]:8.1f} ({slowdown[load]:.2f}x)".rjust(w)
-                              for load, w in zip(LOADS[1:], (18, 19)))
+                              for load, w in zip(LOADS[1:], (18, 19), strict=True))
             print(f"{name:8s} {label:30s} {idle:12.1f} {loaded} {idle * batch:10.0f} "
                   f"{got['gflop_per_step']:10.3f} {fraction:9.1%}")
             result["rows"].append({"workload": name, "policy": label, "idle_steps_per_s": idle,
@@ -180,7 +180,7 @@ def compare_trees(rev: str, old: str, runs: int, short: int, long: int, peak: di
         rows[name] = {"steps_per_s": rate, "all": [r["steps_per_s"] for r in results], "gflop_per_step": flop,
                       "gflops": rate * flop, "fraction_of_peak": rate * flop / peak["gflops"]}
         print(f"{name:14s} {rate:8.1f} {flop:10.3f} {rate * flop:8.1f} {rate * flop / peak['gflops']:9.1%}")
-    ratio = statistics.median(now / then for now, then in zip(rows["this tree"]["all"], rows[rev]["all"]))
+    ratio = statistics.median(now / then for now, then in zip(rows["this tree"]["all"], rows[rev]["all"], strict=True))
     flops = rows["this tree"]["gflop_per_step"] / rows[rev]["gflop_per_step"]
     print(f"this tree / {rev}, paired median of {runs}: steps/s {ratio:.2f}x, GFLOP/s {ratio * flops:.2f}x")
     return {"peak": peak, "runs": runs, "steps": [short, long], "against": rev, "trees": rows,

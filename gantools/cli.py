@@ -237,7 +237,7 @@ def info(models, as_json, device):
     if as_json:
         click.echo(json.dumps(descs[0] if len(descs) == 1 else descs, indent=2))
         return
-    for model, desc in zip(models, descs):
+    for model, desc in zip(models, descs, strict=True):
         click.echo(f"{model}  ({desc['metadata']['role']}, provider: {desc['provider']})")
         for key, value in desc["metadata"].items():
             click.echo(f"  {key:18s} {value if isinstance(value, str) else json.dumps(value)}")
@@ -436,7 +436,8 @@ def cache_command(clear):
     The folder is $GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools; features beyond
     $GANTOOLS_CACHE_LIMIT (default 5G) are evicted, least recently used first.
     """
-    from .cache import cache_dir, clear as clear_cache, entries, size_limit
+    from .cache import cache_dir, entries, size_limit
+    from .cache import clear as clear_cache
 
     if clear:
         files, size = clear_cache()

@@ -410,7 +410,7 @@ def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = Fal
     with ThreadPoolExecutor(max_workers=_reader_threads()) as pool:
         images = list(pool.map(_read_image if not skip_bad_images else _read_image_or_none, files))
     if skip_bad_images:
-        bad = [f for f, im in zip(files, images) if im is None]
+        bad = [f for f, im in zip(files, images, strict=True) if im is None]
         if len(bad) == len(files):
             raise GanToolsError(f"none of the {len(files)} images under {root} is readable (first {bad[0]})")
         if bad:
@@ -418,11 +418,12 @@ def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = Fal
 
             print(f"gantools: skipped {len(bad)} unreadable image(s) under {root} (--skip-bad-images), "
                   f"first {bad[0]}", file=sys.stderr)
-            files, images = zip(*[(f, im) for f, im in zip(files, images) if im is not None])
+            files = [f for f, im in zip(files, images, strict=True) if im is not None]
+    read = [im for im in images if im is not None]  # all of them unless --skip-bad-images dropped some
     if image_size is not None:
-        images = [_resize_uint8(im, image_size) for im in images]
-    _check_one_size([im.shape[:2] for im in images], root)
-    x = np.stack(images)
+        read = [_resize_uint8(im, image_size) for im in read]
+    _check_one_size([im.shape[:2] for im in read], root)
+    x = np.stack(read)
     if _is_grey(x):
         x = x[..., :1]  # every image is grayscale: keep one channel
     return ArraySource(str(root), "image", x, *_folder_labels(root, files))
@@ -542,7 +543,7 @@ def _resize_uint8(im: np.ndarray, size: int) -> np.ndarray:
     top, left = (h - s) // 2, (w - s) // 2
     square = im[top:top + s, left:left + s]
     img = Image.fromarray(square[..., 0] if square.shape[-1] == 1 else square)
-    out = np.asarray(img.resize((size, size), Image.BICUBIC))
+    out = np.asarray(img.resize((size, size), Image.Resampling.BICUBIC))
     return out[..., None] if out.ndim == 2 else out
 
 

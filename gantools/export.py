@@ -158,7 +158,7 @@ def split_narrow_convs(model) -> int:
         pads = list(attrs.get("pads", [0] * 4))
         if cout >= NARROW_CHANNELS or kh * kw == 1 or cin <= kh * kw or any(
                 v != 1 for v in [*attrs.get("strides", []), *attrs.get("dilations", [])]) or any(
-                p >= k for p, k in zip(pads, [kh, kw, kh, kw])):
+                p >= k for p, k in zip(pads, [kh, kw, kh, kw], strict=True)):
             continue
         kernel = numpy_helper.to_array(w)
         taps = kernel.transpose(0, 2, 3, 1).reshape(cout * kh * kw, cin)  # row o*kh*kw + i*kw + j
@@ -182,7 +182,7 @@ def split_narrow_convs(model) -> int:
                              name=f"{name}/tap_planes"),
             helper.make_node("ConvTranspose", [f"{name}/tap_planes", f"{name}/sum", *node.input[2:]],
                              list(node.output), name=f"{name}/sum", kernel_shape=[kh, kw], group=cout,
-                             pads=[k - 1 - p for p, k in zip(pads, [kh, kw, kh, kw])])]
+                             pads=[k - 1 - p for p, k in zip(pads, [kh, kw, kh, kw], strict=True)])]
         at = list(graph.node).index(node)
         graph.node.remove(node)
         for new_node in reversed(rewritten):
@@ -207,7 +207,8 @@ def parity(module, path: Path, inputs: dict) -> float:
     got = open_session(path, "cpu", trusted=True).run(None, inputs)  # the file just exported
     if [g.shape for g in got] != [e.shape for e in expected]:
         return float("inf")
-    return max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) for g, e in zip(got, expected))
+    return max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64))))
+               for g, e in zip(got, expected, strict=True))
 
 
 def export_run(source, out, *, discriminator: bool = True, tolerance: float = PARITY_TOLERANCE,

@@ -46,7 +46,7 @@ def _removed_on_error(tmp, path):
 _NUMBERS = itertools.count()  # write_atomically's temporary names: unique within this process, in every thread
 
 
-def write_atomically(path, data: bytes) -> None:
+def write_atomically(path, data: bytes | memoryview) -> None:
     """Write `data` to `path` as atomic_path would, in the four system calls of a plain write and a rename.
 
     For folders of many small files (a PNG per sample): with atomic_path's mkstemp, second open and chmod an
@@ -118,10 +118,11 @@ def check_room(out, nbytes: int) -> None:
 
 
 def _size(nbytes: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if nbytes < 1000 or unit == "TB":
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if nbytes < 1000:
             return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
         nbytes /= 1000
+    return f"{nbytes:.1f} TB"
 
 
 def write_text_atomic(path, text: str) -> None:

@@ -12,9 +12,11 @@ import contextlib
 import functools
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +65,8 @@ def _inputs_ahead(pool, model, seed: int, fixed_class, plan):
     thread: ONNX Runtime's threads already keep every core busy, and a thread beside them stalls their parallel
     loops (0.03 s of latents made beside them slowed the ring's inference by 0.08 s)."""
     block = max(1, LATENT_VALUES // model.latent_dim)
-    runs, size = [], 0  # size: samples in runs[-1]
+    runs: list[list[tuple[int, int]]] = []
+    size = 0  # samples in runs[-1]
     for job in plan:
         if runs and job[0] == runs[-1][-1][0] + runs[-1][-1][1] and size + job[1] <= block:
             runs[-1].append(job)
@@ -149,7 +152,8 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
         raise GanToolsError(f"-o {out} is a file; give a folder for PNGs or a name ending in .npz")
     model = OnnxGenerator(model_path, device)
     check_class(model, fixed_class)
-    draw, refiner = functools.partial(sample_batch, model, seed, fixed_class=fixed_class), None
+    draw: Callable[[int, int], Any] = functools.partial(sample_batch, model, seed, fixed_class=fixed_class)
+    refiner = None
     if refine is not None:
         from .refine import Refiner, find_discriminator
 

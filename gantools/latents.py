@@ -50,15 +50,15 @@ def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail, uniform: bo
     n = len(idx)
     tail = [np.atleast_1d(np.asarray(word, dtype=np.uint64)) for word in tail]  # [1] (the same for all) or [n]
     out = np.empty((n, latent_dim), dtype=np.float32)
-    u = np.empty(n) if uniform else None
+    u = np.empty(n)  # filled only when `uniform`
     if max(seed, *(int(w.max(initial=0)) for w in (idx, *tail))) >= 1 << 32 or len(tail) > 2:  # multi-word
         # SeedSequence entropy, or more words than its pool holds: the direct definition
-        for row, entropy in enumerate(zip(*(w.tolist() for w in np.broadcast_arrays(idx, *tail)))):
+        for row, entropy in enumerate(zip(*(w.tolist() for w in np.broadcast_arrays(idx, *tail)), strict=True)):
             g = np.random.default_rng([seed, *entropy])
             out[row] = g.standard_normal(latent_dim, dtype=np.float32)
             if uniform:
                 u[row] = g.random()
-        return out, u
+        return out, u if uniform else None
     # Lanes that leave the fast path are finished once _GATHER_VALUES of their values have gathered (or at the
     # end): that work has a fixed cost per call, and a chunk of small latents has few such lanes (about 3% of
     # 4-d samples, 36% of 64-d ones), while many long ones are slow to finish together. 100k latents, A/B in
@@ -76,9 +76,10 @@ def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail, uniform: bo
             slow.append((first + lanes[0], *lanes[1:]))
             pending += len(lanes[0])
         if slow and (pending * latent_dim >= _GATHER_VALUES or first + m == n):
-            _finish_lanes(out, u, *(_joined(list(argument)) for argument in zip(*slow)))
+            joined = (_joined(list(argument)) for argument in zip(*slow, strict=True))
+            _finish_lanes(out, u if uniform else None, *joined)
             slow, pending = [], 0
-    return out, u
+    return out, u if uniform else None
 
 
 def _joined(parts: list):
@@ -148,7 +149,7 @@ def _mul64(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
     return high, a * np.uint64(b & 0xFFFFFFFFFFFFFFFF)
 
 
-def _add128(hi, lo, b_hi, b_lo):
+def _add128(hi: np.ndarray, lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low = lo + b_lo
     return hi + b_hi + (low < lo).astype(np.uint64), low
 
@@ -179,7 +180,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     gen = np.random.Generator(bits)
     base = bits.state
 
-    def draw(word: int) -> tuple[bool, np.float32]:
+    def draw(word: int) -> tuple[bool, float]:
         bits.state = {**base, "has_uint32": 1, "uinteger": word}
         x = gen.standard_normal(dtype=np.float32)
         return bits.state["state"]["state"] == base["state"]["state"], x  # no further word taken: fast path
@@ -289,11 +290,12 @@ def _finish_lanes(z, uniforms, lanes, first, states, words, inc_hi, inc_lo) -> N
     next_slow = np.minimum.accumulate(next_slow[:, ::-1], axis=1)[:, ::-1]
     next_slow = np.pad(next_slow, ((0, 0), (0, 1)), constant_values=n_words)
     shift_from = np.zeros((len(lanes), d + 1), np.intp)  # how much s grows at each output index
-    j, s, active, by_numpy = first.copy(), np.zeros_like(first), np.arange(len(lanes)), []
+    j, s, active = first.copy(), np.zeros_like(first), np.arange(len(lanes))
+    by_numpy: list[tuple[int, int, int]] = []
     while len(active):
         k = j[active] + s[active]
         decided = sure[active, k]
-        by_numpy += zip(active[~decided].tolist(), k[~decided].tolist(), j[active[~decided]].tolist())
+        by_numpy += zip(active[~decided].tolist(), k[~decided].tolist(), j[active[~decided]].tolist(), strict=True)
         active, k = active[decided], k[decided]
         keep = accept[active, k]  # kept: output j is x[k]; s grows by 1 from j + 1. Rejected: by 2 from j
         j[active] += keep
@@ -303,7 +305,7 @@ def _finish_lanes(z, uniforms, lanes, first, states, words, inc_hi, inc_lo) -> N
         j[active] = next_k - s[active]
         open_ = j[active] < d
         ran_out = open_ & (next_k == n_words)
-        by_numpy += zip(active[ran_out].tolist(), next_k[ran_out].tolist(), j[active[ran_out]].tolist())
+        by_numpy += zip(active[ran_out].tolist(), next_k[ran_out].tolist(), j[active[ran_out]].tolist(), strict=True)
         active = active[open_ & ~ran_out]
     out = np.arange(d)
     word = np.minimum(out + np.cumsum(shift_from[:, :d], axis=1), n_words - 1)

@@ -47,6 +47,9 @@ def dcgan_layout(size: int) -> tuple[int, int]:
 class Affine(nn.Module):
     """x * scale + shift with fixed (non-trained) buffers: the standardisation of point data."""
 
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, scale: float, shift):
         super().__init__()
         self.register_buffer("scale", torch.tensor(float(scale)))
@@ -346,6 +349,8 @@ def build_models(config: dict):
     k = config["num_classes"] if config["conditional"] else 0
     check_model_fits(config["model"], config["kind"], shape)
     levels, mixture, stretch = config.get("levels") or 0, config.get("mixture") or 0, config.get("stretch")
+    g: nn.Module
+    d: nn.Module
     if config["model"] == "mlp":
         images = config["kind"] == "image"
         scale = None if images else config.get("point_scale", 1.0)

@@ -86,6 +86,7 @@ def scatter_plot(points: np.ndarray, centers: np.ndarray | None = None, sigma: f
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
     if centers is not None:
         centers = np.asarray(centers, dtype=np.float64)
+    if centers is not None and sigma is not None:
         for i, c in enumerate(centers):
             ax.add_patch(plt.Circle(c, 3 * sigma, facecolor="#fde0dd", edgecolor="#d62728", lw=0.8, zorder=1,
                                     label="3σ of a mode" if i == 0 else None))

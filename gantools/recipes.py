@@ -10,8 +10,9 @@ with DCGAN's Adam 2e-4, beta1 0.5). The recipes are the winners of
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-CLASSIC = dict(
+CLASSIC: dict[str, Any] = dict(
     loss="ns", steps=2000, batch_size=64, lr=2e-4, beta1=0.5, beta2=0.999, lr_schedule="constant", ema=0.999,
     latent_dim=64, spectral_norm=False, r1=0.0, r1_every=16, mixture=0, g_norm="batch",
 )
@@ -22,7 +23,7 @@ _POINTS = dict(
     # (bench/README.md)
 )
 
-RECIPES = {
+RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("ring", "mlp"): dict(_POINTS, steps=8000),  # 8 modes settle sooner; longer runs drifted off a mode late
     ("grid", "mlp"): dict(_POINTS, r1_final=0.1),  # at 0.01 a mode's samples could end 0.2 off centre (bench/README.md)
     ("digits", "dcgan"): dict(
@@ -43,7 +44,7 @@ RECIPES = {
 }
 
 # what changes when the model is --conditional (a recipe of its own, "digits/dcgan+conditional")
-CONDITIONAL = {
+CONDITIONAL: dict[tuple[str, str], dict[str, Any]] = {
     # R1 decaying to 0.1: at a constant 1 the class-projection D went flat (loss ln 4, no signal to G) by step
     # ~3,000, and pixel C2ST over 8 seeds was 0.611; 0.591 with the decay, 0.578 with R1 on every 16th step too.
     # The unconditional D stays alive at 1 and did worse with the decay (bench/README.md)
@@ -69,7 +70,7 @@ def recipe_family(data: str) -> str | None:
 def recipe_name(data: str, model: str | None, conditional: bool = False) -> tuple[str, str]:
     """(recipe name such as 'grid/mlp', 'digits/dcgan+conditional' or 'classic', model) for `--data DATA`."""
     builtin = recipe_family(data)
-    model = model or DEFAULT_MODEL.get(builtin, "mlp")
+    model = model or DEFAULT_MODEL.get(builtin or "", "mlp")
     if (builtin, model) not in RECIPES:
         return "classic", model
     return f"{builtin}/{model}" + ("+conditional" if conditional and (builtin, model) in CONDITIONAL else ""), model
@@ -80,7 +81,8 @@ def recipe_settings(data: str, model: str | None, conditional: bool = False) -> 
     name, model = recipe_name(data, model, conditional)
     settings = dict(CLASSIC, model=model, recipe=name)
     if name != "classic":
-        key = tuple(name.split("+")[0].split("/"))
+        family, recipe_model = name.split("+")[0].split("/")
+        key = (family, recipe_model)
         settings.update(RECIPES[key])
         if name.endswith("+conditional"):
             settings.update(CONDITIONAL[key])

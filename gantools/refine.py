@@ -135,7 +135,7 @@ class Refiner:
 
         return [(self.g.in_lane(), self.d.in_lane()) for _ in range(lane_count(self.g, self.d))]
 
-    def _on(self, g, d) -> "Refiner":
+    def _on(self, g, d) -> Refiner:
         """This refiner (its burn-in's D_M and gamma included) over the models g and d."""
         refiner = copy.copy(self)
         refiner.g, refiner.d = g, d
@@ -152,7 +152,7 @@ class Refiner:
             z_ahead, u_ahead = _candidates(self.seed, idx[drawn], range(attempt, attempt + ahead), self.g.latent_dim,
                                            _CANDIDATE)
             still = np.arange(len(drawn))  # where the pending samples are in `drawn`
-            for z, u in zip(z_ahead, u_ahead):
+            for z, u in zip(z_ahead, u_ahead, strict=True):
                 z, u = z[still], u[still]
                 x, logits = self._logits(z, None if y is None else y[pending])
                 if x_out is None:
@@ -184,4 +184,4 @@ class Refiner:
         step = max(1, PROPOSAL_VALUES // (len(idx) * self.g.latent_dim))
         for start in range(0, CHAIN_LENGTH, step):
             yield from zip(*_candidates(self.seed, idx, range(start, min(start + step, CHAIN_LENGTH)),
-                                        self.g.latent_dim, _CANDIDATE))
+                                        self.g.latent_dim, _CANDIDATE), strict=True)

@@ -150,7 +150,8 @@ def _scores_section(records: list[dict]) -> str:
         labels = [str(r.get("time", i))[:16].replace("T", " ") for i, r in enumerate(records)]
         figures = []
         for key in (k for k in GATE_KEYS if not k.endswith("_std")):  # spreads are not worth a plot of their own
-            kept = [(lab, r[key]) for lab, r in zip(labels, records) if isinstance(r.get(key), (int, float))]
+            kept = [(lab, r[key]) for lab, r in zip(labels, records, strict=True)
+                    if isinstance(r.get(key), (int, float))]
             if len(kept) < 2:
                 continue
             gate = next((g for g in latest.get("gates", []) if g["metric"] == key), None)
@@ -173,7 +174,7 @@ def _snapshots(run: Path) -> list[Path]:
 def _story(config: dict, rows: list[dict], steps_done: int) -> str:
     shape = config.get("sample_shape", [])
     samples = f"{shape[0]}-D points" if config.get("kind") == "points" else f"{'×'.join(map(str, shape))} images"
-    kind = {"mlp": "MLP GAN", "dcgan": "DCGAN"}.get(config.get("model"), str(config.get("model")))
+    kind = {"mlp": "MLP GAN", "dcgan": "DCGAN"}.get(str(config.get("model")), str(config.get("model")))
     what = (f"A {'conditional ' if config.get('num_classes') else ''}{kind} on "
             f"<b>{html.escape(str(config.get('data')))}</b> ({samples}), {config.get('loss')} loss, "
             f"trained {steps_done:,} of {config.get('steps', 0):,} steps with batch {config.get('batch_size')}"

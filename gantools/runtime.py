@@ -38,7 +38,7 @@ def _ort():
     return onnxruntime
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_unavailable_reason() -> str | None:
     """None when ONNX Runtime may use CUDA here; else why not (probed once per process)."""
     ort = _ort()
@@ -188,7 +188,7 @@ class _OnnxModel:
         """The graph's `name` is [batch, *tail], as its metadata says (dims the graph leaves open pass)."""
         found = next((a.shape for a in io if a.name == name), None)
         if found is None or len(found) != 1 + len(tail) or any(
-                isinstance(d, int) and d != t for d, t in zip(found[1:], tail)):
+                isinstance(d, int) and d != t for d, t in zip(found[1:], tail, strict=True)):
             raise GanToolsError(f"{self.path}: its metadata promises {name} of shape [batch, "
                                 f"{', '.join(map(str, tail))}] but the graph has {found}; the file was altered "
                                 "after export: re-export it")

@@ -157,7 +157,7 @@ def map_ahead(pool, fn, items, ahead: int = 1):
         return
     from collections import deque
 
-    pending = deque()
+    pending: deque = deque()
     for item in items:
         pending.append(pool.submit(fn, item))
         if len(pending) > ahead:
@@ -173,7 +173,7 @@ def map_on_lanes(lanes: list, work, items):
     import queue
     from concurrent.futures import ThreadPoolExecutor
 
-    free = queue.SimpleQueue()  # the lanes no thread is using
+    free: queue.SimpleQueue = queue.SimpleQueue()  # the lanes no thread is using
     for lane in lanes:
         free.put(lane)
 

@@ -29,6 +29,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from .errors import GanToolsError
 from .files import write_text_atomic
@@ -530,8 +531,9 @@ class _Log:
         """`path` None keeps the sums but writes nothing (ranks other than 0); `board`, a TensorBoard
         SummaryWriter, also gets each line's values and the steps per second."""
         self.path, self.t0, self.board, self.last = path, time.perf_counter(), board, (start, 0.0)
-        self.sums, self.count = (dict(partial["sums"]), partial["count"]) if partial else ({}, 0)
-        self.notes = {}
+        self.sums: dict[str, float] = dict(partial["sums"]) if partial else {}
+        self.count: int = partial["count"] if partial else 0
+        self.notes: dict[str, Any] = {}
         if path is not None and path.exists():
             kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= start]
             write_text_atomic(path, "".join(ln + "\n" for ln in kept))

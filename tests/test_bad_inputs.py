@@ -11,9 +11,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import assert_usage_error
+from PIL import Image
 
 
 def _folder(root, name, files):

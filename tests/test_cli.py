@@ -4,8 +4,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 from conftest import assert_usage_error
+from PIL import Image
 
 COMMANDS = ["train", "export", "info", "generate"]
 

@@ -342,7 +342,7 @@ def test_a_streamed_folder_gives_the_samples_of_the_whole_folder_loaded(tmp_path
         got = list(stream.batches(2, n, seed, start, stop))
         expected = list(whole.batches(2, n, seed, start, stop))
         assert len(got) == len(expected)
-        for (gx, gy), (ex, ey) in zip(got, expected):
+        for (gx, gy), (ex, ey) in zip(got, expected, strict=True):
             np.testing.assert_array_equal(gx, ex)
             assert gx.dtype == np.float32 and (gy is None) == (ey is None)
             if ey is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -12,8 +13,8 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_usage_error
+
 from gantools.distributed import World
 
 
@@ -30,7 +31,7 @@ def torchrun(*args, cwd, timeout=120):
 def test_shards_cover_every_item_once_in_whole_batches(n, batch, size):
     shards = [World(rank=r, size=size).shard(n, batch) for r in range(size)]
     assert shards[0][0] == 0 and shards[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(shards, shards[1:]))  # contiguous, in rank order
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(shards))  # contiguous, in rank order
     assert all(start % batch == 0 or start == stop for start, stop in shards)  # one-process batch boundaries
     assert shards[0][1] > 0  # rank 0, which merges, always has work
 
@@ -96,7 +97,7 @@ def test_ddp_training_follows_the_one_process_run(tmp_path, cli, name):
     logs = [[json.loads(ln) for ln in (tmp_path / run / "log.jsonl").read_text().splitlines()]
             for run in ("one", "two")]
     assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]]  # written once, by rank 0
-    for a, b in zip(*logs):  # each rank's loss is its slice's mean: their average is the global batch's
+    for a, b in zip(*logs, strict=True):  # each rank's loss is its slice's mean: their average is the global batch's
         assert a["d_loss"] == pytest.approx(b["d_loss"], rel=1e-3)
         assert a["d_real"] == pytest.approx(b["d_real"], abs=1e-4)
 

@@ -4,8 +4,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import assert_usage_error, torch_sample_flops
 import torch
+from conftest import assert_usage_error, torch_sample_flops
 
 import gantools.export as export_module
 from gantools.checkpoint import latest_checkpoint, load_checkpoint

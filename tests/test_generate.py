@@ -236,7 +236,8 @@ def test_run_batches_in_lanes_equals_one_session_batch_by_batch(exported, monkey
     assert len(g.lanes) == 3
     sizes = [64, 5, 1, 33, 64, 7, 2]
     firsts = np.cumsum([0] + sizes[:-1])
-    inputs = [(latents_for(4, f, m, g.latent_dim), labels_for(f, m, g.num_classes)) for f, m in zip(firsts, sizes)]
+    inputs = [(latents_for(4, f, m, g.latent_dim), labels_for(f, m, g.num_classes))
+              for f, m in zip(firsts, sizes, strict=True)]
     out = list(g.run_batches(iter(inputs)))
     assert len(ran_in) == len(sizes) and threading.get_ident() not in ran_in
     for (z, y), (z_out, y_out, x) in zip(inputs, out, strict=True):

@@ -10,9 +10,9 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
+from conftest import assert_usage_error
 from PIL import Image
 
-from conftest import assert_usage_error
 from gantools.errors import GanToolsError
 from gantools.metrics import features
 from gantools.metrics.features import (
@@ -23,8 +23,14 @@ from gantools.metrics.features import (
     inception_onnx_path,
     make_extractor,
 )
-from gantools.metrics.inception import (FIDInception, FusedConvReLU, fold_batchnorms, fuse_conv_relus, load_inception,
-                                       onednn_fuses)
+from gantools.metrics.inception import (
+    FIDInception,
+    FusedConvReLU,
+    fold_batchnorms,
+    fuse_conv_relus,
+    load_inception,
+    onednn_fuses,
+)
 from gantools.metrics.weights import FID_HELPER_SHA256, resolve_weights
 
 

@@ -5,6 +5,7 @@ import pytest
 import scipy.linalg
 from sklearn.metrics import roc_auc_score
 
+from gantools.errors import GanToolsError
 from gantools.metrics import (
     StreamingStats,
     c2st,
@@ -18,7 +19,6 @@ from gantools.metrics import (
     roc_auc,
     softmax,
 )
-from gantools.errors import GanToolsError
 from gantools.metrics.bootstrap import fid_interval, kid_interval
 from gantools.metrics.discriminator import wilson_interval
 

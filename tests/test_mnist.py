@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_usage_error
+
 from gantools.data import load_source, mnist_file
 from gantools.errors import GanToolsError
 

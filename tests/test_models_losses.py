@@ -61,7 +61,7 @@ def test_narrow_conv_trains_as_the_convolution_and_evaluates_as_it(cin, cout, ke
         y = forward(x)
         (dx,) = torch.autograd.grad((y * g).sum(), x, create_graph=True)
         results.append([y, dx, *torch.autograd.grad((dx ** 2).sum() + (y * g).sum(), [conv.weight, conv.bias])])
-    for got, want in zip(*results):
+    for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
     conv.eval()
     assert torch.equal(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=padding))

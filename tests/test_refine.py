@@ -112,7 +112,7 @@ def test_refined_batches_in_lanes_equal_one_session_batch_by_batch(exported, mon
     for g_lane, d_lane in refiner.lanes:
         g_lane.session, d_lane.session = ThreadRecorded(g_lane.session, ran_in), ThreadRecorded(d_lane.session, ran_in)
     sizes = [40, 5, 1, 33, 7]
-    jobs = list(zip(np.cumsum([0] + sizes[:-1]).tolist(), sizes))
+    jobs = list(zip(np.cumsum([0] + sizes[:-1]).tolist(), sizes, strict=True))
     out = list(refiner.run_batches(jobs))
     assert len(out) == len(jobs) and ran_in and threading.get_ident() not in ran_in
     for (first, m), (z, y, x) in zip(jobs, out, strict=True):
@@ -128,8 +128,16 @@ def test_refined_batches_in_lanes_equal_one_session_batch_by_batch(exported, mon
 def _by_definition(oracle, method, seed, n):
     """Refined samples 0..n-1 drawn the straightforward way: one numpy generator per candidate,
     default_rng([seed, i, key, try]), its standard_normal(2, float32) then its random(), sample by sample."""
-    from gantools.refine import (_BURN_IN, _CANDIDATE, BURN_IN, CHAIN_LENGTH, EPS, GAMMA_PERCENTILE, MAX_TRIES,
-                                 find_discriminator)
+    from gantools.refine import (
+        _BURN_IN,
+        _CANDIDATE,
+        BURN_IN,
+        CHAIN_LENGTH,
+        EPS,
+        GAMMA_PERCENTILE,
+        MAX_TRIES,
+        find_discriminator,
+    )
 
     d = find_discriminator(oracle / "g.onnx")
 

@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from browser import find_chromium, load_page
 from conftest import assert_usage_error
+from PIL import Image
+
 from gantools.plots import _spans_decades, scatter_plot, smooth, training_curves
 
 

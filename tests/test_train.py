@@ -389,8 +389,8 @@ def test_load_watch_fits_threads_to_the_free_cores_and_restores_them(monkeypatch
                         (4, ((2.0, 2), (1.0, 3), (0.2, 4), (3.0, 1)))):
         watch = threads.LoadWatch(cores, cores)
         clock = {"wall": watch._last[0], "own": watch._last[1], "busy": watch._last[2]}
-        monkeypatch.setattr(watch, "_clock", lambda: clock["wall"])
-        monkeypatch.setattr(watch, "_sample", lambda: (clock["wall"], clock["own"], clock["busy"]))
+        monkeypatch.setattr(watch, "_clock", lambda clock=clock: clock["wall"])
+        monkeypatch.setattr(watch, "_sample", lambda clock=clock: (clock["wall"], clock["own"], clock["busy"]))
         try:
             assert watch.poll() is None  # inside the first window: nothing measured yet
             for others, expected in load:

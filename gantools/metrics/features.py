@@ -142,7 +142,7 @@ class CachedExtractor:
         self.key = hashlib.sha256(f"{inner.id}|{inner.weights_sha256}|{data_fingerprint}".encode()).hexdigest()[:32]
         self.cached = load_features(self.key)
         self.offset = first_row  # a rank's shard starts part-way into the data
-        self.rows = []  # the features returned, in order
+        self.rows: list[np.ndarray] = []  # the features returned, in order
 
     def __call__(self, x):
         if self.cached is not None:
@@ -184,9 +184,8 @@ def known_id(name: str, precision: str = "fp32") -> str | None:
 
 def inception_onnx_path(weights=None, precision: str = "fp32") -> tuple[Path, str]:
     """The cached ONNX export of the FID Inception for these weights and precision; built on first use."""
-    from .weights import resolve_weights
-
     from ..cache import cache_dir, find_model, store_model
+    from .weights import resolve_weights
 
     path, sha = resolve_weights(weights)
     prefix = f"inception-{sha[:16]}-v{_CACHE_VERSION}" + ("" if precision == "fp32" else f"-{precision}")
@@ -202,12 +201,11 @@ def _export_inception(weights_path: Path, target: Path, cache: Path, precision: 
     import torch
 
     from ..export import module_to_onnx
-    from .inception import ReducedInception, load_inception
+    from .inception import FIDInception, ReducedInception, load_inception
 
-    model = load_inception(weights_path)  # bad weights are reported before the notice
+    full = load_inception(weights_path)  # bad weights are reported before the notice
     print(f"gantools: building the {precision} Inception ONNX model once, in {cache}", file=sys.stderr)
-    if precision == "fp16":
-        model = ReducedInception(model, torch.float16)
+    model: FIDInception | ReducedInception = ReducedInception(full, torch.float16) if precision == "fp16" else full
     outputs = ["features", "logits"] if model.with_logits else ["features"]
     dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, **{o: {0: "batch"} for o in outputs}}
     meta = {"gantools_format": "1", "role": "extractor", "extractor": inception_id(precision)}

@@ -219,7 +219,7 @@ class ReducedInception(nn.Module):
         self.net, self.with_logits, self.dtype = net.to(dtype), net.with_logits, dtype
         self.memory_format = memory_format
         if memory_format != torch.contiguous_format:
-            self.net.to(memory_format=memory_format)
+            self.net.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs omit it
 
     def forward(self, x):
         x = self.net.prepare(x).to(self.dtype)
@@ -258,7 +258,7 @@ def onednn_fuses(dtype: torch.dtype) -> bool:
     """Whether PyTorch's fused oneDNN convolution runs `dtype` on this CPU (bf16 needs AVX-512 or AMX; the
     op is internal to PyTorch, so a build without it means no)."""
     try:
-        torch.ops.mkldnn._convolution_pointwise  # looked up: raises where this build lacks it
+        _ = torch.ops.mkldnn._convolution_pointwise  # looked up: raises where this build lacks it
         return torch.backends.mkldnn.is_available() and (
             dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -347,7 +347,7 @@ def load_inception(path: Path) -> FIDInception:
         raise GanToolsError(f"{path} does not hold an Inception state dict")
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     model = FIDInception(with_logits="fc.weight" in state)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(state, strict=True)
     if missing or unexpected:
         shown = ", ".join((missing or unexpected)[:3])
         raise GanToolsError(f"{path} is not FID Inception-v3 weights (mismatched layers: {shown}, ...)")

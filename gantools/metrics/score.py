@@ -15,13 +15,18 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import GanToolsError
+
+if TYPE_CHECKING:
+    from ..runtime import OnnxGenerator
+    from .stats import StreamingStats
 
 # Each metric and the JSON keys it reports (the keys a gate may name).
 METRIC_KEYS = {
@@ -52,13 +57,13 @@ class Samples:
     count: int
     batches: Callable[..., Iterator]  # (batch_size, start, stop) -> (x in [0, 1] NCHW or points, labels or None)
     seed: int = 0
-    generator: object = None
-    source: object = None
+    generator: OnnxGenerator | None = None
+    source: Any = None  # the data source it reads, when it is one
 
 
 @dataclass
 class Extracted:
-    stats: object = None
+    stats: StreamingStats | None = None
     features: list = field(default_factory=list)
     logits: list = field(default_factory=list)
     raw: list = field(default_factory=list)
@@ -133,10 +138,12 @@ def parse_gate(op: str, text: str) -> tuple[str, str, float]:
 def _find_discriminator(samples: Samples, given):
     from ..refine import find_discriminator
 
-    if given is None and samples.generator is None:
+    if given is not None:
+        return find_discriminator(None, given)
+    if samples.generator is None:
         raise GanToolsError("--metrics disc needs a discriminator: score an exported generator (its "
                             "NAME.disc.onnx is found beside it) or pass --discriminator FILE")
-    return find_discriminator(samples.generator.path if given is None else None, given)
+    return find_discriminator(samples.generator.path, None)
 
 
 def _find_classifier(samples: Samples, ex, classifier, device: str):
@@ -184,6 +191,7 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
     total = math.ceil((stop - start) / batch_size)
     hit = cached is not None and cached.cached is not None
     label = "samples" if extractor is None else "features (cached)" if hit else "features"
+    batches: Iterator
     if hit and not (raw or disc or classify or keep_first):  # only the cached features are wanted: decode nothing
         batches = ((np.empty((min(batch_size, stop - first), 0), np.float32), None)
                    for first in range(start, stop, batch_size))
@@ -216,9 +224,9 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
                 out.logits.append(lg)
     if world.size > 1:
         fill = cached is not None and world.sum([cached.cached is None]) > 0  # some rank missed the cache
-        shares = world.gather(cached.rows) if fill else None  # every rank's rows, on rank 0
+        shares = world.gather(cached.rows) if cached is not None and fill else None  # every rank's rows, on rank 0
         out = _merge_ranks(out, world)
-        if shares:
+        if cached is not None and shares:
             cached.save([rows for share in shares for rows in share])
     elif cached is not None:
         cached.save(cached.rows)
@@ -308,9 +316,10 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         if needs_real:
             raise GanToolsError(f"{', '.join(needs_real)} need real samples, not statistics: give --real a "
                                 f"data source instead of {real}")
-        real_side = None
+        real_side, real_shape, real_count = None, ref["sample_shape"], ref["n"]
     else:
         real_side = open_samples(real, n_real, seed + 1, image_size, device, skip_bad_images)
+        real_shape, real_count = real_side.sample_shape, real_side.count
         if real_side.kind != fake.kind:
             raise GanToolsError(f"{source} holds {_KIND_WORDS[fake.kind]} but {real} holds "
                                 f"{_KIND_WORDS[real_side.kind]}; score samples against real data of the same kind")
@@ -329,16 +338,15 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
                                 classifier=classifier, need_logits="is" in metrics, precision=precision)
     if ref is not None and ex is not None and world.main:
         _check_ref(ref, ex, real)
-    other_shape = ref["sample_shape"] if ref is not None else real_side.sample_shape
-    differ = bool(other_shape) and tuple(other_shape) != tuple(fake.sample_shape)
+    differ = bool(real_shape) and tuple(real_shape) != tuple(fake.sample_shape)
     if differ and ex is not None and ex.id == "raw":
         raise GanToolsError(f"--extractor raw compares samples value by value, but {source} has shape "
                             f"{'x'.join(map(str, fake.sample_shape))} and {real} "
-                            f"{'x'.join(map(str, other_shape))}: make them match (--image-size sets the size), "
+                            f"{'x'.join(map(str, real_shape))}: make them match (--image-size sets the size), "
                             "or use --extractor inception")
     if fake.kind == "image" and differ and world.main:
         print(f"gantools: warning: {source} has images of shape {'x'.join(map(str, fake.sample_shape))} but {real} "
-              f"was made from {'x'.join(map(str, other_shape))}: the extractor resizes both, but scores of "
+              f"was made from {'x'.join(map(str, real_shape))}: the extractor resizes both, but scores of "
               "different sizes or channels compare more than the generator; pass --image-size to match them",
               file=sys.stderr)
     mixture = None
@@ -350,7 +358,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
             raise GanToolsError("--metrics modes scores 2-D points against --real ring or --real grid")
     classify = _find_classifier(fake, ex, classifier, device) if "classes" in metrics else None
     disc = _find_discriminator(fake, discriminator) if "disc" in metrics else None
-    if disc is not None and tuple(disc.sample_shape) != tuple(real_side.sample_shape):
+    if disc is not None and real_side is not None and tuple(disc.sample_shape) != tuple(real_side.sample_shape):
         raise GanToolsError(f"the discriminator takes samples of shape {tuple(disc.sample_shape)}, but {real} has "
                             f"{tuple(real_side.sample_shape)}: pass --image-size")
 
@@ -399,15 +407,18 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     if "modes" in metrics:
         from .modes import mode_metrics
 
+        assert mixture is not None  # refused above otherwise
         result.update(mode_metrics(np.concatenate(fake_x.raw), *mixture))
     if "disc" in metrics:
         from .discriminator import disc_metrics
 
+        assert real_x is not None and disc is not None  # "disc" refuses reference statistics above
         result.update(disc_metrics(np.concatenate(real_x.disc_logits), np.concatenate(fake_x.disc_logits),
                                    disc.threshold))
     if "classes" in metrics:
         from .classes import class_metrics
 
+        assert real_x is not None and classify is not None  # "classes" refuses reference statistics above
         result.update(class_metrics(np.concatenate(fake_x.classes), np.concatenate(real_x.classes),
                                     classify.num_classes, np.concatenate(fake_x.labels) if fake_x.labels else None))
     if "c2st" in metrics:
@@ -416,6 +427,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn's convergence notices
             result.update(_guarded(lambda: c2st(f_real, f_fake, seed, c2st_folds)))
+        assert f_real is not None and f_fake is not None  # "c2st" keeps both sides' features
         if len(f_fake) < len(f_real) and world.main:
             print(f"gantools: warning: C2ST used {len(f_fake)} of the {len(f_real)} real samples, as many as were "
                   "generated: give -n at least --n-real for its full power", file=sys.stderr)
@@ -423,7 +435,7 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     checked = [_check_gate(op, key, limit, result[key]) for op, key, limit in gates]
     result.update(
         n=fake.count,
-        n_real=ref["n"] if ref is not None else real_side.count,
+        n_real=real_count,
         extractor=ex.id if ex is not None else None,
         source=str(source),
         real=str(real),
@@ -555,10 +567,9 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
     Under torchrun the ranks share the extraction and rank 0 writes the file and returns the summary
     (the other ranks None)."""
     from ..distributed import current
+    from ..files import check_output, remove_stale_temporaries
     from .features import make_extractor
     from .stats import save_ref_stats
-
-    from ..files import check_output, remove_stale_temporaries
 
     if not str(out).lower().endswith(".npz"):
         raise GanToolsError(f"-o must name an .npz file (pytorch-fid's format), got {out}")
@@ -576,8 +587,10 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
                    progress=progress, cache=cache)
     if not world.main:
         return None
-    save_ref_stats(out, got.stats.mean, got.stats.cov, ex.id, ex.weights_sha256, got.stats.n, samples.sample_shape)
-    return {"out": str(out), "n": got.stats.n, "extractor": ex.id, "dim": len(got.stats.mean)}
+    stats = got.stats
+    assert stats is not None  # extracted with stats=True
+    save_ref_stats(out, stats.mean, stats.cov, ex.id, ex.weights_sha256, stats.n, samples.sample_shape)
+    return {"out": str(out), "n": stats.n, "extractor": ex.id, "dim": len(stats.mean)}
 
 
 def format_table(result: dict) -> str:

