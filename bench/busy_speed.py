@@ -32,18 +32,51 @@ def commands(tmp: Path, quick: bool) -> dict:
     n_images, n_digits, n_ring = (64, 5000, 20000) if quick else (256, 50000, 100000)
     n_real = ["--n-real", "128"] if quick else []  # all 1,797 otherwise
     return {
-        f"score digits-dcgan -n {n_images} (Inception; fid,kid,prdc,c2st,disc)":
-            [gantools, "score", str(models / "digits-dcgan.onnx"), "-n", str(n_images), "--real", "digits", *n_real,
-             "--metrics", "fid,kid,prdc,c2st,disc", "-q"],
-        "score ring (fid,kid,prdc,modes,disc,c2st)":
-            [gantools, "score", str(models / "ring.onnx"), "--real", "ring", "--metrics",
-             "fid,kid,prdc,modes,disc,c2st", "-q"],
-        f"generate digits-dcgan -n {n_digits} -o x.npz":
-            [gantools, "generate", str(models / "digits-dcgan.onnx"), "-n", str(n_digits), "-o", str(tmp / "d.npz"),
-             "--overwrite", "-q"],
-        f"generate ring -n {n_ring} -o x.npz":
-            [gantools, "generate", str(models / "ring.onnx"), "-n", str(n_ring), "-o", str(tmp / "r.npz"),
-             "--overwrite", "-q"],
+        f"score digits-dcgan -n {n_images} (Inception; fid,kid,prdc,c2st,disc)": [
+            gantools,
+            "score",
+            str(models / "digits-dcgan.onnx"),
+            "-n",
+            str(n_images),
+            "--real",
+            "digits",
+            *n_real,
+            "--metrics",
+            "fid,kid,prdc,c2st,disc",
+            "-q",
+        ],
+        "score ring (fid,kid,prdc,modes,disc,c2st)": [
+            gantools,
+            "score",
+            str(models / "ring.onnx"),
+            "--real",
+            "ring",
+            "--metrics",
+            "fid,kid,prdc,modes,disc,c2st",
+            "-q",
+        ],
+        f"generate digits-dcgan -n {n_digits} -o x.npz": [
+            gantools,
+            "generate",
+            str(models / "digits-dcgan.onnx"),
+            "-n",
+            str(n_digits),
+            "-o",
+            str(tmp / "d.npz"),
+            "--overwrite",
+            "-q",
+        ],
+        f"generate ring -n {n_ring} -o x.npz": [
+            gantools,
+            "generate",
+            str(models / "ring.onnx"),
+            "-n",
+            str(n_ring),
+            "-o",
+            str(tmp / "r.npz"),
+            "--overwrite",
+            "-q",
+        ],
     }
 
 
@@ -73,8 +106,16 @@ def main() -> None:
             idle, busy = statistics.median(seconds[False]), statistics.median(seconds[True])
             verdict = "" if busy / idle <= TARGET else "  over 2.5x"
             print(f"{name:62s} {idle:7.2f} {busy:9.2f} {busy / idle:8.2f}x{verdict}")
-            result["rows"].append({"command": name, "argv": argv[1:], "idle_s": idle, "loaded_s": busy,
-                                   "slowdown": busy / idle, "all": {"idle": seconds[False], "loaded": seconds[True]}})
+            result["rows"].append(
+                {
+                    "command": name,
+                    "argv": argv[1:],
+                    "idle_s": idle,
+                    "loaded_s": busy,
+                    "slowdown": busy / idle,
+                    "all": {"idle": seconds[False], "loaded": seconds[True]},
+                }
+            )
     save_json(args.json, result)
 
 

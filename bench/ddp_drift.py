@@ -70,8 +70,16 @@ def main():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launchers = {
         "1 process": [sys.executable, "-m", "gantools"],
-        "2 processes": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        "-m", "gantools"],
+        "2 processes": [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "gantools",
+        ],
         "1 process, rows reversed": [sys.executable, "-c", REVERSED],
         "1 process, 1 ulp": [sys.executable, "-c", NUDGE],
     }
@@ -81,11 +89,30 @@ def main():
                 out = {}
                 for name, launcher in launchers.items():
                     run = Path(tmp) / f"{steps}-{seed}-{len(out)}"
-                    subprocess.run([*launcher, "train", "--data", args.data, "--steps", str(steps), "--seed", str(seed),
-                                    "--out", str(run), "-q"], env=env, check=True, capture_output=True)
+                    subprocess.run(
+                        [
+                            *launcher,
+                            "train",
+                            "--data",
+                            args.data,
+                            "--steps",
+                            str(steps),
+                            "--seed",
+                            str(seed),
+                            "--out",
+                            str(run),
+                            "-q",
+                        ],
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                    )
                     out[name] = outputs(run)
-                gaps = ", ".join(f"{name} {float((x - out['1 process']).abs().max()):.2e}"
-                                 for name, x in out.items() if name != "1 process")
+                gaps = ", ".join(
+                    f"{name} {float((x - out['1 process']).abs().max()):.2e}"
+                    for name, x in out.items()
+                    if name != "1 process"
+                )
                 print(f"{args.data} steps {steps:4d} seed {seed}: max |G(z) - 1 process|: {gaps}", flush=True)
 
 

@@ -35,7 +35,7 @@ def main():
 
     peak = matmul_peak(runs=3 if args.quick else 5)
     rng = np.random.default_rng(0)
-    mix = rng.standard_normal((dim, dim)) / dim ** 0.5  # correlated features, as real ones are
+    mix = rng.standard_normal((dim, dim)) / dim**0.5  # correlated features, as real ones are
     f1 = rng.standard_normal((n, dim)) @ mix
     f2 = rng.standard_normal((n, dim)) @ mix * 1.1 + 0.05
     mu1, s1, mu2, s2 = f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False)
@@ -43,11 +43,25 @@ def main():
     ours, theirs = frechet_distance(mu1, s1, mu2, s2, **rows), sqrtm_fid(mu1, s1, mu2, s2)
     difference = abs(ours - theirs) / abs(theirs)
     print(f"d={dim}, n={n}: gantools {ours:.10g}, sqrtm {theirs:.10g}, relative difference {difference:.2e}")
-    med, paired = compare({"gantools": lambda: frechet_distance(mu1, s1, mu2, s2, **rows),
-                           "sqrtm": lambda: sqrtm_fid(mu1, s1, mu2, s2)}, 1, runs, "FID")
-    save_json(args.json, {"peak": peak, "dim": dim, "n": n, "runs": runs, "fid_per_s": med,
-                          "ratio": med["gantools"] / med["sqrtm"], "paired_ratio": paired,
-                          "relative_difference": difference})
+    med, paired = compare(
+        {"gantools": lambda: frechet_distance(mu1, s1, mu2, s2, **rows), "sqrtm": lambda: sqrtm_fid(mu1, s1, mu2, s2)},
+        1,
+        runs,
+        "FID",
+    )
+    save_json(
+        args.json,
+        {
+            "peak": peak,
+            "dim": dim,
+            "n": n,
+            "runs": runs,
+            "fid_per_s": med,
+            "ratio": med["gantools"] / med["sqrtm"],
+            "paired_ratio": paired,
+            "relative_difference": difference,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -65,14 +65,14 @@ def build(tmp: Path, data: str):
 
 def as_generate_runs_it(g, z, batch: int) -> None:
     """z through g at `batch` as `generate` runs it (run_batches: lanes where they apply)."""
-    for _ in g.run_batches((z[i:i + batch], None) for i in range(0, len(z), batch)):
+    for _ in g.run_batches((z[i : i + batch], None) for i in range(0, len(z), batch)):
         pass
 
 
 def through_one_session(session, z, batch: int) -> None:
     """z through one session's bare session.run loop at `batch`."""
     for i in range(0, len(z), batch):
-        session.run(None, {"z": z[i:i + batch]})
+        session.run(None, {"z": z[i : i + batch]})
 
 
 def refine_rows(runs: int, quick: bool) -> list:
@@ -81,10 +81,14 @@ def refine_rows(runs: int, quick: bool) -> list:
     from gantools.runtime import OnnxGenerator
 
     rows = []
-    print(f"\nrefinement at batch 256, seconds per pass (median of {runs}), lanes as generate runs them vs the "
-          "main sessions one job after another")
-    print(f"{'model':>13s} {'method':>6s} {'samples':>8s} {'lanes':>6s} {'lanes s':>8s} {'one session s':>14s} "
-          f"{'paired':>7s}")
+    print(
+        f"\nrefinement at batch 256, seconds per pass (median of {runs}), lanes as generate runs them vs the "
+        "main sessions one job after another"
+    )
+    print(
+        f"{'model':>13s} {'method':>6s} {'samples':>8s} {'lanes':>6s} {'lanes s':>8s} {'one session s':>14s} "
+        f"{'paired':>7s}"
+    )
     for name, n in REFINED.items():
         n = n // 4 if quick else n  # --quick: still two jobs of 256 digits, so lanes run
         path = ROOT / "exported" / f"{name}.onnx"
@@ -105,10 +109,22 @@ def refine_rows(runs: int, quick: bool) -> list:
             times = interleaved_times({"one_session": one_session, "lanes": in_lanes}, runs)
             med = {k: statistics.median(v) for k, v in times.items()}
             paired = paired_ratio(times["one_session"], times["lanes"])
-            print(f"{name:>13s} {method:>6s} {n:8d} {lanes:6d} {med['lanes']:8.3f} {med['one_session']:14.3f} "
-                  f"{paired:6.2f}x")
-            rows.append({"model": name, "method": method, "n": n, "lanes": lanes, "lanes_s": med["lanes"],
-                         "one_session_s": med["one_session"], "paired_ratio": paired, "all": times})
+            print(
+                f"{name:>13s} {method:>6s} {n:8d} {lanes:6d} {med['lanes']:8.3f} {med['one_session']:14.3f} "
+                f"{paired:6.2f}x"
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "method": method,
+                    "n": n,
+                    "lanes": lanes,
+                    "lanes_s": med["lanes"],
+                    "one_session_s": med["one_session"],
+                    "paired_ratio": paired,
+                    "all": times,
+                }
+            )
     return rows
 
 
@@ -149,10 +165,14 @@ def lane_threshold_rows(runs: int, quick: bool) -> list:
     from gantools.runtime import LANE_MIN_FLOPS, sample_flops
 
     rows = []
-    print(f"\nlanes vs the main session, each in a process of its own (median of {runs}); generate takes lanes "
-          f"from {LANE_MIN_FLOPS / 1e6:g} MFLOP a batch")
-    print(f"{'model':>13s} {'batch':>6s} {'MFLOP':>7s} {'main/s':>10s} {'lanes/s':>10s} {'ratio':>6s} {'paired':>7s} "
-          f"{'generate':>9s}")
+    print(
+        f"\nlanes vs the main session, each in a process of its own (median of {runs}); generate takes lanes "
+        f"from {LANE_MIN_FLOPS / 1e6:g} MFLOP a batch"
+    )
+    print(
+        f"{'model':>13s} {'batch':>6s} {'MFLOP':>7s} {'main/s':>10s} {'lanes/s':>10s} {'ratio':>6s} {'paired':>7s} "
+        f"{'generate':>9s}"
+    )
     for name, (sizes, samples) in LANE_SIZES.items():
         path = ROOT / "exported" / f"{name}.onnx"
         flops = sample_flops(path)
@@ -160,16 +180,33 @@ def lane_threshold_rows(runs: int, quick: bool) -> list:
             rates = {"main": [], "lanes": []}
             for _ in range(runs):
                 for mode, got in rates.items():
-                    out = subprocess.run([sys.executable, "-c", LANE_PROBE, str(path), str(batch), mode,
-                                          str(samples)], capture_output=True, text=True, check=True, cwd=ROOT)
+                    out = subprocess.run(
+                        [sys.executable, "-c", LANE_PROBE, str(path), str(batch), mode, str(samples)],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=ROOT,
+                    )
                     got.append(float(out.stdout.split()[-1]))
             med = {k: statistics.median(v) for k, v in rates.items()}
             paired = statistics.median(a / b for a, b in zip(rates["lanes"], rates["main"], strict=True))
             takes = "lanes" if batch * flops >= LANE_MIN_FLOPS else "main"
-            print(f"{name:>13s} {batch:6d} {batch * flops / 1e6:7.1f} {med['main']:10.0f} {med['lanes']:10.0f} "
-                  f"{med['lanes'] / med['main']:5.2f}x {paired:6.2f}x {takes:>9s}")
-            rows.append({"model": name, "batch": batch, "mflop": batch * flops / 1e6, "main": med["main"],
-                         "lanes": med["lanes"], "paired_ratio": paired, "generate_takes": takes, "all": rates})
+            print(
+                f"{name:>13s} {batch:6d} {batch * flops / 1e6:7.1f} {med['main']:10.0f} {med['lanes']:10.0f} "
+                f"{med['lanes'] / med['main']:5.2f}x {paired:6.2f}x {takes:>9s}"
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "batch": batch,
+                    "mflop": batch * flops / 1e6,
+                    "main": med["main"],
+                    "lanes": med["lanes"],
+                    "paired_ratio": paired,
+                    "generate_takes": takes,
+                    "all": rates,
+                }
+            )
     return rows
 
 
@@ -197,16 +234,22 @@ def main():
             print(f"\n{name}: {flop / 1e6:.2f} MFLOP per sample")
             lanes = len(onnx_g.lanes)
             lane_batch = math.ceil(LANE_MIN_FLOPS / onnx_g.sample_flops)
-            print(f"ONNX Runtime as generate runs it: {lanes} single-threaded lanes for batches of at least "
-                  f"{lane_batch} ({LANE_MIN_FLOPS / 1e6:g} MFLOP), one session below" if lanes else
-                  "ONNX Runtime as generate runs it: one session")
-            print(f"{'batch':>6s} {'ORT samples/s':>14s} {'one session':>12s} {'eager samples/s':>16s} {'ratio':>6s} "
-                  f"{'paired':>8s} {'ORT % of peak':>14s}")
+            print(
+                f"ONNX Runtime as generate runs it: {lanes} single-threaded lanes for batches of at least "
+                f"{lane_batch} ({LANE_MIN_FLOPS / 1e6:g} MFLOP), one session below"
+                if lanes
+                else "ONNX Runtime as generate runs it: one session"
+            )
+            print(
+                f"{'batch':>6s} {'ORT samples/s':>14s} {'one session':>12s} {'eager samples/s':>16s} {'ratio':>6s} "
+                f"{'paired':>8s} {'ORT % of peak':>14s}"
+            )
 
             def pass_latents(count):
                 return np.random.default_rng(0).standard_normal((count, onnx_g.latent_dim), dtype=np.float32)
 
             for b in sizes:
+
                 def ort_pass():
                     as_generate_runs_it(onnx_g, z, b)
 
@@ -216,7 +259,7 @@ def main():
                 def eager_pass():
                     with torch.no_grad():
                         for i in range(0, total, b):
-                            torch_g(torch.from_numpy(z[i:i + b]))
+                            torch_g(torch.from_numpy(z[i : i + b]))
 
                 total = max(b * 8, 4096)
                 z = pass_latents(total)
@@ -224,19 +267,34 @@ def main():
                 # on this VM so short a pass moved the ratio by 2x between runs
                 total = max(total, -(-int(MIN_PASS_SECONDS * total / median_time(ort_pass, 1)[0]) // b) * b)
                 z = pass_latents(total)
-                contenders = {**({"one_session": one_session_pass} if lanes else {}), "ort": ort_pass,
-                              "eager": eager_pass}
+                contenders = {
+                    **({"one_session": one_session_pass} if lanes else {}),
+                    "ort": ort_pass,
+                    "eager": eager_pass,
+                }
                 times = interleaved_times(contenders, runs)
                 rate = {k: total / statistics.median(v) for k, v in times.items()}
                 paired = paired_ratio(times["eager"], times["ort"])
                 pct = rate["ort"] * flop / 1e9 / peak["gflops"]
                 one = f"{rate['one_session']:12.0f}" if lanes else f"{'(same)':>12s}"
-                print(f"{b:6d} {rate['ort']:14.0f} {one} {rate['eager']:16.0f} {rate['ort'] / rate['eager']:5.2f}x "
-                      f"{paired:7.2f}x {pct:14.2%}")
-                result["per_batch"].append({"model": name, "batch": b, "lanes": lanes, "samples_per_pass": total,
-                                            "ort": rate["ort"], "one_session": rate.get("one_session"),
-                                            "eager": rate["eager"], "paired_ratio": paired,
-                                            "fraction_of_peak": pct, "all": times})
+                print(
+                    f"{b:6d} {rate['ort']:14.0f} {one} {rate['eager']:16.0f} {rate['ort'] / rate['eager']:5.2f}x "
+                    f"{paired:7.2f}x {pct:14.2%}"
+                )
+                result["per_batch"].append(
+                    {
+                        "model": name,
+                        "batch": b,
+                        "lanes": lanes,
+                        "samples_per_pass": total,
+                        "ort": rate["ort"],
+                        "one_session": rate.get("one_session"),
+                        "eager": rate["eager"],
+                        "paired_ratio": paired,
+                        "fraction_of_peak": pct,
+                        "all": times,
+                    }
+                )
             path, latent_dim = onnx_g.path, onnx_g.latent_dim
             onnx_g = None  # closes its sessions, whose threads would spin beside the sessions timed below
             z = latents_for(0, 0, n, latent_dim)
@@ -275,15 +333,27 @@ def main():
             # each generate is timed right before its bare passes: the median of those pairs' ratios is not moved
             # by the VM's speed drifting over the runs, which the ratio of the two medians is
             paired = paired_ratio(timed["generate"], timed["bare"])
-            print(f"generate -n {n} -o x.npz: {med['generate']:.3f} s, bare inference as generate runs it on the "
-                  f"same latents {med['bare']:.3f} s: {med['generate'] / med['bare']:.2f}x (median of the {runs} "
-                  f"paired ratios: {paired:.2f}x)")
-            entry = {"model": name, "n": n, "lanes": lanes, "generate_s": med["generate"], "bare_ort_s": med["bare"],
-                     "ratio": med["generate"] / med["bare"], "paired_ratio": paired, "all": timed}
+            print(
+                f"generate -n {n} -o x.npz: {med['generate']:.3f} s, bare inference as generate runs it on the "
+                f"same latents {med['bare']:.3f} s: {med['generate'] / med['bare']:.2f}x (median of the {runs} "
+                f"paired ratios: {paired:.2f}x)"
+            )
+            entry = {
+                "model": name,
+                "n": n,
+                "lanes": lanes,
+                "generate_s": med["generate"],
+                "bare_ort_s": med["bare"],
+                "ratio": med["generate"] / med["bare"],
+                "paired_ratio": paired,
+                "all": timed,
+            }
             if lanes:
                 one_paired = paired_ratio(timed["generate"], timed["one_session"])
-                print(f"  one session's session.run loop on the same latents: {med['one_session']:.3f} s "
-                      f"(generate / it, paired: {one_paired:.2f}x)")
+                print(
+                    f"  one session's session.run loop on the same latents: {med['one_session']:.3f} s "
+                    f"(generate / it, paired: {one_paired:.2f}x)"
+                )
                 entry.update(one_session_s=med["one_session"], one_session_paired_ratio=one_paired)
             result["end_to_end"].append(entry)
     result["refine"] = refine_rows(runs, args.quick)

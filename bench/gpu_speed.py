@@ -69,7 +69,7 @@ def main():
         mm.write_bytes(matmul_onnx(n_mm, fp16).SerializeToString())
         a = np.random.default_rng(0).random((n_mm, n_mm), dtype=np.float32).astype(np.float16 if fp16 else np.float32)
         try:
-            peak = bound_rate(session(mm, provider), {"a": a, "b": a}, device, runs) * 2 * n_mm ** 3 / 1e9
+            peak = bound_rate(session(mm, provider), {"a": a, "b": a}, device, runs) * 2 * n_mm**3 / 1e9
         except Exception as exc:  # noqa: BLE001 - e.g. no fp16 MatMul kernel on the CPU provider
             print(f"{precision}: MatMul not run ({str(exc).splitlines()[0][:120]})")
             continue
@@ -81,10 +81,13 @@ def main():
             print(f"{precision}: extraction not run ({str(exc).splitlines()[0][:120]})")
             continue
         pct = rate * INCEPTION_GFLOP / peak
-        print(f"{precision}: MatMul peak {peak:.0f} GFLOP/s; Inception batch {batch}: {rate:.1f} img/s "
-              f"({pct:.1%} of peak)")
-        result["rows"].append({"precision": precision, "peak_gflops": peak, "inception_img_per_s": rate,
-                               "fraction_of_peak": pct})
+        print(
+            f"{precision}: MatMul peak {peak:.0f} GFLOP/s; Inception batch {batch}: {rate:.1f} img/s "
+            f"({pct:.1%} of peak)"
+        )
+        result["rows"].append(
+            {"precision": precision, "peak_gflops": peak, "inception_img_per_s": rate, "fraction_of_peak": pct}
+        )
     result["cpu_bf16"] = cpu_bf16(32 if not args.dry_run else 4, runs)
     from gantools.runtime import OnnxGenerator
     from gantools.train import train
@@ -113,11 +116,15 @@ def cpu_bf16(batch: int, runs: int) -> dict | None:
         return None
     images = np.random.default_rng(0).random((batch, 3, 32, 32), dtype=np.float32)
     rates = {}
-    for name, ex in (("fp32", make_extractor("inception", kind="image", device="cpu")),
-                     ("bf16", TorchBf16Extractor(*inception_module()))):
+    for name, ex in (
+        ("fp32", make_extractor("inception", kind="image", device="cpu")),
+        ("bf16", TorchBf16Extractor(*inception_module())),
+    ):
         rates[name] = batch / median_time(lambda ex=ex: ex(images), max(3, runs // 3))[0]
-    print(f"CPU Inception batch {batch}: fp32 (ONNX Runtime) {rates['fp32']:.1f} img/s, bf16 (PyTorch) "
-          f"{rates['bf16']:.1f} img/s: {rates['bf16'] / rates['fp32']:.2f}x")
+    print(
+        f"CPU Inception batch {batch}: fp32 (ONNX Runtime) {rates['fp32']:.1f} img/s, bf16 (PyTorch) "
+        f"{rates['bf16']:.1f} img/s: {rates['bf16'] / rates['fp32']:.2f}x"
+    )
     return rates
 
 

@@ -48,8 +48,11 @@ PACGAN_TABLE1 = [  # method, ring modes, ring hq, ring rkl, grid modes, grid hq,
 ]
 POINT_RECIPES = {"ring": ["--data", "ring"], "grid": ["--data", "grid"]}
 DIGIT_RECIPES = {"digits": ["--data", "digits:train"], "digits-cond": ["--data", "digits:train", "--conditional"]}
-MNIST_RECIPES = {"mnist-mlp": ["--data", "mnist:train", "--model", "mlp"], "mnist": ["--data", "mnist:train"],
-                 "mnist-cond": ["--data", "mnist:train", "--conditional"]}
+MNIST_RECIPES = {
+    "mnist-mlp": ["--data", "mnist:train", "--model", "mlp"],
+    "mnist": ["--data", "mnist:train"],
+    "mnist-cond": ["--data", "mnist:train", "--conditional"],
+}
 N_MNIST = 3750  # generated digits per MNIST score: as many as mnist:train, the real floor's side
 REFINE = ("drs", "mh")
 N_DIGITS = 5000  # generated digits per score (C2ST takes as many as the 449 held-out digits)
@@ -103,14 +106,47 @@ def score_one(name: str, seed: int, root: Path, env: dict, classifiers: dict) ->
             got = score_json(refined, "--real", name, "--metrics", "modes", env=env)
             out.update({f"{method}_{k}": got[k] for k in keys})
         return out
-    pixels = [score_json(onnx, "-n", N_DIGITS, "--real", "digits:test", "--metrics", "c2st", "--extractor", "raw",
-                         "--seed", k, env=env)["c2st_accuracy"] for k in range(PIXEL_DRAWS)]
-    feats = score_json(onnx, "-n", N_DIGITS, "--real", "digits:test", "--metrics", "c2st,fid",
-                       "--extractor", "classifier", "--classifier", classifier, env=env)
-    classes = score_json(onnx, "-n", N_DIGITS, "--real", "digits", "--metrics", "classes",
-                         "--classifier", classifier, env=env)
-    out.update(c2st_pixels=pixels[0], c2st_pixels_draws=statistics.mean(pixels), c2st_features=feats["c2st_accuracy"],
-               fid=feats["fid"], class_max_dev=classes["class_max_dev"])
+    pixels = [
+        score_json(
+            onnx,
+            "-n",
+            N_DIGITS,
+            "--real",
+            "digits:test",
+            "--metrics",
+            "c2st",
+            "--extractor",
+            "raw",
+            "--seed",
+            k,
+            env=env,
+        )["c2st_accuracy"]
+        for k in range(PIXEL_DRAWS)
+    ]
+    feats = score_json(
+        onnx,
+        "-n",
+        N_DIGITS,
+        "--real",
+        "digits:test",
+        "--metrics",
+        "c2st,fid",
+        "--extractor",
+        "classifier",
+        "--classifier",
+        classifier,
+        env=env,
+    )
+    classes = score_json(
+        onnx, "-n", N_DIGITS, "--real", "digits", "--metrics", "classes", "--classifier", classifier, env=env
+    )
+    out.update(
+        c2st_pixels=pixels[0],
+        c2st_pixels_draws=statistics.mean(pixels),
+        c2st_features=feats["c2st_accuracy"],
+        fid=feats["fid"],
+        class_max_dev=classes["class_max_dev"],
+    )
     if "class_accuracy" in classes:
         out["class_accuracy"] = classes["class_accuracy"]
     return out
@@ -120,14 +156,32 @@ def score_mnist(side, env: dict, classifier: Path) -> dict:
     """The MNIST figures of one side (an exported generator, or mnist:train for the real floor) vs mnist:test."""
     n = ["-n", N_MNIST] if str(side).endswith(".onnx") else []
     inception = score_json(side, *n, "--real", "mnist:test", "--metrics", "fid,prdc", env=env)
-    feats = score_json(side, *n, "--real", "mnist:test", "--metrics", "fid,c2st", "--extractor", "classifier",
-                       "--classifier", classifier, env=env)
+    feats = score_json(
+        side,
+        *n,
+        "--real",
+        "mnist:test",
+        "--metrics",
+        "fid,c2st",
+        "--extractor",
+        "classifier",
+        "--classifier",
+        classifier,
+        env=env,
+    )
     pixels = score_json(side, *n, "--real", "mnist:test", "--metrics", "c2st", "--extractor", "raw", env=env)
-    out = {"fid_inception": inception["fid"], "precision": inception["precision"], "recall": inception["recall"],
-           "fid": feats["fid"], "c2st_features": feats["c2st_accuracy"], "c2st_pixels": pixels["c2st_accuracy"]}
+    out = {
+        "fid_inception": inception["fid"],
+        "precision": inception["precision"],
+        "recall": inception["recall"],
+        "fid": feats["fid"],
+        "c2st_features": feats["c2st_accuracy"],
+        "c2st_pixels": pixels["c2st_accuracy"],
+    }
     if str(side).endswith(".onnx"):
-        classes = score_json(side, *n, "--real", "mnist:test", "--metrics", "classes", "--classifier", classifier,
-                             env=env)
+        classes = score_json(
+            side, *n, "--real", "mnist:test", "--metrics", "classes", "--classifier", classifier, env=env
+        )
         out.update({k: classes[k] for k in ("class_max_dev", "class_accuracy") if k in classes})
     return out
 
@@ -150,11 +204,20 @@ def mnist_baseline(root: Path, env: dict) -> tuple[Path, dict]:
         gantools("train-classifier", "--data", "mnist:train", "-o", clf, "-q", env=env)
     floor_file = root / "mnist-floor.json"
     if not floor_file.exists():
-        heldout = json.loads(subprocess.run([sys.executable, "-m", "gantools", "info", clf, "--json"],
-                                            capture_output=True, text=True, env=env, check=True).stdout)
-        floor = {**score_mnist("mnist:train", env, clf),
-                 "classifier_heldout": float(heldout["metadata"]["heldout_accuracy"]),
-                 "classifier_test": classifier_accuracy(clf, "mnist:test")}
+        heldout = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "gantools", "info", clf, "--json"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout
+        )
+        floor = {
+            **score_mnist("mnist:train", env, clf),
+            "classifier_heldout": float(heldout["metadata"]["heldout_accuracy"]),
+            "classifier_test": classifier_accuracy(clf, "mnist:test"),
+        }
         floor_file.write_text(json.dumps(floor, indent=2) + "\n")
     return clf, json.loads(floor_file.read_text())
 
@@ -166,14 +229,32 @@ def digits_baseline(root: Path, env: dict) -> tuple[Path, float, float]:
     clf = root / "digits-classifier.onnx"
     if not clf.exists():
         gantools("train-classifier", "--data", "digits:train", "-o", clf, "-q", env=env)
-    accuracy = float(json.loads(subprocess.run(
-        [sys.executable, "-m", "gantools", "info", clf, "--json"], capture_output=True, text=True, env=env,
-        check=True).stdout)["metadata"]["heldout_accuracy"])
+    accuracy = float(
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "gantools", "info", clf, "--json"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout
+        )["metadata"]["heldout_accuracy"]
+    )
     src = load_source("digits")
     for part in (0, 1):
         np.savez(root / f"half{part}.npz", x=src.x[part::2], y=src.y[part::2])
-    got = score_json(root / "half0.npz", "--real", root / "half1.npz", "--metrics", "fid", "--extractor", "classifier",
-                     "--classifier", clf, env=env)
+    got = score_json(
+        root / "half0.npz",
+        "--real",
+        root / "half1.npz",
+        "--metrics",
+        "fid",
+        "--extractor",
+        "classifier",
+        "--classifier",
+        clf,
+        env=env,
+    )
     return clf, accuracy, got["fid"]
 
 
@@ -213,11 +294,15 @@ def modes_cell(values) -> str:
 
 
 def point_table(results: list[dict], seeds: int) -> str:
-    lines = ["| method | ring modes (of 8) | ring high-quality | ring reverse KL | grid modes (of 25) | "
-             "grid high-quality | grid reverse KL |", "|---" * 7 + "|"]
+    lines = [
+        "| method | ring modes (of 8) | ring high-quality | ring reverse KL | grid modes (of 25) | "
+        "grid high-quality | grid reverse KL |",
+        "|---" * 7 + "|",
+    ]
     for name, *row in PACGAN_TABLE1:
-        lines.append(f"| {name} (PacGAN Table 1) | {row[0]} | {row[1]:.1%} | {row[2]} | {row[3]} | {row[4]:.1%} | "
-                     f"{row[5]} |")
+        lines.append(
+            f"| {name} (PacGAN Table 1) | {row[0]} | {row[1]:.1%} | {row[2]} | {row[3]} | {row[4]:.1%} | {row[5]} |"
+        )
     for prefix, label in (("", "gantools"), ("drs_", "gantools + --refine drs"), ("mh_", "gantools + --refine mh")):
         cells = []
         for data in POINT_RECIPES:
@@ -225,16 +310,21 @@ def point_table(results: list[dict], seeds: int) -> str:
             if not rows:
                 cells += ["-"] * 3
                 continue
-            cells += [modes_cell([r[prefix + "modes"] for r in rows]),
-                      mean_se([r[prefix + "hq_fraction"] for r in rows], percent=True),
-                      mean_se([r[prefix + "reverse_kl"] for r in rows])]
+            cells += [
+                modes_cell([r[prefix + "modes"] for r in rows]),
+                mean_se([r[prefix + "hq_fraction"] for r in rows], percent=True),
+                mean_se([r[prefix + "reverse_kl"] for r in rows]),
+            ]
         lines.append(f"| {label} ({seeds} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def digits_table(results: list[dict], baseline_fid: float) -> str:
-    lines = [f"| model | C2ST pixels | C2ST pixels, mean of {PIXEL_DRAWS} draws | C2ST classifier features | "
-             "domain FID (÷ halves) | class max dev | conditional accuracy | train s (median) |", "|---" * 8 + "|"]
+    lines = [
+        f"| model | C2ST pixels | C2ST pixels, mean of {PIXEL_DRAWS} draws | C2ST classifier features | "
+        "domain FID (÷ halves) | class max dev | conditional accuracy | train s (median) |",
+        "|---" * 8 + "|",
+    ]
     for name in DIGIT_RECIPES:
         rows = [r for r in results if r["recipe"] == name]
         if not rows:
@@ -242,58 +332,81 @@ def digits_table(results: list[dict], baseline_fid: float) -> str:
         ratio = mean_se([r["fid"] / baseline_fid for r in rows])
         acc = mean_se([r["class_accuracy"] for r in rows], percent=True) if "class_accuracy" in rows[0] else "-"
         draws = mean_se([r["c2st_pixels_draws"] for r in rows]) if all("c2st_pixels_draws" in r for r in rows) else "-"
-        lines.append(f"| {name} ({len(rows)} seeds) | {mean_se([r['c2st_pixels'] for r in rows])} | {draws} | "
-                     f"{mean_se([r['c2st_features'] for r in rows])} | {mean_se([r['fid'] for r in rows])} ({ratio}) | "
-                     f"{mean_se([r['class_max_dev'] for r in rows], percent=True)} | {acc} | "
-                     f"{statistics.median(r['train_seconds'] for r in rows):.0f} |")
+        lines.append(
+            f"| {name} ({len(rows)} seeds) | {mean_se([r['c2st_pixels'] for r in rows])} | {draws} | "
+            f"{mean_se([r['c2st_features'] for r in rows])} | {mean_se([r['fid'] for r in rows])} ({ratio}) | "
+            f"{mean_se([r['class_max_dev'] for r in rows], percent=True)} | {acc} | "
+            f"{statistics.median(r['train_seconds'] for r in rows):.0f} |"
+        )
     return "\n".join(lines)
 
 
-MNIST_TARGETS = "Inception FID and domain FID ≤ 1.5× the floor's, C2ST ≤ 0.60 (features) and ≤ 0.70 (pixels), " \
+MNIST_TARGETS = (
+    "Inception FID and domain FID ≤ 1.5× the floor's, C2ST ≤ 0.60 (features) and ≤ 0.70 (pixels), "
     "precision and recall ≥ 0.9× the floor's, class max dev ≤ 2 points, conditional accuracy ≥ 98%"
+)
 
 
 def mnist_table(results: list[dict], floor: dict) -> str:
     """Mean ± standard error over seeds, each FID and PRDC figure also as a ratio to the real floor's."""
+
     def cell(rows, key, ratio=False, percent=False):
         text = mean_se([r[key] for r in rows], percent=percent)
         return f"{text} ({mean_se([r[key] / floor[key] for r in rows])}×)" if ratio else text
 
-    lines = ["| model | Inception FID (× floor) | domain FID (× floor) | precision (× floor) | recall (× floor) | "
-             "C2ST features | C2ST pixels | class max dev | conditional accuracy | train s (median) |",
-             "|---" * 10 + "|",
-             f"| real: mnist:train (3,750) | {floor['fid_inception']:.3g} | {floor['fid']:.3g} | "
-             f"{floor['precision']:.3f} | {floor['recall']:.3f} | {floor['c2st_features']:.3f} | "
-             f"{floor['c2st_pixels']:.3f} | - | - | - |"]
+    lines = [
+        "| model | Inception FID (× floor) | domain FID (× floor) | precision (× floor) | recall (× floor) | "
+        "C2ST features | C2ST pixels | class max dev | conditional accuracy | train s (median) |",
+        "|---" * 10 + "|",
+        f"| real: mnist:train (3,750) | {floor['fid_inception']:.3g} | {floor['fid']:.3g} | "
+        f"{floor['precision']:.3f} | {floor['recall']:.3f} | {floor['c2st_features']:.3f} | "
+        f"{floor['c2st_pixels']:.3f} | - | - | - |",
+    ]
     for name in MNIST_RECIPES:
         rows = [r for r in results if r["recipe"] == name]
         if not rows:
             continue
         acc = cell(rows, "class_accuracy", percent=True) if "class_accuracy" in rows[0] else "-"
-        lines.append(f"| {name} ({len(rows)} seeds) | {cell(rows, 'fid_inception', True)} | "
-                     f"{cell(rows, 'fid', True)} | {cell(rows, 'precision', True)} | {cell(rows, 'recall', True)} | "
-                     f"{cell(rows, 'c2st_features')} | {cell(rows, 'c2st_pixels')} | "
-                     f"{cell(rows, 'class_max_dev', percent=True)} | {acc} | "
-                     f"{statistics.median(r['train_seconds'] for r in rows):.0f} |")
+        lines.append(
+            f"| {name} ({len(rows)} seeds) | {cell(rows, 'fid_inception', True)} | "
+            f"{cell(rows, 'fid', True)} | {cell(rows, 'precision', True)} | {cell(rows, 'recall', True)} | "
+            f"{cell(rows, 'c2st_features')} | {cell(rows, 'c2st_pixels')} | "
+            f"{cell(rows, 'class_max_dev', percent=True)} | {acc} | "
+            f"{statistics.median(r['train_seconds'] for r in rows):.0f} |"
+        )
     return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--digits-seeds", type=int, default=None,
-                        help="seeds of each digits and MNIST recipe (minutes a run) [default: --seeds]")
+    parser.add_argument(
+        "--digits-seeds",
+        type=int,
+        default=None,
+        help="seeds of each digits and MNIST recipe (minutes a run) [default: --seeds]",
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds of each recipe: a smoke run")
-    parser.add_argument("--only", default=",".join([*POINT_RECIPES, *DIGIT_RECIPES]),
-                        help=f"comma-separated recipes: {', '.join([*POINT_RECIPES, *DIGIT_RECIPES, *MNIST_RECIPES])}; "
-                             "'mnist' alone means all three MNIST rows")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs side by side, one thread each (1: a single run with the default threads)")
+    parser.add_argument(
+        "--only",
+        default=",".join([*POINT_RECIPES, *DIGIT_RECIPES]),
+        help=f"comma-separated recipes: {', '.join([*POINT_RECIPES, *DIGIT_RECIPES, *MNIST_RECIPES])}; "
+        "'mnist' alone means all three MNIST rows",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs side by side, one thread each (1: a single run with the default threads)",
+    )
     parser.add_argument("--workdir", default=None, help="keep runs and models here [default: a temporary folder]")
     parser.add_argument("--json", default=None, help="write every run's figures here")
-    parser.add_argument("--rescore", action="store_true",
-                        help="score the runs already in --workdir again (after a change to the scoring), keeping "
-                             "their training times; trains only the runs missing")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the runs already in --workdir again (after a change to the scoring), keeping "
+        "their training times; trains only the runs missing",
+    )
     args = parser.parse_args()
     seeds = 2 if args.quick else args.seeds
     digit_seeds = 2 if args.quick else (args.digits_seeds or seeds)
@@ -315,6 +428,7 @@ def main():
     latest = {(r["recipe"], r["seed"]): r for r in log.read()}  # a rescored run's later line replaces its first
     results = [r for key, r in latest.items() if key in wanted]
     jobs = sorted(wanted - {(r["recipe"], r["seed"]) for r in results}, key=lambda j: (j[1], names.index(j[0])))
+
     def rescore_and_log(done_run):
         return log.append({**done_run, **score_one(done_run["recipe"], done_run["seed"], root, env, classifiers)})
 
@@ -324,9 +438,11 @@ def main():
             results = list(pool.map(rescore_and_log, results))
         results += list(pool.map(lambda job: log.append(run_one(*job, root, env, classifiers)), jobs))
 
-    print(f"gantools quality benchmark: {seeds} seeds per 2-D recipe, {digit_seeds} per digits or MNIST recipe, "
-          f"{args.jobs} run(s) side by side "
-          f"({'1 thread each' if args.jobs > 1 else 'default threads'}), {time.perf_counter() - t0:.0f} s in all\n")
+    print(
+        f"gantools quality benchmark: {seeds} seeds per 2-D recipe, {digit_seeds} per digits or MNIST recipe, "
+        f"{args.jobs} run(s) side by side "
+        f"({'1 thread each' if args.jobs > 1 else 'default threads'}), {time.perf_counter() - t0:.0f} s in all\n"
+    )
     if any(n in POINT_RECIPES for n in names):
         print(point_table(results, seeds))
         for name in POINT_RECIPES:
@@ -335,18 +451,33 @@ def main():
                 print(f"\n{name}: train seconds median {statistics.median(secs):.0f}, max {max(secs):.0f}", end="")
         print("\n")
     if baseline_fid is not None:
-        print(f"digits: classifier trained on digits:train, held-out accuracy {clf_accuracy:.4f}; "
-              f"domain FID between two halves of the digits {baseline_fid:.4g}\n")
+        print(
+            f"digits: classifier trained on digits:train, held-out accuracy {clf_accuracy:.4f}; "
+            f"domain FID between two halves of the digits {baseline_fid:.4g}\n"
+        )
         print(digits_table(results, baseline_fid))
     if floor is not None:
-        print(f"\nMNIST: classifier trained on mnist:train, accuracy {floor['classifier_heldout']:.4f} on its held-out "
-              f"fifth and {floor['classifier_test']:.4f} on mnist:test; {N_MNIST} generated digits against the 1,250 "
-              f"of mnist:test. Targets: {MNIST_TARGETS}\n")
+        print(
+            f"\nMNIST: classifier trained on mnist:train, accuracy {floor['classifier_heldout']:.4f} on its held-out "
+            f"fifth and {floor['classifier_test']:.4f} on mnist:test; {N_MNIST} generated digits against the 1,250 "
+            f"of mnist:test. Targets: {MNIST_TARGETS}\n"
+        )
         print(mnist_table(results, floor))
     if args.json:
-        Path(args.json).write_text(json.dumps({"seeds": seeds, "jobs": args.jobs, "baseline_fid": baseline_fid,
-                                               "classifier_accuracy": clf_accuracy, "mnist_floor": floor,
-                                               "runs": results}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "seeds": seeds,
+                    "jobs": args.jobs,
+                    "baseline_fid": baseline_fid,
+                    "classifier_accuracy": clf_accuracy,
+                    "mnist_floor": floor,
+                    "runs": results,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

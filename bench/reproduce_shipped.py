@@ -97,8 +97,10 @@ def main():
         wanted = {n.strip() for n in args.only.split(",") if n.strip()}
         unknown = wanted - {n.removesuffix(".onnx") for n in commands}
         if unknown:
-            parser.error(f"--only: no shipped model {', '.join(sorted(unknown))}; exported/README.md's table has "
-                         f"{', '.join(sorted(n.removesuffix('.onnx') for n in commands))}")
+            parser.error(
+                f"--only: no shipped model {', '.join(sorted(unknown))}; exported/README.md's table has "
+                f"{', '.join(sorted(n.removesuffix('.onnx') for n in commands))}"
+            )
         commands = {n: c for n, c in commands.items() if n.removesuffix(".onnx") in wanted}
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     with tempfile.TemporaryDirectory(prefix="gantools-shipped-") as tmp:
@@ -113,8 +115,11 @@ def main():
         for line in lines:
             differs |= not line.endswith(": identical")
             print(f"{line}  ({seconds:.0f} s)")
-    print("\nevery shipped file is what its command makes" if not differs else
-          "\nsome shipped files are not what their commands make on this machine (see exported/README.md)")
+    print(
+        "\nevery shipped file is what its command makes"
+        if not differs
+        else "\nsome shipped files are not what their commands make on this machine (see exported/README.md)"
+    )
     sys.exit(1 if differs else 0)
 
 

@@ -23,11 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def jobs(model: str, n_npz: int, n_png: int, n_score: int) -> dict:
     return {
-        f"generate -n {n_npz} -o x.npz": ["generate", model, "-n", str(n_npz), "-o", "{out}.npz", "-q",
-                                          "--overwrite"],
+        f"generate -n {n_npz} -o x.npz": ["generate", model, "-n", str(n_npz), "-o", "{out}.npz", "-q", "--overwrite"],
         f"generate -n {n_png} -o pngs/": ["generate", model, "-n", str(n_png), "-o", "{out}", "-q", "--overwrite"],
         f"score -n {n_score} --metrics fid,kid (Inception)": [
-            "score", model, "--real", "digits:test", "-n", str(n_score), "--metrics", "fid,kid", "-q", "--no-cache"],
+            "score",
+            model,
+            "--real",
+            "digits:test",
+            "-n",
+            str(n_score),
+            "--metrics",
+            "fid,kid",
+            "-q",
+            "--no-cache",
+        ],
     }
 
 
@@ -61,9 +70,11 @@ def main():
             for procs in (1, 2):
                 times[procs].append(run(argv, procs, workdir, f"job{i}"))
         med = {p: statistics.median(t) for p, t in times.items()}
-        print(f"{name:46s} 1 process {med[1]:7.2f} s   2 processes {med[2]:7.2f} s   speed-up {med[1] / med[2]:.2f}x"
-              f"   (runs: {', '.join(f'{t:.1f}' for t in times[1])} | {', '.join(f'{t:.1f}' for t in times[2])})",
-              flush=True)
+        print(
+            f"{name:46s} 1 process {med[1]:7.2f} s   2 processes {med[2]:7.2f} s   speed-up {med[1] / med[2]:.2f}x"
+            f"   (runs: {', '.join(f'{t:.1f}' for t in times[1])} | {', '.join(f'{t:.1f}' for t in times[2])})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -94,14 +94,23 @@ def main():
         "gantools, reference stats": ([*score, "--real", ref, "--no-cache"], n_fake, None),
     }
     if cpu_has_bf16():  # the opt-in reduced precision, nothing cached: its speed and its FID beside fp32's
-        contenders["gantools --precision bf16"] = ([*score, "--real", args.real, "--no-cache", "--precision", "bf16"],
-                                                   n_fake + n_real, None)
+        contenders["gantools --precision bf16"] = (
+            [*score, "--real", args.real, "--no-cache", "--precision", "bf16"],
+            n_fake + n_real,
+            None,
+        )
     if args.peers_python:
         peer_env = {**env, **({"TORCH_HOME": args.torch_home} if args.torch_home else {})}
-        contenders["pytorch-fid"] = ([args.peers_python, "-m", "pytorch_fid", args.fake, args.real, "--device", "cpu"],
-                                     n_fake + n_real, None)
-        contenders["torchmetrics"] = ([args.peers_python, "-c", TORCHMETRICS, args.fake, args.real],
-                                      n_fake + n_real, None)
+        contenders["pytorch-fid"] = (
+            [args.peers_python, "-m", "pytorch_fid", args.fake, args.real, "--device", "cpu"],
+            n_fake + n_real,
+            None,
+        )
+        contenders["torchmetrics"] = (
+            [args.peers_python, "-c", TORCHMETRICS, args.fake, args.real],
+            n_fake + n_real,
+            None,
+        )
     times = {name: [] for name in contenders}
     fids = {}
     for _ in range(runs + 1):  # the first round warms up (the Inception export, file caches) and is not timed
@@ -118,16 +127,23 @@ def main():
     for name, (_, images, _) in contenders.items():
         limit = images * INCEPTION_GFLOP / peak["gflops"]
         print(f"{name:28s} {med[name]:8.1f} {fids[name]:12.6f} {limit:13.1f} {med[name] / limit:8.2f}")
-        result["contenders"][name] = {"seconds": med[name], "all": times[name], "fid": fids[name],
-                                      "images_extracted": images, "limit_s": limit}
+        result["contenders"][name] = {
+            "seconds": med[name],
+            "all": times[name],
+            "fid": fids[name],
+            "images_extracted": images,
+            "limit_s": limit,
+        }
     for peer in ("pytorch-fid", "torchmetrics"):
         if peer in med:
             ours = [name for name in contenders if name.startswith("gantools")]
             paired = {name: paired_ratio(times[peer], times[name]) for name in ours}
             result["contenders"][peer]["paired_ratios"] = paired
             ratios = ", ".join(f"{name} {med[peer] / med[name]:.2f}x (paired {paired[name]:.2f}x)" for name in paired)
-            print(f"{peer} / gantools: {ratios}; FID relative difference "
-                  f"{abs(fids['gantools'] - fids[peer]) / abs(fids[peer]):.2e}")
+            print(
+                f"{peer} / gantools: {ratios}; FID relative difference "
+                f"{abs(fids['gantools'] - fids[peer]) / abs(fids[peer]):.2e}"
+            )
     save_json(args.json, result)
 
 

@@ -41,8 +41,13 @@ def train_export_score(job: tuple, root: Path, envs: dict, data: dict, classifie
     quality.gantools("train", *data[label], "--steps", steps, "--seed", seed, "--out", run, "-q", env=envs[label])
     secs = round(time.perf_counter() - t0, 1)
     quality.gantools("export", run, "-o", onnx, env=envs[label])
-    return {"job": label, "steps": steps, "seed": seed, "train_seconds": secs,
-            **quality.score_one(name, seed, root, envs["recipe"], classifier)}
+    return {
+        "job": label,
+        "steps": steps,
+        "seed": seed,
+        "train_seconds": secs,
+        **quality.score_one(name, seed, root, envs["recipe"], classifier),
+    }
 
 
 def summary(results: list[dict], old_steps: int, baseline_fid: float) -> str:
@@ -51,16 +56,21 @@ def summary(results: list[dict], old_steps: int, baseline_fid: float) -> str:
     groups: dict = {}
     for r in results:
         groups.setdefault((r["job"], r["steps"]), {})[r["seed"]] = r
-    lines = ["| job | steps | C2ST pixels | mean of 10 draws | C2ST features | domain FID (÷ halves) | "
-             "class max dev | train s (median) |", "|---" * 8 + "|"]
+    lines = [
+        "| job | steps | C2ST pixels | mean of 10 draws | C2ST features | domain FID (÷ halves) | "
+        "class max dev | train s (median) |",
+        "|---" * 8 + "|",
+    ]
     for (label, steps), runs in sorted(groups.items(), key=lambda g: (g[0][0] != "old", g[0][1])):
         rows = list(runs.values())
         cells = [quality.mean_se([r[k] for r in rows]) for k in FIGURES[:3]]
         fids = [r["fid"] for r in rows]
         fid = f"{quality.mean_se(fids)} ({quality.mean_se([f / baseline_fid for f in fids])})"
-        lines.append(f"| {label} | {steps} | " + " | ".join(cells) + f" | {fid} | "
-                     f"{quality.mean_se([r['class_max_dev'] for r in rows], percent=True)} | "
-                     f"{statistics.median(r['train_seconds'] for r in rows):.0f} |")
+        lines.append(
+            f"| {label} | {steps} | " + " | ".join(cells) + f" | {fid} | "
+            f"{quality.mean_se([r['class_max_dev'] for r in rows], percent=True)} | "
+            f"{statistics.median(r['train_seconds'] for r in rows):.0f} |"
+        )
     old = groups.get(("old", old_steps), {})
     for (label, steps), runs in sorted(groups.items()):
         seeds = sorted(set(runs) & set(old))
@@ -112,17 +122,30 @@ def main():
 
     with archived_tree(args.against) as old_tree, ThreadPoolExecutor(max_workers=args.jobs) as pool:
         envs = {"old": dict(env, PYTHONPATH=old_tree), "recipe": env}
-        results += list(pool.map(lambda job: log.append(train_export_score(job, root, envs, data, classifier)),
-                                   todo))
+        results += list(pool.map(lambda job: log.append(train_export_score(job, root, envs, data, classifier)), todo))
 
-    print(f"\nMatMul peak {peak['gflops']:.1f} GFLOP/s; digits classifier held-out accuracy {clf_accuracy:.4f}; "
-          f"domain FID between two halves of the digits {baseline_fid:.4g}; the old job: {args.against}, "
-          f"{old_steps} steps; {args.jobs} run(s) side by side\n")
+    print(
+        f"\nMatMul peak {peak['gflops']:.1f} GFLOP/s; digits classifier held-out accuracy {clf_accuracy:.4f}; "
+        f"domain FID between two halves of the digits {baseline_fid:.4g}; the old job: {args.against}, "
+        f"{old_steps} steps; {args.jobs} run(s) side by side\n"
+    )
     print(summary(results, old_steps, baseline_fid))
     if args.json:
-        Path(args.json).write_text(json.dumps({"against": args.against, "old_steps": old_steps, "jobs": args.jobs,
-                                               "peak": peak, "baseline_fid": baseline_fid,
-                                               "classifier_accuracy": clf_accuracy, "runs": results}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "against": args.against,
+                    "old_steps": old_steps,
+                    "jobs": args.jobs,
+                    "peak": peak,
+                    "baseline_fid": baseline_fid,
+                    "classifier_accuracy": clf_accuracy,
+                    "runs": results,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -94,8 +94,9 @@ def compare(contenders: dict, items: int, runs: int, unit: str) -> tuple[dict, f
         print(f"{name:12s} median {med[name]:9.2f} {unit}/s   runs: {', '.join(f'{items / v:.2f}' for v in values)}")
     first, second = list(med)[:2]
     paired = paired_ratio(times[second], times[first])
-    print(f"ratio {first} / {second}: {med[first] / med[second]:.2f}x (median of the {runs} paired ratios: "
-          f"{paired:.2f}x)")
+    print(
+        f"ratio {first} / {second}: {med[first] / med[second]:.2f}x (median of the {runs} paired ratios: {paired:.2f}x)"
+    )
     return med, paired
 
 
@@ -108,9 +109,12 @@ def matmul_onnx(n: int, fp16: bool = False):
     from onnx import TensorProto, helper
 
     t = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
-                              [helper.make_tensor_value_info(x, t, [n, n]) for x in "ab"],
-                              [helper.make_tensor_value_info("c", t, [n, n])])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "mm",
+        [helper.make_tensor_value_info(x, t, [n, n]) for x in "ab"],
+        [helper.make_tensor_value_info("c", t, [n, n])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
     return model
@@ -122,7 +126,7 @@ def matmul_peak(size: int = 4096, runs: int = 5) -> dict:
     import numpy as np
 
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
-    flop = 2 * size ** 3
+    flop = 2 * size**3
     rates = {"numpy": flop / median_time(lambda: a @ a, runs)[0] / 1e9}
     try:
         import torch
@@ -139,6 +143,8 @@ def matmul_peak(size: int = 4096, runs: int = 5) -> dict:
     except ImportError:
         pass
     best = max(rates, key=rates.get)
-    print(f"MatMul peak ({size}^3 fp32, median of {runs}): {rates[best]:.1f} GFLOP/s by {best} "
-          f"({', '.join(f'{k} {v:.1f}' for k, v in rates.items())}); {platform.processor() or platform.machine()}")
+    print(
+        f"MatMul peak ({size}^3 fp32, median of {runs}): {rates[best]:.1f} GFLOP/s by {best} "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in rates.items())}); {platform.processor() or platform.machine()}"
+    )
     return {"gflops": rates[best], "by": best, "all": rates, "size": size}

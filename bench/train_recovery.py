@@ -29,8 +29,22 @@ def train_once(args: list, env: dict, hog_seconds: float) -> dict:
     """One `gantools train ARGS` with `env`, beside a CPU hog for its first hog_seconds (0: idle)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        argv = [sys.executable, "-m", "gantools", "train", *args, "--out", str(out), "-q", "--log-every", "100",
-                "--checkpoint-every", "1000000", "--sample-every", "1000000"]
+        argv = [
+            sys.executable,
+            "-m",
+            "gantools",
+            "train",
+            *args,
+            "--out",
+            str(out),
+            "-q",
+            "--log-every",
+            "100",
+            "--checkpoint-every",
+            "1000000",
+            "--sample-every",
+            "1000000",
+        ]
         with cpu_hog(hog_seconds > 0):
             t0 = time.perf_counter()
             job = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
@@ -67,8 +81,15 @@ def main():
             used = sorted({"→".join(map(str, r["threads"])) for c in conditions for r in got[policy, c]})
             cells = " ".join(f"{med[c]:25.1f}s" for c in conditions)
             print(f"{name:8s} {policy:18s} {cells}  {', '.join(used)}")
-            result["rows"].append({"workload": name, "args": train_args, "policy": policy, "median_seconds": med,
-                                   "all": {c: got[policy, c] for c in conditions}})
+            result["rows"].append(
+                {
+                    "workload": name,
+                    "args": train_args,
+                    "policy": policy,
+                    "median_seconds": med,
+                    "all": {c: got[policy, c] for c in conditions},
+                }
+            )
     save_json(args.json, result)
 
 

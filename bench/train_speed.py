@@ -48,8 +48,11 @@ WORKLOADS = {"digits": ("digits", 64, "dcgan"), "ring": ("ring", 256, "mlp"), "m
 CORES = str(len(os.sched_getaffinity(0)))
 REPO = Path(__file__).resolve().parent.parent  # this tree, for --against
 # environment of each configuration; OMP_NUM_THREADS set by the user turns gantools' LoadWatch off
-POLICIES = {"as gantools picks": {}, "always PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-            "libgomp default, fixed threads": {"OMP_NUM_THREADS": CORES}}
+POLICIES = {
+    "as gantools picks": {},
+    "always PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "libgomp default, fixed threads": {"OMP_NUM_THREADS": CORES},
+}
 LOADS = ("idle", "from the start", "after the start")  # when the competing process starts, if at all
 
 
@@ -59,7 +62,7 @@ def worker(data: str, model: str, short: int, long: int) -> None:
 
     from gantools.train import train
 
-    quiet = {"progress": False, "checkpoint_every": 10 ** 9, "sample_every": 10 ** 9, "log_every": 10 ** 9}
+    quiet = {"progress": False, "checkpoint_every": 10**9, "sample_every": 10**9, "log_every": 10**9}
     with tempfile.TemporaryDirectory() as tmp:
         with FlopCounterMode(display=False) as counter:
             train(f"{tmp}/flops", data=data, model=model, steps=8, **quiet)
@@ -73,10 +76,17 @@ def worker(data: str, model: str, short: int, long: int) -> None:
         start = json.loads(Path(f"{tmp}/run{long}/config.json").read_text()).get("torch_threads")
         lines = Path(f"{tmp}/run{long}/log.jsonl").read_text().splitlines()
         last = json.loads(lines[-1]) if lines else {}  # an older tree (--against) may log neither
-    print(json.dumps({"steps_per_s": (long - short) / (seconds[long] - seconds[short]),
-                      "policy": os.environ.get("OMP_WAIT_POLICY", "default"), "threads": start,
-                      "threads_at_end": last.get("torch_threads", start),
-                      "gflop_per_step": counter.get_total_flops() / 8 / 1e9}))
+    print(
+        json.dumps(
+            {
+                "steps_per_s": (long - short) / (seconds[long] - seconds[short]),
+                "policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+                "threads": start,
+                "threads_at_end": last.get("torch_threads", start),
+                "gflop_per_step": counter.get_total_flops() / 8 / 1e9,
+            }
+        )
+    )
 
 
 def measure(workload: str, policy: dict, load: str, short: int, long: int, tree: str | None = None) -> dict:
@@ -87,8 +97,11 @@ def measure(workload: str, policy: dict, load: str, short: int, long: int, tree:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (tree, env.get("PYTHONPATH"))))
     argv = [sys.executable, __file__, "--worker", workload, "--short", str(short), "--long", str(long)]
     lines = []
-    with cpu_hog(load == "from the start"), subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job, \
-            contextlib.ExitStack() as later:
+    with (
+        cpu_hog(load == "from the start"),
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as job,
+        contextlib.ExitStack() as later,
+    ):
         for line in job.stdout:
             lines.append(line)
             if line.startswith("run ") and load == "after the start":
@@ -123,8 +136,10 @@ def main():
             return save_json(args.json, compare_trees(args.against, old, runs, short, long, peak))
     peak = matmul_peak(runs=3 if args.quick else 5)
     result = {"peak": peak, "runs": runs, "steps": [short, long], "rows": []}
-    print(f"\n{'workload':8s} {'threads, OpenMP wait':30s} {'idle steps/s':>12s} {'loaded from start':>18s} "
-          f"{'loaded after start':>19s} {'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}")
+    print(
+        f"\n{'workload':8s} {'threads, OpenMP wait':30s} {'idle steps/s':>12s} {'loaded from start':>18s} "
+        f"{'loaded after start':>19s} {'samples/s':>10s} {'GFLOP/step':>10s} {'% of peak':>9s}"
+    )
     loads = LOADS[:1] if args.idle else LOADS
     policies = dict(list(POLICIES.items())[:1]) if args.idle else POLICIES
     for name in args.only.split(","):
@@ -140,16 +155,30 @@ def main():
             idle = med["idle"]
             slowdown = {load: idle / med[load] for load in LOADS[1:]}
             fraction = idle * got["gflop_per_step"] / peak["gflops"]
-            loaded = " ".join(f"{med[load]:8.1f} ({slowdown[load]:.2f}x)".rjust(w)
-                              for load, w in zip(LOADS[1:], (18, 19), strict=True))
-            print(f"{name:8s} {label:30s} {idle:12.1f} {loaded} {idle * batch:10.0f} "
-                  f"{got['gflop_per_step']:10.3f} {fraction:9.1%}")
-            result["rows"].append({"workload": name, "policy": label, "idle_steps_per_s": idle,
-                                   "loaded_steps_per_s": med["from the start"],
-                                   "loaded_later_steps_per_s": med["after the start"], "slowdown": slowdown,
-                                   "all": rates, "policy_used": chosen,
-                                   "samples_per_s": idle * batch, "gflop_per_step": got["gflop_per_step"],
-                                   "fraction_of_peak": fraction, "threads": got["threads"]})
+            loaded = " ".join(
+                f"{med[load]:8.1f} ({slowdown[load]:.2f}x)".rjust(w)
+                for load, w in zip(LOADS[1:], (18, 19), strict=True)
+            )
+            print(
+                f"{name:8s} {label:30s} {idle:12.1f} {loaded} {idle * batch:10.0f} "
+                f"{got['gflop_per_step']:10.3f} {fraction:9.1%}"
+            )
+            result["rows"].append(
+                {
+                    "workload": name,
+                    "policy": label,
+                    "idle_steps_per_s": idle,
+                    "loaded_steps_per_s": med["from the start"],
+                    "loaded_later_steps_per_s": med["after the start"],
+                    "slowdown": slowdown,
+                    "all": rates,
+                    "policy_used": chosen,
+                    "samples_per_s": idle * batch,
+                    "gflop_per_step": got["gflop_per_step"],
+                    "fraction_of_peak": fraction,
+                    "threads": got["threads"],
+                }
+            )
     save_json(args.json, result)
 
 
@@ -177,14 +206,26 @@ def compare_trees(rev: str, old: str, runs: int, short: int, long: int, peak: di
     for name, results in got.items():
         rate = statistics.median(r["steps_per_s"] for r in results)
         flop = results[-1]["gflop_per_step"]
-        rows[name] = {"steps_per_s": rate, "all": [r["steps_per_s"] for r in results], "gflop_per_step": flop,
-                      "gflops": rate * flop, "fraction_of_peak": rate * flop / peak["gflops"]}
+        rows[name] = {
+            "steps_per_s": rate,
+            "all": [r["steps_per_s"] for r in results],
+            "gflop_per_step": flop,
+            "gflops": rate * flop,
+            "fraction_of_peak": rate * flop / peak["gflops"],
+        }
         print(f"{name:14s} {rate:8.1f} {flop:10.3f} {rate * flop:8.1f} {rate * flop / peak['gflops']:9.1%}")
     ratio = statistics.median(now / then for now, then in zip(rows["this tree"]["all"], rows[rev]["all"], strict=True))
     flops = rows["this tree"]["gflop_per_step"] / rows[rev]["gflop_per_step"]
     print(f"this tree / {rev}, paired median of {runs}: steps/s {ratio:.2f}x, GFLOP/s {ratio * flops:.2f}x")
-    return {"peak": peak, "runs": runs, "steps": [short, long], "against": rev, "trees": rows,
-            "paired_steps_ratio": ratio, "paired_gflops_ratio": ratio * flops}
+    return {
+        "peak": peak,
+        "runs": runs,
+        "steps": [short, long],
+        "against": rev,
+        "trees": rows,
+        "paired_steps_ratio": ratio,
+        "paired_gflops_ratio": ratio * flops,
+    }
 
 
 if __name__ == "__main__":

@@ -91,5 +91,7 @@ def checkpoint_fits(path):
         raise GanToolsError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise GanToolsError(f"{path} does not rebuild a gantools model ({type(exc).__name__}: {detail}); "
-                            "is it damaged, or from another program?") from None
+        raise GanToolsError(
+            f"{path} does not rebuild a gantools model ({type(exc).__name__}: {detail}); "
+            "is it damaged, or from another program?"
+        ) from None

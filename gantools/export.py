@@ -106,8 +106,9 @@ def _metadata(state: dict, role: str) -> dict:
     return meta
 
 
-def module_to_onnx(module, example, input_names, output_names, path: Path, metadata: dict,
-                   dynamic_axes: dict | None = None) -> None:
+def module_to_onnx(
+    module, example, input_names, output_names, path: Path, metadata: dict, dynamic_axes: dict | None = None
+) -> None:
     """Export `module` to `path` (opset 17, dynamic batch axis), split its narrow convolutions, stamp metadata,
     run onnx.checker."""
     import onnx
@@ -116,9 +117,17 @@ def module_to_onnx(module, example, input_names, output_names, path: Path, metad
     dynamic = dynamic_axes or {name: {0: "batch"} for name in [*input_names, *output_names]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module, tuple(example), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=list(input_names), output_names=list(output_names),
-                          dynamic_axes=dynamic, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            tuple(example),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )
     model = onnx.load(str(path))
     split_narrow_convs(model)
     model.producer_name = "gantools"
@@ -156,9 +165,13 @@ def split_narrow_convs(model) -> int:
             continue
         cout, cin, kh, kw = w.dims
         pads = list(attrs.get("pads", [0] * 4))
-        if cout >= NARROW_CHANNELS or kh * kw == 1 or cin <= kh * kw or any(
-                v != 1 for v in [*attrs.get("strides", []), *attrs.get("dilations", [])]) or any(
-                p >= k for p, k in zip(pads, [kh, kw, kh, kw], strict=True)):
+        if (
+            cout >= NARROW_CHANNELS
+            or kh * kw == 1
+            or cin <= kh * kw
+            or any(v != 1 for v in [*attrs.get("strides", []), *attrs.get("dilations", [])])
+            or any(p >= k for p, k in zip(pads, [kh, kw, kh, kw], strict=True))
+        ):
             continue
         kernel = numpy_helper.to_array(w)
         taps = kernel.transpose(0, 2, 3, 1).reshape(cout * kh * kw, cin)  # row o*kh*kw + i*kw + j
@@ -166,23 +179,42 @@ def split_narrow_convs(model) -> int:
         # input pixel p to p + (i', j') - pad', so it takes the flipped one-hot and pads k - 1 - pad
         one_hot = tap_sum_kernel(cout, kh, kw).flip(-2, -1).reshape(cout * kh * kw, 1, kh, kw)
         name = f"{node.name or node.output[0]}/split"
-        graph.initializer.extend([
-            numpy_helper.from_array(taps, f"{name}/taps"),
-            numpy_helper.from_array(one_hot.numpy().astype(kernel.dtype), f"{name}/sum"),
-            numpy_helper.from_array(np.array([0, cin, -1], np.int64), f"{name}/pixels_shape"),
-            numpy_helper.from_array(np.array([0, cout * kh * kw], np.int64), f"{name}/planes")])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(taps, f"{name}/taps"),
+                numpy_helper.from_array(one_hot.numpy().astype(kernel.dtype), f"{name}/sum"),
+                numpy_helper.from_array(np.array([0, cin, -1], np.int64), f"{name}/pixels_shape"),
+                numpy_helper.from_array(np.array([0, cout * kh * kw], np.int64), f"{name}/planes"),
+            ]
+        )
         x = node.input[0]
         rewritten = [
             helper.make_node("Reshape", [x, f"{name}/pixels_shape"], [f"{name}/pixels"], name=f"{name}/pixels"),
             helper.make_node("MatMul", [f"{name}/taps", f"{name}/pixels"], [f"{name}/tap_rows"], name=f"{name}/taps"),
             helper.make_node("Shape", [x], [f"{name}/hw"], name=f"{name}/hw", start=2),
-            helper.make_node("Concat", [f"{name}/planes", f"{name}/hw"], [f"{name}/planes_shape"],
-                             name=f"{name}/planes_shape", axis=0),
-            helper.make_node("Reshape", [f"{name}/tap_rows", f"{name}/planes_shape"], [f"{name}/tap_planes"],
-                             name=f"{name}/tap_planes"),
-            helper.make_node("ConvTranspose", [f"{name}/tap_planes", f"{name}/sum", *node.input[2:]],
-                             list(node.output), name=f"{name}/sum", kernel_shape=[kh, kw], group=cout,
-                             pads=[k - 1 - p for p, k in zip(pads, [kh, kw, kh, kw], strict=True)])]
+            helper.make_node(
+                "Concat",
+                [f"{name}/planes", f"{name}/hw"],
+                [f"{name}/planes_shape"],
+                name=f"{name}/planes_shape",
+                axis=0,
+            ),
+            helper.make_node(
+                "Reshape",
+                [f"{name}/tap_rows", f"{name}/planes_shape"],
+                [f"{name}/tap_planes"],
+                name=f"{name}/tap_planes",
+            ),
+            helper.make_node(
+                "ConvTranspose",
+                [f"{name}/tap_planes", f"{name}/sum", *node.input[2:]],
+                list(node.output),
+                name=f"{name}/sum",
+                kernel_shape=[kh, kw],
+                group=cout,
+                pads=[k - 1 - p for p, k in zip(pads, [kh, kw, kh, kw], strict=True)],
+            ),
+        ]
         at = list(graph.node).index(node)
         graph.node.remove(node)
         for new_node in reversed(rewritten):
@@ -207,12 +239,14 @@ def parity(module, path: Path, inputs: dict) -> float:
     got = open_session(path, "cpu", trusted=True).run(None, inputs)  # the file just exported
     if [g.shape for g in got] != [e.shape for e in expected]:
         return float("inf")
-    return max(float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64))))
-               for g, e in zip(got, expected, strict=True))
+    return max(
+        float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) for g, e in zip(got, expected, strict=True)
+    )
 
 
-def export_run(source, out, *, discriminator: bool = True, tolerance: float = PARITY_TOLERANCE,
-               overwrite: bool = False) -> ExportReport:
+def export_run(
+    source, out, *, discriminator: bool = True, tolerance: float = PARITY_TOLERANCE, overwrite: bool = False
+) -> ExportReport:
     """Export the newest checkpoint of run directory `source` (or a checkpoint file) to `out`."""
     import torch
 
@@ -248,7 +282,10 @@ def export_run(source, out, *, discriminator: bool = True, tolerance: float = PA
             module_to_onnx(module, example, list(inputs), [output_name], tmp, _metadata(state, role))
             diffs[role] = parity(module, tmp, inputs)
             if not diffs[role] <= tolerance:
-                raise GanToolsError(f"export parity check failed for the {role}: max |torch - onnxruntime| = "
-                                    f"{diffs[role]:.3g} > {tolerance:g}; no file written")
-    return ExportReport(out, disc_path_for(out) if discriminator else None,
-                        diffs["generator"], diffs.get("discriminator"))
+                raise GanToolsError(
+                    f"export parity check failed for the {role}: max |torch - onnxruntime| = "
+                    f"{diffs[role]:.3g} > {tolerance:g}; no file written"
+                )
+    return ExportReport(
+        out, disc_path_for(out) if discriminator else None, diffs["generator"], diffs.get("discriminator")
+    )

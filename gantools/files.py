@@ -61,7 +61,7 @@ def write_atomically(path, data: bytes | memoryview) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -113,8 +113,10 @@ def check_room(out, nbytes: int) -> None:
 
     free = shutil.disk_usage(_nearest_existing(Path(out).absolute())).free
     if nbytes > free:
-        raise GanToolsError(f"{out} would take about {_size(nbytes)}, but its disk has {_size(free)} free: "
-                            "ask for fewer samples or write elsewhere")
+        raise GanToolsError(
+            f"{out} would take about {_size(nbytes)}, but its disk has {_size(free)} free: "
+            "ask for fewer samples or write elsewhere"
+        )
 
 
 def _size(nbytes: float) -> str:
@@ -139,8 +141,11 @@ def _write_npy(f, chunks) -> None:
 
     first = chunks[0]
     rows = sum(len(c) for c in chunks)
-    header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
-              "shape": (rows, *first.shape[1:])}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(first.dtype),
+        "fortran_order": False,
+        "shape": (rows, *first.shape[1:]),
+    }
     np.lib.format.write_array_header_1_0(f, header)
     for block in _row_blocks(chunks, max(1, _BLOCK_BYTES // max(1, first[:1].nbytes))):
         f.write(np.ascontiguousarray(block, dtype=first.dtype).data)
@@ -158,7 +163,7 @@ def _row_blocks(chunks, rows: int):
     held, count = [], 0
     for c in chunks:
         for i in range(0, len(c), rows):
-            held.append(c[i:i + rows])
+            held.append(c[i : i + rows])
             count += len(held[-1])
             if count >= rows:
                 yield joined(held)

@@ -30,8 +30,23 @@ GRID_MAX = 100  # images on a contact sheet
 GRID_POINTS = 2500  # points on a scatter plot
 LATENT_VALUES = 1 << 22  # latent values (16 MB) made in one vectorised call
 PNG_OVERHEAD = 100  # bytes of a PNG beyond its pixels (signature, chunks, checksums), and its directory entry
-FILE_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".json", ".onnx", ".pt", ".pth", ".txt", ".csv", ".zip", ".tar",
-                 ".gz", ".h5", ".pkl")  # an -o that names one of these is a file, not a folder of PNGs
+FILE_SUFFIXES = (
+    ".npy",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".json",
+    ".onnx",
+    ".pt",
+    ".pth",
+    ".txt",
+    ".csv",
+    ".zip",
+    ".tar",
+    ".gz",
+    ".h5",
+    ".pkl",
+)  # an -o that names one of these is a file, not a folder of PNGs
 
 
 @dataclass
@@ -81,7 +96,7 @@ def _inputs_ahead(pool, model, seed: int, fixed_class, plan):
     for run, (z, y) in zip(runs, map_ahead(pool, make, runs), strict=True):
         at = 0
         for _, m, *_ in run:
-            yield z[at:at + m], None if y is None else y[at:at + m]
+            yield z[at : at + m], None if y is None else y[at : at + m]
             at += m
 
 
@@ -99,8 +114,11 @@ def _bytes_per_sample(model, to_npz: bool, save_latents: bool) -> int:
     values = int(np.prod(model.sample_shape))
     if not to_npz:
         return values + PNG_OVERHEAD
-    return (values if model.kind == "image" else 4 * values) + 8 * bool(model.num_classes) \
+    return (
+        (values if model.kind == "image" else 4 * values)
+        + 8 * bool(model.num_classes)
         + 4 * model.latent_dim * save_latents
+    )
 
 
 def _png_name(i: int, n: int) -> str:
@@ -120,10 +138,23 @@ def _write_png(path: Path, pixels: np.ndarray) -> None:
     write_atomically(path, encoded.getbuffer())
 
 
-def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, device: str = "auto",
-             fixed_class: int | None = None, grid=None, save_latents: bool = False, resume: bool = False,
-             overwrite: bool = False, refine: str | None = None, discriminator=None,
-             progress: bool = True) -> GenerateReport:
+def generate(
+    model_path,
+    n: int,
+    out,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str = "auto",
+    fixed_class: int | None = None,
+    grid=None,
+    save_latents: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    refine: str | None = None,
+    discriminator=None,
+    progress: bool = True,
+) -> GenerateReport:
     """Write n samples of the generator at `model_path` to `out` (a folder, or a file ending .npz).
 
     With `refine` ("drs" or "mh"), the discriminator (`discriminator`, else
@@ -142,8 +173,9 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     if resume and overwrite:
         raise GanToolsError("--resume keeps the samples there and --overwrite replaces them: give one of them")
     if out.suffix.lower() in FILE_SUFFIXES:
-        raise GanToolsError(f"-o {out}: generate writes a folder of PNGs or one .npz file; give a folder name "
-                            "or a name ending in .npz")
+        raise GanToolsError(
+            f"-o {out}: generate writes a folder of PNGs or one .npz file; give a folder name or a name ending in .npz"
+        )
     if save_latents and not to_npz:
         raise GanToolsError("--save-latents applies to .npz output: give -o FILE.npz")
     if grid is not None and Path(grid).suffix.lower() != ".png":
@@ -166,8 +198,10 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     check_room(out, n * _bytes_per_sample(model, to_npz, save_latents))
     existing = {p.name for p in out.iterdir() if _PNG.match(p.name)} if out.is_dir() else set()
     if existing and not (resume or overwrite):
-        raise GanToolsError(f"{out} already holds {len(existing)} samples; pass --resume to finish the set, "
-                            "--overwrite to replace them, or choose another -o")
+        raise GanToolsError(
+            f"{out} already holds {len(existing)} samples; pass --resume to finish the set, "
+            "--overwrite to replace them, or choose another -o"
+        )
     if to_npz and out.exists() and not overwrite:
         raise GanToolsError(f"{out} exists; pass --overwrite to replace it")
 
@@ -194,8 +228,10 @@ def generate(model_path, n: int, out, *, seed: int = 0, batch_size: int = 256, d
     bar.update(stop - start - sum(m for _, m, _, _ in plan))
     # on a GPU, the next block of latents is made (in `ahead`) while this batch runs through the model
     on_gpu = model.provider == "cuda"
-    with ThreadPoolExecutor(max_workers=4) as pool, \
-            (ThreadPoolExecutor(max_workers=1) if on_gpu else contextlib.nullcontext()) as ahead:
+    with (
+        ThreadPoolExecutor(max_workers=4) as pool,
+        ThreadPoolExecutor(max_workers=1) if on_gpu else contextlib.nullcontext() as ahead,
+    ):
         if refiner is None:
             samples = model.run_batches(_inputs_ahead(ahead, model, seed, fixed_class, plan))
         else:
@@ -251,8 +287,10 @@ def _write_npz_shares(out: Path, arrays: dict, world, n: int, batch_size: int) -
     if not world.main:
         return
     ranks = [r for r in range(1, world.size) if len(range(*World(r, world.size).shard(n, batch_size)))]
-    shares = {key: chunks + [np.load(_share_path(out, r, key), mmap_mode="r") for r in ranks]
-              for key, chunks in arrays.items()}
+    shares = {
+        key: chunks + [np.load(_share_path(out, r, key), mmap_mode="r") for r in ranks]
+        for key, chunks in arrays.items()
+    }
     write_npz_atomic(out, shares)
     del shares
     for r in ranks:

@@ -85,8 +85,9 @@ def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail, uniform: bo
 def _joined(parts: list):
     """One argument of _finish_lanes over several chunks: arrays, or lists of per-step (hi, lo) states."""
     if isinstance(parts[0], list):
-        return [tuple(np.concatenate([p[step][half] for p in parts]) for half in (0, 1))
-                for step in range(len(parts[0]))]
+        return [
+            tuple(np.concatenate([p[step][half] for p in parts]) for half in (0, 1)) for step in range(len(parts[0]))
+        ]
     return np.concatenate(parts)
 
 
@@ -100,6 +101,7 @@ def labels_for(start: int, n: int, num_classes: int, fixed_class: int | None = N
 
 
 # --- SeedSequence([seed, i]).generate_state(4, uint64), vectorised over i (numpy/random/bit_generator.pyx) ---
+
 
 def _seed_words(seed: int, idx: np.ndarray, tail: list) -> list[np.ndarray]:
     """The four uint64 words PCG64 is seeded with, for entropy [seed, i, *tail] (each < 2**32; tail: at most two
@@ -138,6 +140,7 @@ def _seed_words(seed: int, idx: np.ndarray, tail: list) -> list[np.ndarray]:
 
 # --- PCG64 (128-bit LCG, XSL-RR output) on (hi, lo) uint64 pairs ---
 
+
 def _mul64(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
     """(high, low) 64-bit halves of the 128-bit product a * b (b a Python int < 2**64)."""
     m32 = np.uint64(_U32)
@@ -170,6 +173,7 @@ def _output(hi, lo):
 
 # --- numpy's float32 ziggurat ---
 
+
 @functools.lru_cache(maxsize=1)
 def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(wi, ki, fi) of numpy's float32 ziggurat: a draw r gives x = rabs * wi[idx] when rabs < ki[idx]
@@ -194,7 +198,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for idx in range(256):
         # the smallest rabs that leaves the fast path; near 2**23 x[idx-1] / x[idx] by the tables' construction,
         # so gallop outwards from there to bracket it, then bisect (a handful of probes, not 23)
-        guess = min(max(int(2 ** 23 * float(wi[idx - 1]) / float(wi[idx])), 0), 1 << 23) if idx else 1 << 22
+        guess = min(max(int(2**23 * float(wi[idx - 1]) / float(wi[idx])), 0), 1 << 23) if idx else 1 << 22
         step = 4
         if fast(idx, guess):
             low, high = guess + 1, min(guess + step, 1 << 23)
@@ -208,7 +212,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             mid = (low + high) // 2
             low, high = (mid + 1, high) if draw((mid << 9) | idx)[0] else (low, mid)
         ki[idx] = low
-    edge = wi.astype(np.float64) * 2.0 ** 23
+    edge = wi.astype(np.float64) * 2.0**23
     fi = np.exp(-0.5 * edge * edge).astype(np.float32)
     fi[0] = 1.0
     return wi, ki, fi
@@ -230,13 +234,23 @@ def _latent_chunk(seed: int, idx: np.ndarray, d: int, tail: list, uniform: bool)
     lanes = np.flatnonzero(slow.any(axis=1))
     if not len(lanes):
         return z, u, None
-    return z, u, (lanes, slow[lanes].argmax(axis=1), [(h[lanes], lo_[lanes]) for h, lo_ in states],
-                  words[lanes], inc_hi[lanes], inc_lo[lanes])
+    return (
+        z,
+        u,
+        (
+            lanes,
+            slow[lanes].argmax(axis=1),
+            [(h[lanes], lo_[lanes]) for h, lo_ in states],
+            words[lanes],
+            inc_hi[lanes],
+            inc_lo[lanes],
+        ),
+    )
 
 
 def _uniform(outputs: np.ndarray) -> np.ndarray:
     """numpy's random() of these uint64 PCG64 outputs: their top 53 bits over 2**53."""
-    return (outputs >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return (outputs >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _draw_words(states: list, inc_hi, inc_lo, steps: int) -> tuple[list, np.ndarray]:
@@ -280,7 +294,7 @@ def _finish_lanes(z, uniforms, lanes, first, states, words, inc_hi, inc_lo) -> N
     accept, sure = np.zeros_like(slow), np.zeros_like(slow)  # the last word's test needs a word past the end
     at = np.nonzero(slow[:, :-1])
     layer = (w[at] & np.uint32(0xFF)).astype(np.intp)
-    u = (w[at[0], at[1] + 1] >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+    u = (w[at[0], at[1] + 1] >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)
     x_wedge = x[at].astype(np.float64)
     gap = (fi[layer - 1] - fi[layer]) * u + fi[layer] - np.exp(-0.5 * x_wedge * x_wedge)
     accept[at] = gap < 0
@@ -312,8 +326,9 @@ def _finish_lanes(z, uniforms, lanes, first, states, words, inc_hi, inc_lo) -> N
     z[lanes] = np.where(out >= first[:, None], np.take_along_axis(x, word, axis=1), z[lanes])
     if uniforms is not None:  # a lane took d + its shifts words: random() takes the output after ceil(that / 2)
         taken = np.minimum((d + shift_from.sum(axis=1) + 1) // 2, len(states) - 1)[:, None]
-        hi, lo = (np.take_along_axis(np.stack([s[half] for s in states], axis=1), taken, axis=1)[:, 0]
-                  for half in (0, 1))
+        hi, lo = (
+            np.take_along_axis(np.stack([s[half] for s in states], axis=1), taken, axis=1)[:, 0] for half in (0, 1)
+        )
         uniforms[lanes] = _uniform(_output(*_step(hi, lo, inc_hi, inc_lo)))
     if by_numpy:
         _finish_by_numpy(z, uniforms, lanes, by_numpy, states, w, inc_hi, inc_lo)
@@ -327,9 +342,12 @@ def _finish_by_numpy(z, uniforms, lanes, by_numpy, states, words, inc_hi, inc_lo
     d = z.shape[1]
     for row, k, j in by_numpy:
         s_hi, s_lo = (int(a[row]) for a in states[(k + 1) // 2])
-        bits.state = {"bit_generator": "PCG64",
-                      "state": {"state": s_hi << 64 | s_lo, "inc": int(inc_hi[row]) << 64 | int(inc_lo[row])},
-                      "has_uint32": k % 2, "uinteger": int(words[row, k]) if k % 2 else 0}
+        bits.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": s_hi << 64 | s_lo, "inc": int(inc_hi[row]) << 64 | int(inc_lo[row])},
+            "has_uint32": k % 2,
+            "uinteger": int(words[row, k]) if k % 2 else 0,
+        }
         z[lanes[row], j:] = gen.standard_normal(d - j, dtype=np.float32)
         if uniforms is not None:
             uniforms[lanes[row]] = gen.random()

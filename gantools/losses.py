@@ -44,7 +44,6 @@ def gradient_penalty(discriminator, real, fake, y, eps):
     return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
 
-
 def r1_penalty(real_logits, real):
     """(1/2) E ||grad_x D(x)||^2 on real samples (Mescheder et al. 2018); the caller scales it by gamma.
 

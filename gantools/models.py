@@ -213,17 +213,31 @@ def _image_output(levels: int, stretch=None) -> nn.Module:
 class MLPGenerator(nn.Module):
     """latent -> 3 x 128 leaky ReLU -> output (the classic GAN of Goodfellow et al.)."""
 
-    def __init__(self, latent_dim, sample_shape, num_classes=0, hidden=128, images=True, levels=0,
-                 point_scale=1.0, point_center=None, mixture=0, stretch=None):
+    def __init__(
+        self,
+        latent_dim,
+        sample_shape,
+        num_classes=0,
+        hidden=128,
+        images=True,
+        levels=0,
+        point_scale=1.0,
+        point_center=None,
+        mixture=0,
+        stretch=None,
+    ):
         super().__init__()
         self.sample_shape = tuple(sample_shape)
         self.latent = _latent_input(mixture)
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
         out = math.prod(self.sample_shape)
         self.net = nn.Sequential(
-            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + num_classes, hidden), nn.LeakyReLU(0.2),
-            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
-            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + num_classes, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
             nn.Linear(hidden, out),
         )
         self.out_act = _image_output(levels, stretch) if images else Affine(point_scale, point_center)
@@ -256,9 +270,12 @@ class MLPDiscriminator(ProjectionDiscriminator):
         self.body = nn.Sequential(
             *standardise,
             nn.Flatten(),
-            nn.Linear(math.prod(sample_shape), hidden), nn.LeakyReLU(0.2),
-            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
-            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(math.prod(sample_shape), hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
         )
         self.head = nn.Linear(hidden, 1)
         self.embed = nn.Embedding(num_classes, hidden) if num_classes else None
@@ -276,12 +293,13 @@ class DCGANGenerator(nn.Module):
     what training saw.
     """
 
-    def __init__(self, latent_dim, sample_shape, num_classes=0, width=64, levels=0, mixture=0, norm="batch",
-                 stretch=None):
+    def __init__(
+        self, latent_dim, sample_shape, num_classes=0, width=64, levels=0, mixture=0, norm="batch", stretch=None
+    ):
         super().__init__()
         channels, size, _ = sample_shape
         base, n_up = dcgan_layout(size)
-        ch = width * 2 ** n_up
+        ch = width * 2**n_up
         bn = norm == "batch"
 
         def normalise(c):
@@ -290,9 +308,12 @@ class DCGANGenerator(nn.Module):
         self.latent = _latent_input(mixture)
         self.embed = nn.Embedding(num_classes, 32) if num_classes else None
         self.stem = nn.Sequential(
-            nn.Linear(LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * base * base,
-                      bias=not bn),
-            ChannelsLastUnflatten(1, (ch, base, base)), normalise(ch), nn.ReLU(),
+            nn.Linear(
+                LatentMixture.out_dim(latent_dim, mixture) + (32 if num_classes else 0), ch * base * base, bias=not bn
+            ),
+            ChannelsLastUnflatten(1, (ch, base, base)),
+            normalise(ch),
+            nn.ReLU(),
         )
         blocks = []
         for _ in range(n_up):
@@ -355,12 +376,30 @@ def build_models(config: dict):
         images = config["kind"] == "image"
         scale = None if images else config.get("point_scale", 1.0)
         center = None if images else config.get("point_center") or [0.0] * math.prod(shape)
-        g = MLPGenerator(config["latent_dim"], shape, k, config["width"], images=images, levels=levels,
-                         point_scale=scale or 1.0, point_center=center, mixture=mixture, stretch=stretch)
+        g = MLPGenerator(
+            config["latent_dim"],
+            shape,
+            k,
+            config["width"],
+            images=images,
+            levels=levels,
+            point_scale=scale or 1.0,
+            point_center=center,
+            mixture=mixture,
+            stretch=stretch,
+        )
         d = MLPDiscriminator(shape, k, config["width"], point_scale=scale, point_center=center)
     else:
-        g = DCGANGenerator(config["latent_dim"], shape, k, config["width"], levels=levels, mixture=mixture,
-                           norm=config.get("g_norm", "batch"), stretch=stretch)
+        g = DCGANGenerator(
+            config["latent_dim"],
+            shape,
+            k,
+            config["width"],
+            levels=levels,
+            mixture=mixture,
+            norm=config.get("g_norm", "batch"),
+            stretch=stretch,
+        )
         d = DCGANDiscriminator(shape, k, config["width"])
     if config["spectral_norm"]:
         apply_spectral_norm(d)

@@ -38,7 +38,7 @@ def image_grid(x: np.ndarray, ncols: int | None = None, min_cell: int = 48, pad:
     for i in range(n):
         r, q = divmod(i, ncols)
         top, left = pad + r * (ch + pad), pad + q * (cw + pad)
-        sheet[top:top + ch, left:left + cw] = pixels[i]
+        sheet[top : top + ch, left : left + cw] = pixels[i]
     return Image.fromarray(sheet)
 
 
@@ -78,8 +78,9 @@ def _to_image(fig) -> Image.Image:
     return img
 
 
-def scatter_plot(points: np.ndarray, centers: np.ndarray | None = None, sigma: float | None = None,
-                 size: float = 5.5) -> Image.Image:
+def scatter_plot(
+    points: np.ndarray, centers: np.ndarray | None = None, sigma: float | None = None, size: float = 5.5
+) -> Image.Image:
     """2-D samples as dots over the true modes: red centres inside their 3-sigma circles, equal axes."""
     plt = _pyplot()
     pts = np.asarray(points, dtype=np.float64)[:, :2]
@@ -88,12 +89,22 @@ def scatter_plot(points: np.ndarray, centers: np.ndarray | None = None, sigma: f
         centers = np.asarray(centers, dtype=np.float64)
     if centers is not None and sigma is not None:
         for i, c in enumerate(centers):
-            ax.add_patch(plt.Circle(c, 3 * sigma, facecolor="#fde0dd", edgecolor="#d62728", lw=0.8, zorder=1,
-                                    label="3σ of a mode" if i == 0 else None))
+            ax.add_patch(
+                plt.Circle(
+                    c,
+                    3 * sigma,
+                    facecolor="#fde0dd",
+                    edgecolor="#d62728",
+                    lw=0.8,
+                    zorder=1,
+                    label="3σ of a mode" if i == 0 else None,
+                )
+            )
     ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color="#1f77b4", lw=0, zorder=2, label=f"{len(pts)} samples")
     if centers is not None:
-        ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="+", lw=1, color="#d62728", zorder=3,
-                   label="mode centres")
+        ax.scatter(
+            centers[:, 0], centers[:, 1], s=40, marker="+", lw=1, color="#d62728", zorder=3, label="mode centres"
+        )
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
@@ -139,19 +150,24 @@ def training_curves(rows: list[dict], log: bool | None = None) -> Image.Image:
     plt = _pyplot()
     steps = [r["step"] for r in rows]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), dpi=100, sharex=True)
-    _curves(top, steps, {"D loss": [r["d_loss"] for r in rows], "G loss": [r["g_loss"] for r in rows]},
-            "loss", log)
+    _curves(top, steps, {"D loss": [r["d_loss"] for r in rows], "G loss": [r["g_loss"] for r in rows]}, "loss", log)
     top.set_title("losses (faint: each logged mean; bold: smoothed)", fontsize=10)
-    _curves(bottom, steps, {"D(real)": [r["d_real"] for r in rows], "D(fake)": [r["d_fake"] for r in rows]},
-            "mean discriminator logit", log=False)
+    _curves(
+        bottom,
+        steps,
+        {"D(real)": [r["d_real"] for r in rows], "D(fake)": [r["d_fake"] for r in rows]},
+        "mean discriminator logit",
+        log=False,
+    )
     bottom.axhline(0, color="0.5", lw=0.8, ls="--")
     bottom.set_title("discriminator outputs: above 0 means 'real'", fontsize=10)
     fig.tight_layout()
     return _to_image(fig)
 
 
-def metric_trend(labels: list[str], values: list[float], name: str, limit: tuple[str, float] | None = None
-                 ) -> Image.Image:
+def metric_trend(
+    labels: list[str], values: list[float], name: str, limit: tuple[str, float] | None = None
+) -> Image.Image:
     """One metric over successive score records (e.g. one per commit), with its gate as a line."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)

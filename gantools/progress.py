@@ -13,6 +13,12 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
     from tqdm import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(iterable, file=sys.stderr, disable=not enabled, dynamic_ncols=interactive,
-                mininterval=0.1 if interactive else LOG_INTERVAL_S, delay=0 if interactive else LOG_INTERVAL_S,
-                **kwargs)
+    return tqdm(
+        iterable,
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=interactive,
+        mininterval=0.1 if interactive else LOG_INTERVAL_S,
+        delay=0 if interactive else LOG_INTERVAL_S,
+        **kwargs,
+    )

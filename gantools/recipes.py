@@ -13,13 +13,33 @@ from pathlib import Path
 from typing import Any
 
 CLASSIC: dict[str, Any] = dict(
-    loss="ns", steps=2000, batch_size=64, lr=2e-4, beta1=0.5, beta2=0.999, lr_schedule="constant", ema=0.999,
-    latent_dim=64, spectral_norm=False, r1=0.0, r1_every=16, mixture=0, g_norm="batch",
+    loss="ns",
+    steps=2000,
+    batch_size=64,
+    lr=2e-4,
+    beta1=0.5,
+    beta2=0.999,
+    lr_schedule="constant",
+    ema=0.999,
+    latent_dim=64,
+    spectral_norm=False,
+    r1=0.0,
+    r1_every=16,
+    mixture=0,
+    g_norm="batch",
 )
 
 _POINTS = dict(
-    steps=12000, batch_size=256, lr=1e-3, lr_schedule="linear", r1=1.0, r1_final=0.01, mixture=100, latent_dim=4,
-    ema=0.0, r1_every=4,  # at 16 the ring's high quality fell to 97.7% over 10 seeds, two at 88% and 92%
+    steps=12000,
+    batch_size=256,
+    lr=1e-3,
+    lr_schedule="linear",
+    r1=1.0,
+    r1_final=0.01,
+    mixture=100,
+    latent_dim=4,
+    ema=0.0,
+    r1_every=4,  # at 16 the ring's high quality fell to 97.7% over 10 seeds, two at 88% and 92%
     # (bench/README.md)
 )
 
@@ -27,8 +47,17 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("ring", "mlp"): dict(_POINTS, steps=8000),  # 8 modes settle sooner; longer runs drifted off a mode late
     ("grid", "mlp"): dict(_POINTS, r1_final=0.1),  # at 0.01 a mode's samples could end 0.2 off centre (bench/README.md)
     ("digits", "dcgan"): dict(
-        steps=10000, batch_size=64, lr=1e-3, beta1=0.0, beta2=0.99, lr_schedule="linear", r1=1.0, mixture=50,
-        ema=0.999, width=32, g_norm="none",  # as good as width 48 at 8,000 steps (bench/README.md), in 0.72x the time
+        steps=10000,
+        batch_size=64,
+        lr=1e-3,
+        beta1=0.0,
+        beta2=0.99,
+        lr_schedule="linear",
+        r1=1.0,
+        mixture=50,
+        ema=0.999,
+        width=32,
+        g_norm="none",  # as good as width 48 at 8,000 steps (bench/README.md), in 0.72x the time
     ),
     # the classic MLP GAN exactly, as the baseline the MNIST recipes are measured against: 100-d latent, 3 x 128
     # leaky ReLU 0.2, the ns loss, Adam 2e-4 (beta 0.5, 0.999), batches of 128, no moving average. On 3,750 digits
@@ -38,8 +67,18 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     # the digits recipe's optimiser at MNIST's 28 x 28, R1 a little stronger, cut to what trains in 15 minutes on
     # 2 cores; without the latent mixture the domain FID doubled (bench/README.md)
     ("mnist", "dcgan"): dict(
-        steps=5000, batch_size=64, lr=1e-3, beta1=0.0, beta2=0.99, lr_schedule="linear", r1=2.0, mixture=50,
-        ema=0.999, width=32, g_norm="none", levels=256,
+        steps=5000,
+        batch_size=64,
+        lr=1e-3,
+        beta1=0.0,
+        beta2=0.99,
+        lr_schedule="linear",
+        r1=2.0,
+        mixture=50,
+        ema=0.999,
+        width=32,
+        g_norm="none",
+        levels=256,
     ),
 }
 

@@ -50,8 +50,10 @@ def find_discriminator(generator_path, given=None, device: str = "cpu"):
 
     path = Path(given) if given is not None else disc_path_for(generator_path)
     if given is None and not path.exists():
-        raise GanToolsError(f"no discriminator {path} beside the generator; pass --discriminator FILE "
-                            "(or re-export without --no-discriminator)")
+        raise GanToolsError(
+            f"no discriminator {path} beside the generator; pass --discriminator FILE "
+            "(or re-export without --no-discriminator)"
+        )
     return OnnxDiscriminator(path, device)
 
 
@@ -71,10 +73,14 @@ class Refiner:
             raise GanToolsError(f"--refine must be one of {', '.join(METHODS)}, got {method!r}")
         loss = discriminator.metadata.get("loss")
         if loss != "ns":
-            raise GanToolsError(f"--refine needs a discriminator trained with --loss ns (its logit estimates "
-                                f"log p_data/p_model); {discriminator.path} was trained with {loss}")
-        if tuple(discriminator.sample_shape) != tuple(generator.sample_shape) or \
-                discriminator.num_classes != generator.num_classes:
+            raise GanToolsError(
+                f"--refine needs a discriminator trained with --loss ns (its logit estimates "
+                f"log p_data/p_model); {discriminator.path} was trained with {loss}"
+            )
+        if (
+            tuple(discriminator.sample_shape) != tuple(generator.sample_shape)
+            or discriminator.num_classes != generator.num_classes
+        ):
             raise GanToolsError(f"{discriminator.path} does not fit {generator.path}: other samples or classes")
         self.g, self.d, self.method, self.seed, self.fixed_class = generator, discriminator, method, seed, fixed_class
         if method == "drs":
@@ -149,8 +155,9 @@ class Refiner:
             # the next tries of every pending sample drawn at once, about DRAW_AHEAD candidates (a sample accepted
             # sooner leaves its later ones unused): one vectorised draw instead of one per try
             drawn, ahead = pending, min(MAX_TRIES - attempt, -(-DRAW_AHEAD // len(pending)))
-            z_ahead, u_ahead = _candidates(self.seed, idx[drawn], range(attempt, attempt + ahead), self.g.latent_dim,
-                                           _CANDIDATE)
+            z_ahead, u_ahead = _candidates(
+                self.seed, idx[drawn], range(attempt, attempt + ahead), self.g.latent_dim, _CANDIDATE
+            )
             still = np.arange(len(drawn))  # where the pending samples are in `drawn`
             for z, u in zip(z_ahead, u_ahead, strict=True):
                 z, u = z[still], u[still]
@@ -183,5 +190,9 @@ class Refiner:
         CHAIN_LENGTH small ones, in bounded memory whatever the batch size."""
         step = max(1, PROPOSAL_VALUES // (len(idx) * self.g.latent_dim))
         for start in range(0, CHAIN_LENGTH, step):
-            yield from zip(*_candidates(self.seed, idx, range(start, min(start + step, CHAIN_LENGTH)),
-                                        self.g.latent_dim, _CANDIDATE), strict=True)
+            yield from zip(
+                *_candidates(
+                    self.seed, idx, range(start, min(start + step, CHAIN_LENGTH)), self.g.latent_dim, _CANDIDATE
+                ),
+                strict=True,
+            )

@@ -51,25 +51,32 @@ def _png(img) -> str:
 
 def _figure(img, caption: str, alt: str, plot: bool = False) -> str:
     cls = ' class="plot"' if plot else ""
-    return (f'<figure{cls}><img src="{_png(img)}" alt="{html.escape(alt)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure{cls}><img src="{_png(img)}" alt="{html.escape(alt)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _table(header: list[str], rows: list[list], numeric=()) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(
-        f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _page(title: str, sections: list[str]) -> str:
     made = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            + "".join(sections)
-            + f'<p class="muted">made by gantools on {made}; self-contained: opens offline.</p></body></html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        + "".join(sections)
+        + f'<p class="muted">made by gantools on {made}; self-contained: opens offline.</p></body></html>\n'
+    )
 
 
 def _fmt(value) -> str:
@@ -97,9 +104,11 @@ def score_table(result: dict) -> str:
         else:
             rows.append([key, _fmt(result[key]), "", ""])
     verdict = '<span class="pass">passed</span>' if result.get("passed", True) else '<span class="fail">FAILED</span>'
-    about = (f"{result.get('n')} samples of {html.escape(str(result.get('source')))} against {result.get('n_real')} of "
-             f"{html.escape(str(result.get('real')))}; extractor {html.escape(str(result.get('extractor')))}; "
-             f"{result.get('seconds', 0):.1f} s; {verdict}")
+    about = (
+        f"{result.get('n')} samples of {html.escape(str(result.get('source')))} against {result.get('n_real')} of "
+        f"{html.escape(str(result.get('real')))}; extractor {html.escape(str(result.get('extractor')))}; "
+        f"{result.get('seconds', 0):.1f} s; {verdict}"
+    )
     return _table(["metric", "value", "gate", "result"], rows, numeric=(1,)) + f'<p class="muted">{about}</p>'
 
 
@@ -111,12 +120,19 @@ def _is_score_record(record) -> bool:
         return False
     number = (int, float, type(None))
     gates = record.get("gates", [])
-    return (all(isinstance(record[k], number) and not isinstance(record[k], bool) for k in GATE_KEYS if k in record)
-            and isinstance(gates, list)
-            and all(isinstance(g, dict) and isinstance(g.get("metric"), str) and g.get("op") in ("max", "min")
-                    and isinstance(g.get("threshold"), (int, float)) and isinstance(g.get("passed"), bool)
-                    for g in gates)
-            and isinstance(record.get("passed", True), bool))
+    return (
+        all(isinstance(record[k], number) and not isinstance(record[k], bool) for k in GATE_KEYS if k in record)
+        and isinstance(gates, list)
+        and all(
+            isinstance(g, dict)
+            and isinstance(g.get("metric"), str)
+            and g.get("op") in ("max", "min")
+            and isinstance(g.get("threshold"), (int, float))
+            and isinstance(g.get("passed"), bool)
+            for g in gates
+        )
+        and isinstance(record.get("passed", True), bool)
+    )
 
 
 def read_score_log(path) -> list[dict]:
@@ -132,8 +148,9 @@ def read_score_log(path) -> list[dict]:
             except ValueError:
                 record = None
             if not _is_score_record(record):
-                raise GanToolsError(f"--scores: {path} line {i} is not a score record; give a file written by "
-                                    "`gantools score --log`")
+                raise GanToolsError(
+                    f"--scores: {path} line {i} is not a score record; give a file written by `gantools score --log`"
+                )
             records.append(record)
     if not records:
         raise GanToolsError(f"--scores: {path} holds no score records")
@@ -150,16 +167,22 @@ def _scores_section(records: list[dict]) -> str:
         labels = [str(r.get("time", i))[:16].replace("T", " ") for i, r in enumerate(records)]
         figures = []
         for key in (k for k in GATE_KEYS if not k.endswith("_std")):  # spreads are not worth a plot of their own
-            kept = [(lab, r[key]) for lab, r in zip(labels, records, strict=True)
-                    if isinstance(r.get(key), (int, float))]
+            kept = [
+                (lab, r[key]) for lab, r in zip(labels, records, strict=True) if isinstance(r.get(key), (int, float))
+            ]
             if len(kept) < 2:
                 continue
             gate = next((g for g in latest.get("gates", []) if g["metric"] == key), None)
-            img = metric_trend([k for k, _ in kept], [v for _, v in kept], key,
-                               (gate["op"], gate["threshold"]) if gate else None)
+            img = metric_trend(
+                [k for k, _ in kept], [v for _, v in kept], key, (gate["op"], gate["threshold"]) if gate else None
+            )
             figures.append(_figure(img, f"{key} over {len(kept)} score records", f"trend of {key}", plot=True))
-        parts += [f"<h2>Trends over {len(records)} score records</h2>", '<div class="strip trends">', *figures,
-                  "</div>"]
+        parts += [
+            f"<h2>Trends over {len(records)} score records</h2>",
+            '<div class="strip trends">',
+            *figures,
+            "</div>",
+        ]
     return "".join(parts)
 
 
@@ -175,18 +198,26 @@ def _story(config: dict, rows: list[dict], steps_done: int) -> str:
     shape = config.get("sample_shape", [])
     samples = f"{shape[0]}-D points" if config.get("kind") == "points" else f"{'×'.join(map(str, shape))} images"
     kind = {"mlp": "MLP GAN", "dcgan": "DCGAN"}.get(str(config.get("model")), str(config.get("model")))
-    what = (f"A {'conditional ' if config.get('num_classes') else ''}{kind} on "
-            f"<b>{html.escape(str(config.get('data')))}</b> ({samples}), {config.get('loss')} loss, "
-            f"trained {steps_done:,} of {config.get('steps', 0):,} steps with batch {config.get('batch_size')}"
-            f"{' on ' + str(config.get('world_size')) + ' processes' if config.get('world_size', 1) > 1 else ''}.")
+    what = (
+        f"A {'conditional ' if config.get('num_classes') else ''}{kind} on "
+        f"<b>{html.escape(str(config.get('data')))}</b> ({samples}), {config.get('loss')} loss, "
+        f"trained {steps_done:,} of {config.get('steps', 0):,} steps with batch {config.get('batch_size')}"
+        f"{' on ' + str(config.get('world_size')) + ' processes' if config.get('world_size', 1) > 1 else ''}."
+    )
     if rows:
         last = rows[-1]
         gap = last["d_real"] - last["d_fake"]
-        verdict = ("the discriminator still tells real from generated clearly" if gap > 2 else
-                   "the discriminator sees little difference between real and generated samples" if gap < 0.5 else
-                   "the discriminator separates real from generated moderately")
-        what += (f" At the end: D loss {last['d_loss']:.3f}, G loss {last['g_loss']:.3f}; mean logits "
-                 f"D(real) {last['d_real']:.2f} vs D(fake) {last['d_fake']:.2f}: {verdict}.")
+        verdict = (
+            "the discriminator still tells real from generated clearly"
+            if gap > 2
+            else "the discriminator sees little difference between real and generated samples"
+            if gap < 0.5
+            else "the discriminator separates real from generated moderately"
+        )
+        what += (
+            f" At the end: D loss {last['d_loss']:.3f}, G loss {last['g_loss']:.3f}; mean logits "
+            f"D(real) {last['d_real']:.2f} vs D(fake) {last['d_fake']:.2f}: {verdict}."
+        )
         if "seconds" in last:
             what += f" Training took {last['seconds']:.0f} s for the logged steps."
     return f'<p class="story">{what}</p>'
@@ -219,24 +250,38 @@ def run_report(run, out, *, model=None, scores=None, device: str = "auto", curve
     steps_done = rows[-1]["step"] if rows else 0
     sections = [f"<h1>gantools run: {html.escape(run.name)}</h1>", _story(config, rows, steps_done)]
     if rows:
-        sections += ["<h2>Training curves</h2>",
-                     _figure(curves or training_curves(rows), "losses and discriminator outputs per logged step",
-                             "loss and D output curves", plot=True)]
+        sections += [
+            "<h2>Training curves</h2>",
+            _figure(
+                curves or training_curves(rows),
+                "losses and discriminator outputs per logged step",
+                "loss and D output curves",
+                plot=True,
+            ),
+        ]
     snaps = _snapshots(run)
     if snaps:
-        sections += ["<h2>Samples during training</h2>",
-                     '<p class="muted">Fixed latents, the generator used for export (EMA when on), '
-                     "at evenly spaced steps (left to right).</p>", '<div class="strip thumbs">']
-        sections += [_figure(p.read_bytes(), f"step {int(p.stem.split('_')[1]):,}", f"samples at {p.stem}")
-                     for p in snaps]
+        sections += [
+            "<h2>Samples during training</h2>",
+            '<p class="muted">Fixed latents, the generator used for export (EMA when on), '
+            "at evenly spaced steps (left to right).</p>",
+            '<div class="strip thumbs">',
+        ]
+        sections += [
+            _figure(p.read_bytes(), f"step {int(p.stem.split('_')[1]):,}", f"samples at {p.stem}") for p in snaps
+        ]
         sections.append("</div>")
     if model is not None:
         sections += ["<h2>Samples from the exported generator</h2>", _model_samples(model, device)]
     if records is not None:
         sections.append(_scores_section(records))
     config_rows = [[html.escape(k), _fmt(v)] for k, v in config.items()]
-    sections += ["<h2>Configuration</h2>", "<details open><summary>config.json</summary>",
-                 _table(["option", "value"], config_rows), "</details>"]
+    sections += [
+        "<h2>Configuration</h2>",
+        "<details open><summary>config.json</summary>",
+        _table(["option", "value"], config_rows),
+        "</details>",
+    ]
     write_text_atomic(out, _page(f"gantools run {run.name}", sections))
     return out
 
@@ -257,13 +302,19 @@ def _model_samples(model, device: str) -> str:
 def score_report(result: dict, out, *, samples_picture_img, points: bool, neighbours_img=None) -> Path:
     """The page of a scoring job: the score table, the scored samples, nearest real neighbours."""
     what = "scatter plot of the first scored points over the true modes" if points else "the first scored samples"
-    sections = [f"<h1>gantools score: {html.escape(Path(str(result['source'])).name)}</h1>",
-                "<h2>Scores</h2>", score_table(result),
-                "<h2>Scored samples</h2>", _figure(samples_picture_img, what, "scored samples", plot=points)]
+    sections = [
+        f"<h1>gantools score: {html.escape(Path(str(result['source'])).name)}</h1>",
+        "<h2>Scores</h2>",
+        score_table(result),
+        "<h2>Scored samples</h2>",
+        _figure(samples_picture_img, what, "scored samples", plot=points),
+    ]
     if neighbours_img is not None:
-        sections += ["<h2>Nearest real neighbours</h2>",
-                     '<p class="muted">Each row: a generated sample (left column) and the real samples closest to it '
-                     "in the extractor's feature space. Near-copies of real samples suggest memorisation.</p>",
-                     _figure(neighbours_img, "generated | nearest real, nearer first", "nearest real neighbours")]
+        sections += [
+            "<h2>Nearest real neighbours</h2>",
+            '<p class="muted">Each row: a generated sample (left column) and the real samples closest to it '
+            "in the extractor's feature space. Near-copies of real samples suggest memorisation.</p>",
+            _figure(neighbours_img, "generated | nearest real, nearer first", "nearest real neighbours"),
+        ]
     write_text_atomic(out, _page(f"gantools score {Path(str(result['source'])).name}", sections))
     return Path(out)

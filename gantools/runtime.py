@@ -82,8 +82,10 @@ def check_external_data(path: Path) -> None:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         target = (folder / location).resolve()
         if Path(location).is_absolute() or folder not in target.parents:
-            raise GanToolsError(f"{path} takes weights from {location!r}, outside its own folder; refusing to "
-                                "read it (re-export the model with its data beside it)")
+            raise GanToolsError(
+                f"{path} takes weights from {location!r}, outside its own folder; refusing to "
+                "read it (re-export the model with its data beside it)"
+            )
 
 
 def open_session(path, device: str = "auto", trusted: bool = False, threads: int | None = None):
@@ -125,21 +127,27 @@ def open_session(path, device: str = "auto", trusted: bool = False, threads: int
         text = str(exc).strip()
         opset = re.search(r"Opset (\d+)", text)
         if opset and ("ValidateOpset" in text or "not supported" in text or "under development" in text):
-            raise GanToolsError(f"{path} needs ONNX opset {opset.group(1)}, which onnxruntime {ort.__version__} "
-                                "does not support: upgrade onnxruntime, or re-export the model with this "
-                                "gantools") from None
+            raise GanToolsError(
+                f"{path} needs ONNX opset {opset.group(1)}, which onnxruntime {ort.__version__} "
+                "does not support: upgrade onnxruntime, or re-export the model with this "
+                "gantools"
+            ) from None
         kernel = re.search(r"Could not find an implementation for (\w+)\((\d+)\)", text)
         if kernel:  # a valid model whose operator and element type this build has no kernel for (fp16 on old ORT)
-            raise GanToolsError(f"{path}: onnxruntime {ort.__version__} has no {kernel.group(1)} (opset "
-                                f"{kernel.group(2)}) kernel for this model's types on this device: upgrade "
-                                "onnxruntime (or, scoring with --precision fp16, use fp32)") from None
+            raise GanToolsError(
+                f"{path}: onnxruntime {ort.__version__} has no {kernel.group(1)} (opset "
+                f"{kernel.group(2)}) kernel for this model's types on this device: upgrade "
+                "onnxruntime (or, scoring with --precision fp16, use fp32)"
+            ) from None
         first = text.splitlines()[0] if text else type(exc).__name__
         raise GanToolsError(f"{path} is not a valid ONNX model (truncated or corrupt?): {first[:200]}") from None
     finally:
         ort.set_default_logger_severity(previous)
     if device == "cuda" and session.get_providers()[0] != CUDA:
-        raise GanToolsError("--device cuda: the CUDA provider failed to load (CUDA 12/13 and cuDNN 9 "
-                            "libraries needed); use --device cpu")
+        raise GanToolsError(
+            "--device cuda: the CUDA provider failed to load (CUDA 12/13 and cuDNN 9 "
+            "libraries needed); use --device cpu"
+        )
     return session
 
 
@@ -162,11 +170,15 @@ class _OnnxModel:
         self.session = session or open_session(self.path, device)
         self.metadata = meta = read_metadata(self.session)
         if meta.get("gantools_format") is None:
-            raise GanToolsError(f"{self.path} is not a gantools export (no gantools metadata); "
-                                "make one with `gantools export RUN_DIR -o FILE.onnx`")
+            raise GanToolsError(
+                f"{self.path} is not a gantools export (no gantools metadata); "
+                "make one with `gantools export RUN_DIR -o FILE.onnx`"
+            )
         if meta["gantools_format"] != FORMAT_VERSION:
-            raise GanToolsError(f"{self.path} has gantools format {meta['gantools_format']}; "
-                                f"this gantools reads format {FORMAT_VERSION}: re-export it")
+            raise GanToolsError(
+                f"{self.path} has gantools format {meta['gantools_format']}; "
+                f"this gantools reads format {FORMAT_VERSION}: re-export it"
+            )
         if meta.get("role") != self.role:
             raise GanToolsError(f"{self.path} is a {meta.get('role')}, not a {self.role}")
         try:
@@ -177,26 +189,39 @@ class _OnnxModel:
         except (KeyError, ValueError, TypeError) as exc:
             raise GanToolsError(f"{self.path}: damaged gantools metadata ({exc})") from None
         ranks = {"image": 3, "points": 1}
-        if (self.kind not in ranks or len(self.sample_shape) != ranks[self.kind] or min(self.sample_shape) < 1
-                or self.num_classes < 0):
-            raise GanToolsError(f"{self.path}: damaged gantools metadata (kind {self.kind!r}, sample_shape "
-                                f"{list(self.sample_shape)}, num_classes {self.num_classes}); re-export it")
+        if (
+            self.kind not in ranks
+            or len(self.sample_shape) != ranks[self.kind]
+            or min(self.sample_shape) < 1
+            or self.num_classes < 0
+        ):
+            raise GanToolsError(
+                f"{self.path}: damaged gantools metadata (kind {self.kind!r}, sample_shape "
+                f"{list(self.sample_shape)}, num_classes {self.num_classes}); re-export it"
+            )
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.provider = session_provider(self.session)
 
     def _check_graph_fits(self, io, name: str, tail) -> None:
         """The graph's `name` is [batch, *tail], as its metadata says (dims the graph leaves open pass)."""
         found = next((a.shape for a in io if a.name == name), None)
-        if found is None or len(found) != 1 + len(tail) or any(
-                isinstance(d, int) and d != t for d, t in zip(found[1:], tail, strict=True)):
-            raise GanToolsError(f"{self.path}: its metadata promises {name} of shape [batch, "
-                                f"{', '.join(map(str, tail))}] but the graph has {found}; the file was altered "
-                                "after export: re-export it")
+        if (
+            found is None
+            or len(found) != 1 + len(tail)
+            or any(isinstance(d, int) and d != t for d, t in zip(found[1:], tail, strict=True))
+        ):
+            raise GanToolsError(
+                f"{self.path}: its metadata promises {name} of shape [batch, "
+                f"{', '.join(map(str, tail))}] but the graph has {found}; the file was altered "
+                "after export: re-export it"
+            )
 
     def _check_inputs(self, expected):
         if self.input_names != expected:
-            raise GanToolsError(f"{self.path}: expected inputs {expected}, found {self.input_names}; "
-                                "it was not written by gantools export")
+            raise GanToolsError(
+                f"{self.path}: expected inputs {expected}, found {self.input_names}; "
+                "it was not written by gantools export"
+            )
 
     def _run(self, feed) -> np.ndarray:
         """The model's first output; a NaN or Inf in it is a broken model, never a sample or a score."""
@@ -205,8 +230,10 @@ class _OnnxModel:
             return out
         bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
         if bad.any():
-            raise GanToolsError(f"{self.path} output NaN or Inf for {int(bad.sum())} of {len(out)} inputs: the "
-                                f"model is broken (diverged training or a damaged file); retrain or re-export it")
+            raise GanToolsError(
+                f"{self.path} output NaN or Inf for {int(bad.sum())} of {len(out)} inputs: the "
+                f"model is broken (diverged training or a damaged file); retrain or re-export it"
+            )
         return out
 
     def in_lane(self):
@@ -290,8 +317,13 @@ def lane_count(*models) -> int:
     return cores if cores >= 2 and all(m.provider == "cpu" for m in models) else 0
 
 
-_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-                "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+}
 
 
 def sample_flops(path) -> float:
@@ -311,8 +343,13 @@ def sample_flops(path) -> float:
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
         session = ort.InferenceSession(str(path), options, providers=[CPU])
-        session.run(None, {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], _NUMPY_TYPES[i.type])
-                           for i in session.get_inputs()})
+        session.run(
+            None,
+            {
+                i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], _NUMPY_TYPES[i.type])
+                for i in session.get_inputs()
+            },
+        )
         events = json.loads(Path(session.end_profiling()).read_text())
     total = 0
     for event in events:
@@ -368,9 +405,15 @@ def describe_model(path, device: str = "auto") -> dict:
         (OnnxGenerator if meta["role"] == "generator" else OnnxDiscriminator)(path, device, session)
 
     def io(args):
-        return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}
-                for a in args]
+        return [
+            {"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}
+            for a in args
+        ]
 
-    return {"path": str(path), "provider": session_provider(session),
-            "metadata": {k: _typed(v) for k, v in sorted(meta.items())},
-            "inputs": io(session.get_inputs()), "outputs": io(session.get_outputs())}
+    return {
+        "path": str(path),
+        "provider": session_provider(session),
+        "metadata": {k: _typed(v) for k, v in sorted(meta.items())},
+        "inputs": io(session.get_inputs()),
+        "outputs": io(session.get_outputs()),
+    }

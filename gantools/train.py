@@ -77,8 +77,16 @@ def _check_options(c: dict) -> None:
         raise GanToolsError(f"--g-norm must be one of {', '.join(G_NORMS)}, got {c['g_norm']!r}")
     if c["lr_schedule"] not in LR_SCHEDULES:
         raise GanToolsError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {c['lr_schedule']!r}")
-    positive = ("steps", "batch_size", "latent_dim", "r1_every", "checkpoint_every", "sample_every", "log_every",
-                "keep")
+    positive = (
+        "steps",
+        "batch_size",
+        "latent_dim",
+        "r1_every",
+        "checkpoint_every",
+        "sample_every",
+        "log_every",
+        "keep",
+    )
     for name in positive:
         if c[name] < 1:
             raise GanToolsError(f"--{name.replace('_', '-')} must be at least 1, got {c[name]}")
@@ -198,14 +206,18 @@ def _distribute(G, D, device, world):
     if has_bn and device.type == "cuda":
         G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
     elif has_bn and world.main:
-        print("gantools: note: BatchNorm statistics are per process on CPU (SyncBatchNorm needs CUDA); "
-              "use --g-norm none for results independent of the number of processes", file=sys.stderr)
+        print(
+            "gantools: note: BatchNorm statistics are per process on CPU (SyncBatchNorm needs CUDA); "
+            "use --g-norm none for results independent of the number of processes",
+            file=sys.stderr,
+        )
     ids = [device.index] if device.type == "cuda" else None
     # a [1, n] weight's gradient may come with strides (1, 1): the same memory layout, a needless warning
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     newer = "forward_sync_buffers" in inspect.signature(DDP).parameters  # broadcast_buffers is deprecated there
-    return DDP(G, device_ids=ids), DDP(D, device_ids=ids, **{"forward_sync_buffers" if newer else
-                                                                 "broadcast_buffers": False})
+    return DDP(G, device_ids=ids), DDP(
+        D, device_ids=ids, **{"forward_sync_buffers" if newer else "broadcast_buffers": False}
+    )
 
 
 def _start_run(out: Path, options: dict, resume: bool):
@@ -226,10 +238,17 @@ def _start_run(out: Path, options: dict, resume: bool):
             names = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise GanToolsError(f"--resume keeps the run's own settings; drop {names} (or start a new --out)")
         if "steps" in options and options["steps"] != saved["steps"] and _step_dependent(saved):
-            raise GanToolsError(f"--resume --steps: the run's learning-rate or R1 schedule decays over its own "
-                                f"{saved['steps']} steps; resume without --steps, or start a new run")
-        merged = {**CLASSIC, "levels": 0, "gp_weight": 10.0 if saved.get("loss") == "wgan-gp" else 0.0,
-                  "r1_final": saved.get("r1", 0.0), "r1_every": 4}
+            raise GanToolsError(
+                f"--resume --steps: the run's learning-rate or R1 schedule decays over its own "
+                f"{saved['steps']} steps; resume without --steps, or start a new run"
+            )
+        merged = {
+            **CLASSIC,
+            "levels": 0,
+            "gp_weight": 10.0 if saved.get("loss") == "wgan-gp" else 0.0,
+            "r1_final": saved.get("r1", 0.0),
+            "r1_every": 4,
+        }
         # (settings that runs of older versions did not record)
         merged.update({k: v for k, v in saved.items() if k in fields})
         merged.update({k: options[k] for k in RESUMABLE_OPTIONS if k in options})
@@ -251,8 +270,10 @@ def _start_run(out: Path, options: dict, resume: bool):
         _check_options_fit(cfg, config, source)
     ranks = launched_size()
     if config["batch_size"] % ranks:
-        raise GanToolsError(f"--batch-size {config['batch_size']} is the global batch and must split evenly over "
-                            f"the {ranks} processes: give a multiple of {ranks}")
+        raise GanToolsError(
+            f"--batch-size {config['batch_size']} is the global batch and must split evenly over "
+            f"the {ranks} processes: give a multiple of {ranks}"
+        )
     if resume and saved.get("sample_shape") != config["sample_shape"]:
         raise GanToolsError(f"--resume: the data {cfg.data} no longer has the shape the run was trained on")
     return config, source, ckpts
@@ -273,8 +294,13 @@ def _load_newest_whole(ckpts, G, D, G_ema, opt_g, opt_d):
     try:
         state = load_checkpoint(path)
         with checkpoint_fits(path):
-            for module, key in ((G, "generator"), (D, "discriminator"), (G_ema, "generator_ema"),
-                                (opt_g, "opt_g"), (opt_d, "opt_d")):
+            for module, key in (
+                (G, "generator"),
+                (D, "discriminator"),
+                (G_ema, "generator_ema"),
+                (opt_g, "opt_g"),
+                (opt_d, "opt_d"),
+            ):
                 module.load_state_dict(state[key])
             torch.set_rng_state(state["torch_rng"])
             missing = [key for key in ("step", "d_stats", "log_partial") if key not in state]
@@ -346,10 +372,14 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
 
-    config.update(world_size=world.size, batch_per_rank=config["batch_size"] // world.size,  # and what the
-                  torch_version=str(torch.__version__), torch_threads=torch.get_num_threads(),  # last bits depend on
-                  omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"),  # speed only (threads.py)
-                  mkl_cbwr=os.environ.get("MKL_CBWR", ""))  # whether MKL's sums depend on the thread count
+    config.update(
+        world_size=world.size,
+        batch_per_rank=config["batch_size"] // world.size,  # and what the
+        torch_version=str(torch.__version__),
+        torch_threads=torch.get_num_threads(),  # last bits depend on
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"),  # speed only (threads.py)
+        mkl_cbwr=os.environ.get("MKL_CBWR", ""),
+    )  # whether MKL's sums depend on the thread count
     torch.manual_seed(config["seed"])
     G, D = build_models(config)
     G.to(device), D.to(device)
@@ -367,8 +397,9 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
     board = _tensorboard_writer()(str(out / "tensorboard")) if config["tensorboard"] and world.main else None
-    log = _Log(out / "log.jsonl" if world.main else None, start, state["log_partial"] if ckpt is not None else None,
-               board)
+    log = _Log(
+        out / "log.jsonl" if world.main else None, start, state["log_partial"] if ckpt is not None else None, board
+    )
     G_run, D_run = _distribute(G, D, device, world)
 
     B, L, K = config["batch_size"], config["latent_dim"], config["num_classes"]
@@ -381,16 +412,22 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
 
     def snapshot(step):
         return {
-            "format": 1, "step": step, "config": config,
-            "generator": G.state_dict(), "discriminator": D.state_dict(), "generator_ema": G_ema.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "torch_rng": torch.get_rng_state(), "d_stats": dict(d_stats), "log_partial": log.partial(),
+            "format": 1,
+            "step": step,
+            "config": config,
+            "generator": G.state_dict(),
+            "discriminator": D.state_dict(),
+            "generator_ema": G_ema.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "d_stats": dict(d_stats),
+            "log_partial": log.partial(),
         }
 
     from .progress import progress_bar
 
-    bar = progress_bar(total=config["steps"], initial=start, enabled=progress and world.main, desc="train",
-                       unit="step")
+    bar = progress_bar(total=config["steps"], initial=start, enabled=progress and world.main, desc="train", unit="step")
     G.train(), D.train()
     for t in range(start, config["steps"]):
         for opt in (opt_g, opt_d):
@@ -439,8 +476,10 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
         if step % config["log_every"] == 0 or step == config["steps"]:
             row = log.flush(step)
             if not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
-                raise GanToolsError(f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
-                                    "with a lower --lr (or --r1, --spectral-norm)")
+                raise GanToolsError(
+                    f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
+                    "with a lower --lr (or --r1, --spectral-norm)"
+                )
             bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
         if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
             picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
@@ -491,8 +530,9 @@ def _tensorboard_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise GanToolsError("--tensorboard needs the tensorboard package: pip install 'gantools[tensorboard]'") \
-            from None
+        raise GanToolsError(
+            "--tensorboard needs the tensorboard package: pip install 'gantools[tensorboard]'"
+        ) from None
     return SummaryWriter
 
 
@@ -552,8 +592,12 @@ class _Log:
         return {"sums": dict(self.sums), "count": self.count}
 
     def flush(self, step: int) -> dict:
-        row = {"step": step, **{k: v / self.count for k, v in self.sums.items()},
-               "seconds": round(time.perf_counter() - self.t0, 3), **self.notes}
+        row = {
+            "step": step,
+            **{k: v / self.count for k, v in self.sums.items()},
+            "seconds": round(time.perf_counter() - self.t0, 3),
+            **self.notes,
+        }
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")

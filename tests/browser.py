@@ -56,10 +56,22 @@ def load_page(path: Path) -> dict:
     chromium = find_chromium()
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.Popen(
-            [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
-             f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-             "--window-size=1200,900", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                chromium,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--proxy-server=127.0.0.1:9",
+                "--window-size=1200,900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             deadline = time.monotonic() + 30
@@ -73,26 +85,40 @@ def load_page(path: Path) -> dict:
             s = _Session(page["webSocketDebuggerUrl"])
             for domain in ("Page", "Runtime", "Log", "Network"):
                 s.call(f"{domain}.enable")
-            s.call("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
-                   uploadThroughput=-1)
+            s.call(
+                "Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1, uploadThroughput=-1
+            )
             s.events.clear()
             s.call("Page.navigate", url=Path(path).resolve().as_uri())
             s.wait_for("Page.loadEventFired")
-            images = s.call("Runtime.evaluate", returnByValue=True, expression=(
-                "Array.from(document.images).map(i => [i.naturalWidth, i.naturalHeight, i.complete])"))
+            images = s.call(
+                "Runtime.evaluate",
+                returnByValue=True,
+                expression=("Array.from(document.images).map(i => [i.naturalWidth, i.naturalHeight, i.complete])"),
+            )
             size = s.call("Page.getLayoutMetrics")["cssContentSize"]
-            shot = s.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+            shot = s.call(
+                "Page.captureScreenshot",
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
             ev = s.events
             s.ws.close()
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    console = [e["params"] for e in ev if e.get("method") == "Runtime.consoleAPICalled"
-               and e["params"]["type"] in ("error", "assert")]
+    console = [
+        e["params"]
+        for e in ev
+        if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert")
+    ]
     console += [e["params"] for e in ev if e.get("method") == "Runtime.exceptionThrown"]
-    console += [e["params"]["entry"] for e in ev if e.get("method") == "Log.entryAdded"
-                and e["params"]["entry"]["level"] == "error"]
+    console += [
+        e["params"]["entry"]
+        for e in ev
+        if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"
+    ]
     requested = [e["params"]["request"]["url"] for e in ev if e.get("method") == "Network.requestWillBeSent"]
     return {
         "console_errors": console,
@@ -108,5 +134,7 @@ if __name__ == "__main__":  # python tests/browser.py PAGE.html SHOT.png: the RE
 
     result = load_page(Path(sys.argv[1]))
     Path(sys.argv[2]).write_bytes(result["screenshot"])
-    print(f"{len(result['images'])} images, {len(result['console_errors'])} console errors, "
-          f"{len(result['failed_requests'])} failed requests")
+    print(
+        f"{len(result['images'])} images, {len(result['console_errors'])} console errors, "
+        f"{len(result['failed_requests'])} failed requests"
+    )

@@ -97,8 +97,9 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {
         "dcgan": _train(root / "dcgan", data="digits", model="dcgan", steps=6, width=8),
-        "cdcgan": _train(root / "cdcgan", data="digits", model="dcgan", steps=6, width=8, conditional=True,
-                         spectral_norm=True),
+        "cdcgan": _train(
+            root / "cdcgan", data="digits", model="dcgan", steps=6, width=8, conditional=True, spectral_norm=True
+        ),
         "ring": _train(root / "ring", data="ring", model="mlp", steps=6, ema=0.9),  # the recipe has no EMA
     }
 

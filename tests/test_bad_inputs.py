@@ -32,12 +32,14 @@ def _image(seed, size=8):
 
 def _png_bomb() -> bytes:
     """A PNG whose header claims 10^10 pixels (a decompression bomb, as Pillow calls it)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1000)))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b"")
+    )
 
 
 def _data_corpus(root) -> dict:
@@ -90,17 +92,27 @@ def _model_corpus(root, exported) -> dict:
     raw = exported["ring"].read_bytes()
     (root / "cut.onnx").write_bytes(raw[: len(raw) // 3])
     (root / "text.onnx").write_text("not a model")
-    graph = helper.make_graph([helper.make_node("Identity", ["z"], ["x"])], "plain",
-                              [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [None, 4])],
-                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["z"], ["x"])],
+        "plain",
+        [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 4])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(root / "plain.onnx"))
-    tampered = {"latent_dim that is not a number": {"latent_dim": "banana"},
-                "sample_shape other than the graph's output": {"sample_shape": "[2, 9]"},
-                "sample_shape of another size": {"sample_shape": "[3]"},
-                "an unknown kind": {"kind": "video"}}
-    corpus = {"truncated onnx": root / "cut.onnx", "non-onnx file": root / "text.onnx",
-              "onnx that is not a gantools generator": root / "plain.onnx", "missing onnx": root / "none.onnx",
-              "a folder named .onnx": _folder(root, "dir.onnx", {}), "zero-byte onnx": root / "zero.onnx"}
+    tampered = {
+        "latent_dim that is not a number": {"latent_dim": "banana"},
+        "sample_shape other than the graph's output": {"sample_shape": "[2, 9]"},
+        "sample_shape of another size": {"sample_shape": "[3]"},
+        "an unknown kind": {"kind": "video"},
+    }
+    corpus = {
+        "truncated onnx": root / "cut.onnx",
+        "non-onnx file": root / "text.onnx",
+        "onnx that is not a gantools generator": root / "plain.onnx",
+        "missing onnx": root / "none.onnx",
+        "a folder named .onnx": _folder(root, "dir.onnx", {}),
+        "zero-byte onnx": root / "zero.onnx",
+    }
     (root / "zero.onnx").write_bytes(b"")
     for i, (name, changes) in enumerate(tampered.items()):
         model = onnx.load(str(exported["ring"]))
@@ -113,10 +125,30 @@ def _model_corpus(root, exported) -> dict:
 
 DATA_COMMANDS = {
     "train": lambda src, out: ["train", "--data", src, "--out", out / "run", "--steps", 2],
-    "score": lambda src, out: ["score", src, "--real", "digits", "--metrics", "kid", "--extractor", "raw",
-                               "--json", out / "s.json"],
-    "score --real": lambda src, out: ["score", "digits", "--real", src, "--metrics", "kid", "--extractor", "raw",
-                                      "--json", out / "s.json"],
+    "score": lambda src, out: [
+        "score",
+        src,
+        "--real",
+        "digits",
+        "--metrics",
+        "kid",
+        "--extractor",
+        "raw",
+        "--json",
+        out / "s.json",
+    ],
+    "score --real": lambda src, out: [
+        "score",
+        "digits",
+        "--real",
+        src,
+        "--metrics",
+        "kid",
+        "--extractor",
+        "raw",
+        "--json",
+        out / "s.json",
+    ],
     "stats": lambda src, out: ["stats", src, "-o", out / "s.npz", "--extractor", "raw"],
     "train-classifier": lambda src, out: ["train-classifier", "--data", src, "-o", out / "c.onnx", "--epochs", 1],
 }
@@ -194,13 +226,19 @@ def _checkpoint_corpus(root, run) -> dict:
     corpus = {"zero bytes": b"", "a text file": b"hello", "truncated": good.read_bytes()[:1000]}
     for name, content in corpus.items():
         (root / name).write_bytes(content)
-    edits = {"a torch file of another program": {"a": 1},
-             "weights of another shape": {**state, **{key: {k: v.reshape(-1)[:1] for k, v in state[key].items()}
-                                                      for key in ("generator", "generator_ema")}},
-             "a config without latent_dim": {**state, "config": {k: v for k, v in state["config"].items()
-                                                                 if k != "latent_dim"}},
-             "an unknown model": {**state, "config": {**state["config"], "model": "transformer"}},
-             "no optimiser state": {k: v for k, v in state.items() if k != "opt_g"}}
+    edits = {
+        "a torch file of another program": {"a": 1},
+        "weights of another shape": {
+            **state,
+            **{key: {k: v.reshape(-1)[:1] for k, v in state[key].items()} for key in ("generator", "generator_ema")},
+        },
+        "a config without latent_dim": {
+            **state,
+            "config": {k: v for k, v in state["config"].items() if k != "latent_dim"},
+        },
+        "an unknown model": {**state, "config": {**state["config"], "model": "transformer"}},
+        "no optimiser state": {k: v for k, v in state.items() if k != "opt_g"},
+    }
     for name, content in edits.items():
         torch.save(content, root / name)
     return {name: root / name for name in [*corpus, *edits]}
@@ -245,28 +283,42 @@ def _options_corpus(root, exported) -> dict:
     np.savez(root / "pts.npz", x=np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32))
     return {
         "generate -o with a file suffix": (["generate", g, "-n", 4, "-o", "OUT/x.npy"], ".npz"),
-        "generate --resume with --overwrite": (["generate", g, "-n", 4, "-o", "OUT/x", "--resume", "--overwrite"],
-                                               "--overwrite"),
+        "generate --resume with --overwrite": (
+            ["generate", g, "-n", 4, "-o", "OUT/x", "--resume", "--overwrite"],
+            "--overwrite",
+        ),
         "generate more than the disk holds": (["generate", g, "-n", 10**15, "-o", "OUT/x.npz"], "free"),
         "generate -o under a file": (["generate", g, "-n", 4, "-o", root / "a-file" / "x.npz"], "a-file"),
-        "score --max with NaN": (["score", "ring", "--real", "ring", "--max", "fid=nan", "--json", "OUT/s.json"],
-                                 "not a number"),
-        "score --bootstrap without fid or kid": (["score", "ring", "--real", ring, "--metrics", "modes",
-                                                  "--bootstrap", 10, "--json", "OUT/s.json"], "--bootstrap"),
-        "score --json under a file": (["score", "ring", "--real", "ring", "--json", root / "a-file" / "s.json"],
-                                      "a-file"),
+        "score --max with NaN": (
+            ["score", "ring", "--real", "ring", "--max", "fid=nan", "--json", "OUT/s.json"],
+            "not a number",
+        ),
+        "score --bootstrap without fid or kid": (
+            ["score", "ring", "--real", ring, "--metrics", "modes", "--bootstrap", 10, "--json", "OUT/s.json"],
+            "--bootstrap",
+        ),
+        "score --json under a file": (
+            ["score", "ring", "--real", "ring", "--json", root / "a-file" / "s.json"],
+            "a-file",
+        ),
         "stats -o under a file": (["stats", "ring", "-o", root / "a-file" / "s.npz"], "a-file"),
         "train --g-norm for an mlp": (["train", "--data", "ring", "--out", "OUT/r", "--g-norm", "batch"], "--g-norm"),
         "train --levels for points": (["train", "--data", "ring", "--out", "OUT/r", "--levels", 17], "--levels"),
-        "train --r1-final without --r1": (["train", "--data", root / "pts.npz", "--out", "OUT/r", "--r1", 0,
-                                           "--r1-final", 0.1], "--r1"),
-        "train --r1-every without --r1": (["train", "--data", "ring", "--out", "OUT/r", "--r1", 0, "--r1-every", 4],
-                                           "--r1-every"),
+        "train --r1-final without --r1": (
+            ["train", "--data", root / "pts.npz", "--out", "OUT/r", "--r1", 0, "--r1-final", 0.1],
+            "--r1",
+        ),
+        "train --r1-every without --r1": (
+            ["train", "--data", "ring", "--out", "OUT/r", "--r1", 0, "--r1-every", 4],
+            "--r1-every",
+        ),
         "train --r1-every 0": (["train", "--data", "ring", "--out", "OUT/r", "--r1-every", 0], "--r1-every"),
         "train --lr inf": (["train", "--data", "ring", "--out", "OUT/r", "--lr", "inf"], "--lr"),
         "train --gp-weight inf": (["train", "--data", "ring", "--out", "OUT/r", "--gp-weight", "inf"], "--gp-weight"),
-        "train more memory than there is": (["train", "--data", "ring", "--out", "OUT/r", "--batch-size", 10**12,
-                                             "--steps", 1], "out of memory"),
+        "train more memory than there is": (
+            ["train", "--data", "ring", "--out", "OUT/r", "--batch-size", 10**12, "--steps", 1],
+            "out of memory",
+        ),
         "train --out under a file": (["train", "--data", "ring", "--out", root / "a-file" / "r"], "a-file"),
         "export -o under a file": (["export", "RUN", "-o", root / "a-file" / "g.onnx"], "a-file"),
         "report -o under a file": (["report", "RUN", "-o", root / "a-file" / "r.html"], "a-file"),
@@ -284,6 +336,7 @@ def test_bad_options_give_one_line_and_no_output(cli, exported, runs, tmp_path, 
         with monkeypatch.context() as env:
             if name == "cache in a file":
                 env.setenv("GANTOOLS_CACHE", str(tmp_path / "a-file"))
-            assert_usage_error(cli(*args, *(["-q"] if args[0] in ("train", "generate", "score", "stats") else [])),
-                               needle)
+            assert_usage_error(
+                cli(*args, *(["-q"] if args[0] in ("train", "generate", "score", "stats") else [])), needle
+            )
         assert list(out.iterdir()) == [], name

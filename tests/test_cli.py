@@ -17,10 +17,12 @@ def test_every_help_works(cli, command):
 
 
 def test_help_does_not_import_torch_onnxruntime_or_the_training_loop():
-    probe = ("import sys\nfrom gantools.cli import main\n"
-             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-             "heavy = ('torch', 'onnxruntime', 'onnx', 'numpy', 'gantools.train')\n"
-             "print(sorted(m for m in heavy if m in sys.modules))")
+    probe = (
+        "import sys\nfrom gantools.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'onnxruntime', 'onnx', 'numpy', 'gantools.train')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
@@ -54,29 +56,34 @@ def test_train_export_info_generate_end_to_end(cli, tmp_path):
 
 def test_resume_through_the_cli(cli, tmp_path):
     run = tmp_path / "run"
-    assert cli("train", "--data", "ring", "--steps", "2", "--lr-schedule", "constant", "--r1", "0", "--out", run,
-               "-q")[0] == 0
+    assert (
+        cli("train", "--data", "ring", "--steps", "2", "--lr-schedule", "constant", "--r1", "0", "--out", run, "-q")[0]
+        == 0
+    )
     assert_usage_error(cli("train", "--data", "ring", "--steps", "2", "--out", run, "-q"), "--resume")
     assert_usage_error(cli("train", "--resume", "--loss", "hinge", "--out", run, "-q"), "--loss")
     code, out, _ = cli("train", "--resume", "--steps", "4", "--out", run, "-q")
     assert code == 0 and "step_0000004.pt" in out
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["train", "--out", "r", "--loss", "foo"], "--loss"),
-    (["train", "--out", "r", "--steps", "0"], "--steps"),
-    (["train", "--out", "r", "--model", "gan"], "--model"),
-    (["train", "--out", "r", "--device", "tpu"], "--device"),
-    (["train", "--out", "r", "--data", "nowhere"], "nowhere"),
-    (["train", "--out", "r", "--data", "ring", "--model", "dcgan"], "--model mlp"),
-    (["train", "--out", "r", "--data", "digits", "--model", "dcgan", "--image-size", "24"], "--image-size"),
-    (["train", "--data", "ring"], "--out"),
-    (["export", "missing_run", "-o", "m.onnx"], "missing_run"),
-    (["generate", "missing.onnx", "-n", "4", "-o", "s"], "missing.onnx"),
-    (["info", "missing.onnx"], "missing.onnx"),
-    (["generate", "m.onnx", "-n", "0", "-o", "s"], "-n"),
-    (["bogus"], "bogus"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "--out", "r", "--loss", "foo"], "--loss"),
+        (["train", "--out", "r", "--steps", "0"], "--steps"),
+        (["train", "--out", "r", "--model", "gan"], "--model"),
+        (["train", "--out", "r", "--device", "tpu"], "--device"),
+        (["train", "--out", "r", "--data", "nowhere"], "nowhere"),
+        (["train", "--out", "r", "--data", "ring", "--model", "dcgan"], "--model mlp"),
+        (["train", "--out", "r", "--data", "digits", "--model", "dcgan", "--image-size", "24"], "--image-size"),
+        (["train", "--data", "ring"], "--out"),
+        (["export", "missing_run", "-o", "m.onnx"], "missing_run"),
+        (["generate", "missing.onnx", "-n", "4", "-o", "s"], "missing.onnx"),
+        (["info", "missing.onnx"], "missing.onnx"),
+        (["generate", "m.onnx", "-n", "0", "-o", "s"], "-n"),
+        (["bogus"], "bogus"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, monkeypatch, args, needle):
     monkeypatch.chdir(tmp_path)
     assert_usage_error(cli(*args), needle)
@@ -99,8 +106,11 @@ def test_outputs_that_would_destroy_an_input_are_refused(cli, tmp_path):
     before = (tmp_path / "pts.npz").read_bytes()
     assert_usage_error(cli("stats", tmp_path / "pts.npz", "-o", tmp_path / "pts.npz"), "is an input")
     assert_usage_error(cli("stats", tmp_path / "pts.npz", "-o", tmp_path / "stats.png"), ".npz")
-    assert_usage_error(cli("score", tmp_path / "pts.npz", "--real", "ring", "--metrics", "fid", "--json",
-                           tmp_path / "pts.npz"), "--json", "is an input")
+    assert_usage_error(
+        cli("score", tmp_path / "pts.npz", "--real", "ring", "--metrics", "fid", "--json", tmp_path / "pts.npz"),
+        "--json",
+        "is an input",
+    )
     assert (tmp_path / "pts.npz").read_bytes() == before and not (tmp_path / "stats.png").exists()
 
 
@@ -135,21 +145,28 @@ def test_a_model_needing_an_unknown_opset_says_so(cli, tmp_path, exported):
     model = onnx.load(str(exported["ring"]))
     model.opset_import[0].version = 99
     onnx.save(model, str(tmp_path / "future.onnx"))
-    assert_usage_error(cli("generate", tmp_path / "future.onnx", "-n", 5, "-o", tmp_path / "x.npz"),
-                       "needs ONNX opset 99", "upgrade onnxruntime")
+    assert_usage_error(
+        cli("generate", tmp_path / "future.onnx", "-n", 5, "-o", tmp_path / "x.npz"),
+        "needs ONNX opset 99",
+        "upgrade onnxruntime",
+    )
     assert not (tmp_path / "x.npz").exists()
 
 
 def test_a_model_whose_types_onnxruntime_has_no_kernel_for_says_so(cli, tmp_path):
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [1, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [1, 4])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     (tmp_path / "bf16.onnx").write_bytes(model.SerializeToString())  # valid ONNX: bf16 Relu has no CPU kernel
-    assert_usage_error(cli("info", tmp_path / "bf16.onnx"), "bf16.onnx", "has no Relu (opset 14) kernel",
-                       "upgrade onnxruntime")
+    assert_usage_error(
+        cli("info", tmp_path / "bf16.onnx"), "bf16.onnx", "has no Relu (opset 14) kernel", "upgrade onnxruntime"
+    )
 
 
 def test_a_full_disk_gives_one_line_and_no_partial_file(cli, tmp_path, exported, monkeypatch):
@@ -162,14 +179,26 @@ def test_a_full_disk_gives_one_line_and_no_partial_file(cli, tmp_path, exported,
 
     monkeypatch.setattr(gantools.files, "_write_npy", full)
     out = tmp_path / "new" / "x.npz"
-    assert_usage_error(cli("generate", exported["ring"], "-n", 10, "-o", out, "-q"), "No space left on device",
-                       str(out))
+    assert_usage_error(
+        cli("generate", exported["ring"], "-n", 10, "-o", out, "-q"), "No space left on device", str(out)
+    )
     assert list((tmp_path / "new").iterdir()) == []  # no partial file, no temporary left behind
 
 
 def test_outputs_may_go_into_folders_that_do_not_exist_yet(cli, tmp_path, exported):
-    code, _, err = cli("score", exported["ring"], "--real", "ring", "--metrics", "modes", "-q",
-                       "--json", tmp_path / "a" / "s.json", "--log", tmp_path / "b" / "s.jsonl")
+    code, _, err = cli(
+        "score",
+        exported["ring"],
+        "--real",
+        "ring",
+        "--metrics",
+        "modes",
+        "-q",
+        "--json",
+        tmp_path / "a" / "s.json",
+        "--log",
+        tmp_path / "b" / "s.jsonl",
+    )
     assert code == 0, err
     assert (tmp_path / "a" / "s.json").exists() and (tmp_path / "b" / "s.jsonl").exists()
 
@@ -203,8 +232,9 @@ def test_a_model_reading_weights_from_outside_its_folder_is_refused(cli, tmp_pat
             if entry.key == "location":
                 entry.value = "../secret.bin"
     onnx.save(model, str(tmp_path / "inside" / "evil.onnx"), save_as_external_data=False)
-    assert_usage_error(cli("generate", tmp_path / "inside" / "evil.onnx", "-n", 5, "-o", tmp_path / "x.npz"),
-                       "outside its own folder")
+    assert_usage_error(
+        cli("generate", tmp_path / "inside" / "evil.onnx", "-n", 5, "-o", tmp_path / "x.npz"), "outside its own folder"
+    )
     assert not (tmp_path / "x.npz").exists()
 
 
@@ -214,12 +244,15 @@ def test_every_command_reading_a_data_folder_can_skip_bad_images(cli, tmp_path):
         (data / label).mkdir(parents=True)
         for i in range(8):
             Image.fromarray(np.full((8, 8), 15 * i + (120 if label == "b" else 0), np.uint8)).save(
-                data / label / f"{i}.png")
+                data / label / f"{i}.png"
+            )
     (data / "a" / "broken.png").write_bytes(b"not a png")
-    runs = {"train": ["train", "--data", data, "--out", tmp_path / "run", "--steps", 1],
-            "stats": ["stats", data, "-o", tmp_path / "s.npz", "--extractor", "raw"],
-            "score": ["score", data, "--real", data, "--extractor", "raw"],
-            "train-classifier": ["train-classifier", "--data", data, "-o", tmp_path / "c.onnx", "--epochs", 1]}
+    runs = {
+        "train": ["train", "--data", data, "--out", tmp_path / "run", "--steps", 1],
+        "stats": ["stats", data, "-o", tmp_path / "s.npz", "--extractor", "raw"],
+        "score": ["score", data, "--real", data, "--extractor", "raw"],
+        "train-classifier": ["train-classifier", "--data", data, "-o", tmp_path / "c.onnx", "--epochs", 1],
+    }
     for name, args in runs.items():
         assert_usage_error(cli(*args, "-q"), "broken.png")
         code, _, err = cli(*args, "-q", "--skip-bad-images")

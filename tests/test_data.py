@@ -59,9 +59,9 @@ def test_grey_levels_finds_the_digits_17_and_nothing_in_full_range_images(tmp_pa
 def test_point_standardisation_of_the_mixtures_is_analytic():
     center, scale = point_standardisation(load_source("grid"))
     assert center == [0.0, 0.0]
-    assert scale == pytest.approx(np.sqrt(8.0 + 0.05 ** 2))  # E[x^2] of {-4,-2,0,2,4} is 8
+    assert scale == pytest.approx(np.sqrt(8.0 + 0.05**2))  # E[x^2] of {-4,-2,0,2,4} is 8
     center, scale = point_standardisation(load_source("ring"))
-    assert scale == pytest.approx(np.sqrt(0.5 + 0.01 ** 2))
+    assert scale == pytest.approx(np.sqrt(0.5 + 0.01**2))
 
 
 def test_digits_resized():
@@ -324,11 +324,18 @@ def _folder_layouts(root, name):
             _png(root / f"{i}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("name, image_size, streamed", [
-    ("grey classes", None, True), ("colour", None, True), ("grey stored as RGB", None, False),
-    ("16-bit, palette, RGBA", None, False), ("16-bit, palette, RGBA", 6, False), ("mixed sizes", 8, True),
-    ("grey classes", 12, True),
-])
+@pytest.mark.parametrize(
+    "name, image_size, streamed",
+    [
+        ("grey classes", None, True),
+        ("colour", None, True),
+        ("grey stored as RGB", None, False),
+        ("16-bit, palette, RGBA", None, False),
+        ("16-bit, palette, RGBA", 6, False),
+        ("mixed sizes", 8, True),
+        ("grey classes", 12, True),
+    ],
+)
 def test_a_streamed_folder_gives_the_samples_of_the_whole_folder_loaded(tmp_path, name, image_size, streamed):
     from gantools.data import FolderStream
 
@@ -336,8 +343,7 @@ def test_a_streamed_folder_gives_the_samples_of_the_whole_folder_loaded(tmp_path
     whole = load_source(str(tmp_path), image_size)
     stream = load_source(str(tmp_path), image_size, stream=True)
     assert isinstance(stream, FolderStream) == streamed
-    assert (stream.sample_shape, len(stream), stream.class_names) == (whole.sample_shape, len(whole),
-                                                                      whole.class_names)
+    assert (stream.sample_shape, len(stream), stream.class_names) == (whole.sample_shape, len(whole), whole.class_names)
     for n, seed, start, stop in [(None, 0, 0, None), (5, 3, 1, 4)]:
         got = list(stream.batches(2, n, seed, start, stop))
         expected = list(whole.batches(2, n, seed, start, stop))

@@ -21,8 +21,17 @@ from gantools.distributed import World
 def torchrun(*args, cwd, timeout=120):
     """`torchrun --standalone --nproc-per-node 2 -m gantools ARGS`: (exit code, stdout, stderr)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "gantools", *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "gantools",
+        *map(str, args),
+    ]
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
@@ -77,8 +86,18 @@ def _generator_outputs(checkpoint):
 RUNS = {
     "ring-mlp": ["--data", "ring", "--steps", "20"],
     # convolutions, spectral norm, a conditional projection D and lazy R1 (a double backward) under DDP
-    "digits-cdcgan": ["--data", "digits", "--conditional", "--steps", "8", "--width", "8", "--spectral-norm",
-                      "--r1", "1"],
+    "digits-cdcgan": [
+        "--data",
+        "digits",
+        "--conditional",
+        "--steps",
+        "8",
+        "--width",
+        "8",
+        "--spectral-norm",
+        "--r1",
+        "1",
+    ],
 }
 
 
@@ -94,8 +113,9 @@ def test_ddp_training_follows_the_one_process_run(tmp_path, cli, name):
     assert np.abs(ours - theirs).max() <= 1e-4
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert config["world_size"] == 2 and config["batch_per_rank"] * 2 == config["batch_size"]
-    logs = [[json.loads(ln) for ln in (tmp_path / run / "log.jsonl").read_text().splitlines()]
-            for run in ("one", "two")]
+    logs = [
+        [json.loads(ln) for ln in (tmp_path / run / "log.jsonl").read_text().splitlines()] for run in ("one", "two")
+    ]
     assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]]  # written once, by rank 0
     for a, b in zip(*logs, strict=True):  # each rank's loss is its slice's mean: their average is the global batch's
         assert a["d_loss"] == pytest.approx(b["d_loss"], rel=1e-3)
@@ -133,8 +153,23 @@ def test_distributed_generate_writes_the_one_process_bytes(tmp_path, cli, export
 
 
 def test_distributed_score_equals_the_one_process_scores(tmp_path, cli, exported, digits_classifier):
-    args = ["score", exported["cdcgan"], "--real", "digits:test", "-n", 300, "--metrics", "fid,kid,prdc,c2st,classes",
-            "--extractor", "classifier", "--classifier", digits_classifier, "--batch-size", 64, "-q"]
+    args = [
+        "score",
+        exported["cdcgan"],
+        "--real",
+        "digits:test",
+        "-n",
+        300,
+        "--metrics",
+        "fid,kid,prdc,c2st,classes",
+        "--extractor",
+        "classifier",
+        "--classifier",
+        digits_classifier,
+        "--batch-size",
+        64,
+        "-q",
+    ]
     assert cli(*args, "--json", tmp_path / "one.json")[0] == 0
     code, out, err = torchrun(*args, "--json", tmp_path / "two.json", cwd=tmp_path)
     assert code == 0, err
@@ -148,8 +183,20 @@ def test_distributed_score_equals_the_one_process_scores(tmp_path, cli, exported
 
 def test_a_failing_gate_under_torchrun_exits_1_after_one_report(tmp_path, exported):
     """Every rank finishes its share and leaves together; rank 0 reports the failed gate and the job exits 1."""
-    code, out, err = torchrun("score", exported["ring"], "--real", "ring", "-n", 500, "--metrics", "modes",
-                              "--min", "modes=9", "-q", cwd=tmp_path)
+    code, out, err = torchrun(
+        "score",
+        exported["ring"],
+        "--real",
+        "ring",
+        "-n",
+        500,
+        "--metrics",
+        "modes",
+        "--min",
+        "modes=9",
+        "-q",
+        cwd=tmp_path,
+    )
     assert code == 1, err
     assert out.count("FAILED") == 1 and "gantools: error" not in err
 
@@ -158,8 +205,20 @@ def test_a_failing_rank_fails_the_job_quickly(tmp_path, exported):
     out = tmp_path / "samples"
     (out / "000256.png").mkdir(parents=True)  # rank 1's first file cannot be written
     t0 = time.perf_counter()
-    code, _, err = torchrun("generate", exported["dcgan"], "-n", 400, "--batch-size", 64, "-o", out, "--overwrite",
-                            "-q", cwd=tmp_path, timeout=60)
+    code, _, err = torchrun(
+        "generate",
+        exported["dcgan"],
+        "-n",
+        400,
+        "--batch-size",
+        64,
+        "-o",
+        out,
+        "--overwrite",
+        "-q",
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert code != 0
     assert time.perf_counter() - t0 < 30
     assert "gantools: error: rank 1: Is a directory" in err
@@ -169,6 +228,9 @@ def test_commands_that_do_not_scale_out_refuse_torchrun(cli, monkeypatch, export
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     assert_usage_error(cli("export", exported["ring"], "-o", tmp_path / "x.onnx"), "export runs in one process")
-    assert_usage_error(cli("train", "--data", "ring", "--batch-size", 255, "--out", tmp_path / "run"),
-                       "--batch-size 255", "multiple of 2")
+    assert_usage_error(
+        cli("train", "--data", "ring", "--batch-size", 255, "--out", tmp_path / "run"),
+        "--batch-size 255",
+        "multiple of 2",
+    )
     assert not (tmp_path / "run").exists()

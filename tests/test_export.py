@@ -71,8 +71,9 @@ def test_onnx_matches_torch_at_any_batch_size(runs, exported, name, batch):
 
 def test_exported_generator_is_the_ema_one(runs, exported):
     state = load_checkpoint(latest_checkpoint(runs["ring"]))
-    z = torch.from_numpy(np.random.default_rng(0).standard_normal((64, state["config"]["latent_dim"]),
-                                                                   dtype=np.float32))
+    z = torch.from_numpy(
+        np.random.default_rng(0).standard_normal((64, state["config"]["latent_dim"]), dtype=np.float32)
+    )
     trained = {}
     for key in ("generator", "generator_ema"):
         G, _ = build_models(state["config"])
@@ -142,13 +143,16 @@ def _conv_model(cout, cin, kernel, bias=True, **attrs):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), w, b
 
 
-@pytest.mark.parametrize("cout, cin, kernel, pads, bias", [
-    (1, 48, (3, 3), [1, 1, 1, 1], True),  # the DCGANs' image layer
-    (3, 64, (3, 3), [1, 1, 1, 1], True),  # an RGB one
-    (1, 40, (5, 5), [2, 2, 2, 2], False),
-    (2, 16, (3, 1), [0, 0, 2, 0], True),  # a tall kernel, uneven padding
-    (7, 20, (3, 3), [0, 0, 0, 0], True),
-])
+@pytest.mark.parametrize(
+    "cout, cin, kernel, pads, bias",
+    [
+        (1, 48, (3, 3), [1, 1, 1, 1], True),  # the DCGANs' image layer
+        (3, 64, (3, 3), [1, 1, 1, 1], True),  # an RGB one
+        (1, 40, (5, 5), [2, 2, 2, 2], False),
+        (2, 16, (3, 1), [0, 0, 2, 0], True),  # a tall kernel, uneven padding
+        (7, 20, (3, 3), [0, 0, 0, 0], True),
+    ],
+)
 def test_split_narrow_convs_computes_the_convolution(cout, cin, kernel, pads, bias):
     """The rewritten graph through ONNX Runtime against PyTorch's conv2d of the same weights."""
     model, w, b = _conv_model(cout, cin, kernel, bias, pads=pads)
@@ -168,16 +172,19 @@ def test_split_narrow_convs_computes_the_convolution(cout, cin, kernel, pads, bi
     assert np.all(np.abs(got - want) <= 1e-5 * magnitude)
 
 
-@pytest.mark.parametrize("cout, cin, kernel, attrs", [
-    (8, 48, (3, 3), {}),  # a full block of outputs
-    (1, 48, (1, 1), {}),  # one tap
-    (1, 9, (3, 3), {}),  # no more inputs than taps (a first layer)
-    (1, 48, (3, 3), {"strides": [2, 2]}),
-    (1, 48, (3, 3), {"dilations": [2, 2]}),
-    (2, 48, (3, 3), {"group": 2}),
-    (1, 48, (3, 3), {"auto_pad": "SAME_UPPER"}),
-    (1, 48, (3, 1), {"pads": [1, 1, 1, 1]}),  # padding as wide as the kernel: no transposed convolution sums it
-])
+@pytest.mark.parametrize(
+    "cout, cin, kernel, attrs",
+    [
+        (8, 48, (3, 3), {}),  # a full block of outputs
+        (1, 48, (1, 1), {}),  # one tap
+        (1, 9, (3, 3), {}),  # no more inputs than taps (a first layer)
+        (1, 48, (3, 3), {"strides": [2, 2]}),
+        (1, 48, (3, 3), {"dilations": [2, 2]}),
+        (2, 48, (3, 3), {"group": 2}),
+        (1, 48, (3, 3), {"auto_pad": "SAME_UPPER"}),
+        (1, 48, (3, 1), {"pads": [1, 1, 1, 1]}),  # padding as wide as the kernel: no transposed convolution sums it
+    ],
+)
 def test_split_narrow_convs_leaves_other_convolutions(cout, cin, kernel, attrs):
     model, _, _ = _conv_model(cout, cin // attrs.get("group", 1), kernel, **attrs)
     before = model.SerializeToString()
@@ -198,8 +205,11 @@ def test_export_splits_the_dcgan_image_layer(tmp_path):
     assert report.generator_max_abs_diff <= export_module.PARITY_TOLERANCE
     model = onnx.load(str(tmp_path / "g.onnx"))
     kernels = {t.name: list(t.dims) for t in model.graph.initializer}
-    products = [(n.op_type, kernels.get(n.input[0]) or kernels.get(n.input[1])) for n in model.graph.node
-                if n.op_type in ("Conv", "MatMul", "ConvTranspose")]
+    products = [
+        (n.op_type, kernels.get(n.input[0]) or kernels.get(n.input[1]))
+        for n in model.graph.node
+        if n.op_type in ("Conv", "MatMul", "ConvTranspose")
+    ]
     assert products == [("ConvTranspose", [2 * w, w, 4, 4]), ("MatMul", [9, w]), ("ConvTranspose", [9, 1, 3, 3])]
     # the file's arithmetic: the module's, plus the one-hot sum's 3 x 3 multiply-adds per tap plane value
     assert sample_flops(tmp_path / "g.onnx") == torch_sample_flops(tmp_path / "run") + 2 * (9 * 8 * 8) * 9

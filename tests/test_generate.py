@@ -16,17 +16,21 @@ def test_latents_depend_only_on_seed_and_index():
     assert abs(latents_for(0, 0, 4000, 8).std() - 1) < 0.02
 
 
-@pytest.mark.parametrize("seed, start, n, dim", [
-    (0, 0, 6000, 64),  # ~2,500 samples leave the ziggurat's fast path somewhere: every hand-off is covered
-    (7, 10**6, 4000, 4),
-    (2**32 - 1, 2**32 - 3000, 3000, 7),  # the last one-word SeedSequence entropies, odd dimension
-    (1, 2**32 - 5, 10, 3),  # crosses into two-word entropy: the direct definition takes over
-    (5, 0, 800, 1),
-])
+@pytest.mark.parametrize(
+    "seed, start, n, dim",
+    [
+        (0, 0, 6000, 64),  # ~2,500 samples leave the ziggurat's fast path somewhere: every hand-off is covered
+        (7, 10**6, 4000, 4),
+        (2**32 - 1, 2**32 - 3000, 3000, 7),  # the last one-word SeedSequence entropies, odd dimension
+        (1, 2**32 - 5, 10, 3),  # crosses into two-word entropy: the direct definition takes over
+        (5, 0, 800, 1),
+    ],
+)
 def test_vectorised_latents_equal_one_numpy_generator_per_sample(seed, start, n, dim):
     """The definition: z_i = default_rng([seed, i]).standard_normal(dim, float32), bit for bit."""
-    expected = np.stack([np.random.default_rng([seed, i]).standard_normal(dim, dtype=np.float32)
-                         for i in range(start, start + n)])
+    expected = np.stack(
+        [np.random.default_rng([seed, i]).standard_normal(dim, dtype=np.float32) for i in range(start, start + n)]
+    )
     np.testing.assert_array_equal(latents_for(seed, start, n, dim), expected)
 
 
@@ -39,8 +43,9 @@ def test_slow_lanes_gathered_over_chunks_land_on_their_own_rows(monkeypatch, dim
     monkeypatch.setattr(latents, "_CHUNK", 256)
     monkeypatch.setattr(latents, "_GATHER_VALUES", 32 * dim)
     n, start = 3017, 40
-    expected = np.stack([np.random.default_rng([9, i]).standard_normal(dim, dtype=np.float32)
-                         for i in range(start, start + n)])
+    expected = np.stack(
+        [np.random.default_rng([9, i]).standard_normal(dim, dtype=np.float32) for i in range(start, start + n)]
+    )
     np.testing.assert_array_equal(latents.latents_for(9, start, n, dim), expected)
 
 
@@ -52,16 +57,19 @@ def _draws_by_definition(seed, indices, dim, tail):
     return z, u
 
 
-@pytest.mark.parametrize("seed, indices, dim, tail", [
-    (0, np.arange(6000), 64, (0x5EF1, 3)),  # wedges, tails and close calls: every way a lane is finished
-    (7, np.arange(0, 30000, 3), 4, (0xB0F1, 0)),  # spaced indices, an even dimension: no buffered half word
-    (3, np.arange(5000)[::-1], 7, (1,)),  # odd dimension: random() skips the last output's unused half
-    (2**32 - 1, np.arange(2**32 - 3000, 2**32), 5, (9, 99)),
-    (1, np.array([5, 2**32 + 1, 3]), 3, (1, 2)),  # two-word entropy: the direct definition
-    (4, np.arange(100), 2, (1, 2, 3)),  # more entropy words than SeedSequence's pool: the direct definition
-    (6, np.tile(np.arange(300), 20), 16, (7, np.arange(20).repeat(300))),  # a tail word per index (mh's chains)
-    (6, np.arange(50), 3, (np.arange(50) + 2**32 - 25, 1)),  # per-index tail words past 2**32: the definition
-])
+@pytest.mark.parametrize(
+    "seed, indices, dim, tail",
+    [
+        (0, np.arange(6000), 64, (0x5EF1, 3)),  # wedges, tails and close calls: every way a lane is finished
+        (7, np.arange(0, 30000, 3), 4, (0xB0F1, 0)),  # spaced indices, an even dimension: no buffered half word
+        (3, np.arange(5000)[::-1], 7, (1,)),  # odd dimension: random() skips the last output's unused half
+        (2**32 - 1, np.arange(2**32 - 3000, 2**32), 5, (9, 99)),
+        (1, np.array([5, 2**32 + 1, 3]), 3, (1, 2)),  # two-word entropy: the direct definition
+        (4, np.arange(100), 2, (1, 2, 3)),  # more entropy words than SeedSequence's pool: the direct definition
+        (6, np.tile(np.arange(300), 20), 16, (7, np.arange(20).repeat(300))),  # a tail word per index (mh's chains)
+        (6, np.arange(50), 3, (np.arange(50) + 2**32 - 25, 1)),  # per-index tail words past 2**32: the definition
+    ],
+)
 def test_latents_and_uniforms_equal_one_numpy_generator_per_index(seed, indices, dim, tail):
     """refine.py's candidates: default_rng([seed, i, *tail]).standard_normal(dim, float32), then its random()."""
     from gantools.latents import latents_and_uniforms
@@ -91,8 +99,11 @@ def test_wedge_draws_are_decided_without_numpy_except_the_tail_and_close_calls(m
 
     handed = []
     finish = latents._finish_by_numpy
-    monkeypatch.setattr(latents, "_finish_by_numpy", lambda z, uniforms, lanes, by_numpy, *a: (
-        handed.extend(by_numpy), finish(z, uniforms, lanes, by_numpy, *a)))
+    monkeypatch.setattr(
+        latents,
+        "_finish_by_numpy",
+        lambda z, uniforms, lanes, by_numpy, *a: (handed.extend(by_numpy), finish(z, uniforms, lanes, by_numpy, *a)),
+    )
     n, d = 6000, 64
     expected = np.stack([np.random.default_rng([0, i]).standard_normal(d, dtype=np.float32) for i in range(n)])
     np.testing.assert_array_equal(latents.latents_for(0, 0, n, d), expected)
@@ -236,8 +247,10 @@ def test_run_batches_in_lanes_equals_one_session_batch_by_batch(exported, monkey
     assert len(g.lanes) == 3
     sizes = [64, 5, 1, 33, 64, 7, 2]
     firsts = np.cumsum([0] + sizes[:-1])
-    inputs = [(latents_for(4, f, m, g.latent_dim), labels_for(f, m, g.num_classes))
-              for f, m in zip(firsts, sizes, strict=True)]
+    inputs = [
+        (latents_for(4, f, m, g.latent_dim), labels_for(f, m, g.num_classes))
+        for f, m in zip(firsts, sizes, strict=True)
+    ]
     out = list(g.run_batches(iter(inputs)))
     assert len(ran_in) == len(sizes) and threading.get_ident() not in ran_in
     for (z, y), (z_out, y_out, x) in zip(inputs, out, strict=True):
@@ -278,8 +291,9 @@ def test_a_generator_that_outputs_nan_stops_generate_and_score(cli, exported, tm
 
     model = onnx.load(str(exported[name]))
     weights = next(w for w in model.graph.initializer if numpy_helper.to_array(w).ndim == 2)
-    weights.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(weights).shape, np.nan, np.float32),
-                                             weights.name))
+    weights.CopyFrom(
+        numpy_helper.from_array(np.full(numpy_helper.to_array(weights).shape, np.nan, np.float32), weights.name)
+    )
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
     out = tmp_path / "x.npz"
@@ -293,9 +307,12 @@ def _plain_onnx(path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["a"], ["b"])], "g",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, 4])],
-                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [None, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["b"])],
+        "g",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [None, 4])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
 
 

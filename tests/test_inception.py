@@ -96,7 +96,7 @@ def test_a_pytorch_that_cannot_run_half_precision_gives_one_line_and_caches_noth
     from gantools.metrics import inception
 
     def no_half(self, x):
-        raise RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\'')
+        raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'")
 
     monkeypatch.setattr(inception.ReducedInception, "forward", no_half)
     monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
@@ -166,12 +166,19 @@ def test_bf16_is_refused_where_it_would_not_pay(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(features, "cpu_has_bf16", lambda: False)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setattr("gantools.threads.busy_cores", lambda: 1.0)
-    assert_usage_error(cli("stats", "digits", "-n", "10", "-o", tmp_path / "s.npz", "--precision", "bf16", "-q"),
-                       "--precision bf16 needs a CPU with bf16 arithmetic", "AVX512-BF16", "leave --precision at fp32")
+    assert_usage_error(
+        cli("stats", "digits", "-n", "10", "-o", tmp_path / "s.npz", "--precision", "bf16", "-q"),
+        "--precision bf16 needs a CPU with bf16 arithmetic",
+        "AVX512-BF16",
+        "leave --precision at fp32",
+    )
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # chosen before torch would run the Inception
     monkeypatch.setattr(features, "cpu_has_bf16", lambda: True)
-    assert_usage_error(cli("score", "digits", "--real", "digits", "-n", "10", "--precision", "bf16", "--device",
-                           "cuda", "-q"), "--precision bf16 runs on the CPU", "--precision fp16")
+    assert_usage_error(
+        cli("score", "digits", "--real", "digits", "-n", "10", "--precision", "bf16", "--device", "cuda", "-q"),
+        "--precision bf16 runs on the CPU",
+        "--precision fp16",
+    )
     assert not (tmp_path / "s.npz").exists()
 
 
@@ -181,13 +188,28 @@ def test_bf16_statistics_and_scores_through_the_cli_where_the_cpu_has_it(cli, tm
     monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
     code, out, err = cli("stats", "digits:test", "-n", "6", "-o", tmp_path / "ref.npz", "--precision", "bf16", "-q")
     assert code == 0 and "inception-v3-2015-12-05/pool3/bf16" in out, err
-    code, out, err = cli("score", "digits:train", "--real", tmp_path / "ref.npz", "-n", "6", "--precision", "bf16",
-                         "--json", tmp_path / "r.json", "-q")
+    code, out, err = cli(
+        "score",
+        "digits:train",
+        "--real",
+        tmp_path / "ref.npz",
+        "-n",
+        "6",
+        "--precision",
+        "bf16",
+        "--json",
+        tmp_path / "r.json",
+        "-q",
+    )
     assert code == 0, err
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["extractor"] == INCEPTION_ID + "/bf16" and np.isfinite(result["fid"]) and result["fid"] > 0
-    assert_usage_error(cli("score", "digits:train", "--real", tmp_path / "ref.npz", "-n", "6", "-q"),
-                       "ref.npz", "pool3/bf16", "--precision")  # fp32 features never meet bf16 statistics
+    assert_usage_error(
+        cli("score", "digits:train", "--real", tmp_path / "ref.npz", "-n", "6", "-q"),
+        "ref.npz",
+        "pool3/bf16",
+        "--precision",
+    )  # fp32 features never meet bf16 statistics
 
 
 def test_pytorch_fid_style_weights_with_logits_head(ours, tmp_path, monkeypatch):
@@ -235,6 +257,7 @@ def _write_folder(folder, images):
 
 def _reference_fid(folder_a, folder_b, torchscript):
     """pytorch-fid's recipe, independently: PIL RGB -> [0, 1] -> bilinear 299 -> 2x-1 -> network; scipy sqrtm."""
+
     def features(folder):
         out = []
         for path in sorted(folder.glob("*.png")):

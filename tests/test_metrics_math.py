@@ -38,7 +38,7 @@ def test_fid_equal_covariances_is_squared_mean_distance():
 
 def test_fid_diagonal_case_is_sum_of_squared_root_differences():
     a, b = np.array([1.0, 4.0, 9.0, 0.25]), np.array([4.0, 1.0, 9.0, 1.0])
-    expected = np.sum((np.sqrt(a) - np.sqrt(b)) ** 2) + 3.0 ** 2
+    expected = np.sum((np.sqrt(a) - np.sqrt(b)) ** 2) + 3.0**2
     got = frechet_distance(np.zeros(4), np.diag(a), np.array([3.0, 0, 0, 0]), np.diag(b))
     assert got == pytest.approx(expected, rel=1e-12)
 
@@ -77,8 +77,7 @@ def test_fid_n_by_n_form_equals_the_d_by_d_form(side):
     mu1, s1 = f1.mean(0), np.cov(f1, rowvar=False)
     mu2, s2 = f2.mean(0), np.cov(f2, rowvar=False)
     rows = {"rows1": f1 if side != "rows2" else None, "rows2": f2 if side != "rows1" else None}
-    reference = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) \
-        - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+    reference = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
     assert frechet_distance(mu1, s1, mu2, s2, **rows) == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-9)
     assert frechet_distance(mu1, s1, mu2, s2, **rows) == pytest.approx(reference, rel=1e-6)
 
@@ -144,7 +143,7 @@ def test_inception_score_bounds():
 def test_inception_score_matches_the_definition_on_random_probs():
     rng = np.random.default_rng(0)
     p = softmax(rng.standard_normal((40, 5)) * 2)
-    parts = [p[i * 10:(i + 1) * 10] for i in range(4)]
+    parts = [p[i * 10 : (i + 1) * 10] for i in range(4)]
     expected = [np.exp(np.mean([np.sum(q * np.log(q / part.mean(0))) for q in part])) for part in parts]
     mean, std = inception_score(p, splits=4)
     assert mean == pytest.approx(np.mean(expected)) and std == pytest.approx(np.std(expected))
@@ -152,8 +151,9 @@ def test_inception_score_matches_the_definition_on_random_probs():
 
 def _reference_prdc(real, fake, k):
     """prdc as published by Naeem et al.: full distance matrices, k-th neighbour radii."""
+
     def dists(a, b):
-        return np.sqrt(np.maximum((a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T, 0))
+        return np.sqrt(np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T, 0))
 
     r_rad = np.sort(dists(real, real), axis=1)[:, k]
     f_rad = np.sort(dists(fake, fake), axis=1)[:, k]
@@ -199,8 +199,12 @@ def test_prdc_published_sanity_case():
     rng = np.random.default_rng(10)
     real, fake = rng.standard_normal((10000, 1000)), rng.standard_normal((10000, 1000))
     got = prdc(real, fake, k_pr=5, k_dc=5)
-    expected = {"precision": (0.4772, 0.03), "recall": (0.4705, 0.03), "density": (1.0555, 0.15),
-                "coverage": (0.9735, 0.02)}
+    expected = {
+        "precision": (0.4772, 0.03),
+        "recall": (0.4705, 0.03),
+        "density": (1.0555, 0.15),
+        "coverage": (0.9735, 0.02),
+    }
     for key, (value, tolerance) in expected.items():
         assert got[key] == pytest.approx(value, abs=tolerance), key
 
@@ -209,7 +213,7 @@ def test_mode_metrics_on_hand_made_points():
     centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
     sigma = 0.1
     near = np.repeat(centers[:2], 50, axis=0) + 0.05  # within 3 sigma of modes 0 and 1
-    far = np.array([[5.0, 5.0]] * 100)                # between modes: low quality
+    far = np.array([[5.0, 5.0]] * 100)  # between modes: low quality
     got = mode_metrics(np.concatenate([near, far]), centers, sigma)
     assert got["modes"] == 2 and got["hq_fraction"] == pytest.approx(0.5)
     assert got["reverse_kl"] == pytest.approx(np.log(2))  # half of the 4 modes, evenly
@@ -279,8 +283,9 @@ def test_c2st_predicts_every_real_sample_and_as_many_generated_once():
     assert got["c2st_n"] == 300 and got["c2st_folds"] == 4
     subset = fake[np.sort(np.random.default_rng(7).choice(1000, 300, replace=False))]
     x, y = np.concatenate([real, subset]), np.repeat([1, 0], 300)
-    predicted = cross_val_predict(HistGradientBoostingClassifier(random_state=7), x, y,
-                                  cv=StratifiedKFold(4, shuffle=True, random_state=7))
+    predicted = cross_val_predict(
+        HistGradientBoostingClassifier(random_state=7), x, y, cv=StratifiedKFold(4, shuffle=True, random_state=7)
+    )
     correct = int((predicted == y).sum())
     assert got["c2st_accuracy"] == correct / 600
     assert (got["c2st_ci_low"], got["c2st_ci_high"]) == pytest.approx(wilson_interval(correct, 600))
@@ -338,7 +343,7 @@ def test_fid_of_singular_covariances_does_not_depend_on_summation_order():
     for f in (a, b):
         acc = StreamingStats(f.shape[1])
         for i in range(0, len(f), 64):
-            acc.update(f[i:i + 64])
+            acc.update(f[i : i + 64])
         streamed.append((acc.mean, acc.cov))
     one = frechet_distance(*streamed[0], *streamed[1])
     two = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))

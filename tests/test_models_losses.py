@@ -10,21 +10,32 @@ from gantools.models import Affine, LatentMixture, NarrowConv2d, RoundToLevels, 
 
 
 def _config(**kw):
-    base = dict(model="mlp", kind="image", sample_shape=[1, 8, 8], num_classes=0, conditional=False,
-                latent_dim=16, width=16, spectral_norm=False)
+    base = dict(
+        model="mlp",
+        kind="image",
+        sample_shape=[1, 8, 8],
+        num_classes=0,
+        conditional=False,
+        latent_dim=16,
+        width=16,
+        spectral_norm=False,
+    )
     base.update(kw)
     return base
 
 
-@pytest.mark.parametrize("model,shape,k,sn", [
-    ("mlp", [1, 8, 8], 0, False),
-    ("mlp", [3, 8, 8], 10, True),
-    ("dcgan", [1, 8, 8], 0, False),
-    ("dcgan", [3, 16, 16], 4, True),
-    ("dcgan", [1, 32, 32], 0, False),
-    ("dcgan", [1, 28, 28], 10, True),
-    ("dcgan", [3, 64, 64], 0, True),
-])
+@pytest.mark.parametrize(
+    "model,shape,k,sn",
+    [
+        ("mlp", [1, 8, 8], 0, False),
+        ("mlp", [3, 8, 8], 10, True),
+        ("dcgan", [1, 8, 8], 0, False),
+        ("dcgan", [3, 16, 16], 4, True),
+        ("dcgan", [1, 32, 32], 0, False),
+        ("dcgan", [1, 28, 28], 10, True),
+        ("dcgan", [3, 64, 64], 0, True),
+    ],
+)
 def test_image_models_shapes_and_range(model, shape, k, sn):
     G, D = build_models(_config(model=model, sample_shape=shape, num_classes=k, conditional=bool(k), spectral_norm=sn))
     z = torch.randn(5, 16) * 10  # large latents push tanh to its limits
@@ -44,12 +55,15 @@ def test_mlp_is_the_classic_three_hidden_layers_of_128():
     assert x.abs().max() > 1  # points are not squashed into [-1, 1]
 
 
-@pytest.mark.parametrize("cin, cout, kernel, padding", [
-    (1, 48, 3, 1),  # the digits discriminator's first convolution: patches
-    (48, 1, 3, 1),  # the digits generator's last: tap planes
-    (3, 8, (3, 5), (1, 2)),
-    (9, 2, (5, 3), 0),
-])
+@pytest.mark.parametrize(
+    "cin, cout, kernel, padding",
+    [
+        (1, 48, 3, 1),  # the digits discriminator's first convolution: patches
+        (48, 1, 3, 1),  # the digits generator's last: tap planes
+        (3, 8, (3, 5), (1, 2)),
+        (9, 2, (5, 3), 0),
+    ],
+)
 def test_narrow_conv_trains_as_the_convolution_and_evaluates_as_it(cin, cout, kernel, padding):
     """In training, the GEMM forms give conv2d's outputs, gradients and R1's second-order gradients (float64,
     against PyTorch's own convolution of the same weights); in eval mode it is that convolution."""
@@ -60,7 +74,7 @@ def test_narrow_conv_trains_as_the_convolution_and_evaluates_as_it(cin, cout, ke
     for forward in (conv, lambda v: torch.nn.functional.conv2d(v, conv.weight, conv.bias, padding=padding)):
         y = forward(x)
         (dx,) = torch.autograd.grad((y * g).sum(), x, create_graph=True)
-        results.append([y, dx, *torch.autograd.grad((dx ** 2).sum() + (y * g).sum(), [conv.weight, conv.bias])])
+        results.append([y, dx, *torch.autograd.grad((dx**2).sum() + (y * g).sum(), [conv.weight, conv.bias])])
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
     conv.eval()
@@ -77,8 +91,9 @@ def test_dcgan_activations_get_gradients_in_their_own_layout(shape, norm, k):
     seen = []
 
     def watch(module, inputs, out):
-        out.register_hook(lambda grad: seen.append((type(module).__name__, tuple(out.shape), out.stride(),
-                                                    grad.stride())))
+        out.register_hook(
+            lambda grad: seen.append((type(module).__name__, tuple(out.shape), out.stride(), grad.stride()))
+        )
 
     for net in (G, D):
         for m in net.modules():
@@ -135,7 +150,7 @@ def test_gradient_penalty_of_a_linear_critic_is_analytic():
 
 def test_r1_penalty_of_a_quadratic_discriminator_is_analytic():
     real = torch.randn(5, 2).requires_grad_(True)
-    logits = (real ** 2).sum(dim=1)  # grad = 2x, |grad|^2 = 4|x|^2
+    logits = (real**2).sum(dim=1)  # grad = 2x, |grad|^2 = 4|x|^2
     expected = 0.5 * (4 * (real.detach() ** 2).sum(dim=1)).mean()
     assert r1_penalty(logits, real).item() == pytest.approx(expected.item(), rel=1e-6)
 
@@ -164,8 +179,7 @@ def test_latent_mixture_components_are_equally_likely_and_exactly_picked():
 
 
 def test_points_generators_speak_data_coordinates_and_discriminators_standardise():
-    cfg = _config(kind="points", sample_shape=[2], mixture=20, latent_dim=4, point_scale=3.0,
-                  point_center=[10.0, -5.0])
+    cfg = _config(kind="points", sample_shape=[2], mixture=20, latent_dim=4, point_scale=3.0, point_center=[10.0, -5.0])
     G, D = build_models(cfg)
     z = torch.randn(6, 4)
     torch.testing.assert_close(G(z), G.net(G.latent(z)) * 3.0 + torch.tensor([10.0, -5.0]))
@@ -174,8 +188,7 @@ def test_points_generators_speak_data_coordinates_and_discriminators_standardise
 
 
 def test_folding_the_point_standardisation_keeps_the_maps_and_leaves_no_affine():
-    cfg = _config(kind="points", sample_shape=[2], mixture=20, latent_dim=4, point_scale=3.0,
-                  point_center=[10.0, -5.0])
+    cfg = _config(kind="points", sample_shape=[2], mixture=20, latent_dim=4, point_scale=3.0, point_center=[10.0, -5.0])
     G, D = build_models(cfg)
     z, x = torch.randn(50, 4), torch.randn(50, 2) * 3.0 + torch.tensor([10.0, -5.0])
     with torch.no_grad():

@@ -82,8 +82,14 @@ def test_npz_images_load_in_any_layout_and_range(tmp_path_factory, case):
 
 
 @FILES
-@given(arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(2, 6), st.integers(2, 6)),
-              elements=st.floats(0, 1, width=32)), st.sampled_from([np.nan, np.inf, -np.inf]))
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(2, 6), st.integers(2, 6)),
+        elements=st.floats(0, 1, width=32),
+    ),
+    st.sampled_from([np.nan, np.inf, -np.inf]),
+)
 def test_non_finite_arrays_are_refused(tmp_path_factory, x, bad):
     x = x.copy()
     x.flat[len(x.flat) // 2] = bad
@@ -97,7 +103,7 @@ def test_non_finite_arrays_are_refused(tmp_path_factory, x, bad):
 def feature_sets(draw, dim_max=6):
     d = draw(st.integers(1, dim_max))
     n, m = draw(st.integers(d + 2, 40)), draw(st.integers(d + 2, 40))
-    seed = draw(st.integers(0, 2 ** 32 - 1))
+    seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, d)) * rng.uniform(0.1, 3, d), rng.standard_normal((m, d)) + rng.uniform(-1, 1, d)
 
@@ -127,7 +133,7 @@ def test_prdc_ignores_sample_order(sets, data):
 
 
 @MATH
-@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 300))
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300))
 def test_mode_metrics_ignore_sample_order(seed, n):
     rng = np.random.default_rng(seed)
     centers = rng.uniform(-2, 2, (5, 2))

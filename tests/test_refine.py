@@ -29,12 +29,21 @@ class Identity(nn.Module):
 
 class LogRatio(nn.Module):
     def forward(self, x):
-        return -((x - MU) ** 2).sum(dim=1) / (2 * S * S) + (x ** 2).sum(dim=1) / 2 - 2 * math.log(S)
+        return -((x - MU) ** 2).sum(dim=1) / (2 * S * S) + (x**2).sum(dim=1) / 2 - 2 * math.log(S)
 
 
 def _meta(role, loss="ns"):
-    return {"gantools_format": "1", "role": role, "kind": "points", "latent_dim": 2, "num_classes": 0,
-            "sample_shape": json.dumps([2]), "class_names": "[]", "data": "oracle", "loss": loss}
+    return {
+        "gantools_format": "1",
+        "role": role,
+        "kind": "points",
+        "latent_dim": 2,
+        "num_classes": 0,
+        "sample_shape": json.dumps([2]),
+        "class_names": "[]",
+        "data": "oracle",
+        "loss": loss,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +91,9 @@ def test_refined_samples_depend_only_on_seed_and_index(oracle, tmp_path, method)
 
 def test_refine_needs_an_ns_discriminator_and_discriminator_needs_refine(oracle, tmp_path):
     with pytest.raises(GanToolsError, match="--loss ns"):
-        generate(oracle / "g.onnx", 5, tmp_path / "x.npz", refine="drs", discriminator=oracle / "hinge.onnx",
-                 progress=False)
+        generate(
+            oracle / "g.onnx", 5, tmp_path / "x.npz", refine="drs", discriminator=oracle / "hinge.onnx", progress=False
+        )
     with pytest.raises(GanToolsError, match="--refine"):
         generate(oracle / "g.onnx", 5, tmp_path / "x.npz", discriminator=oracle / "g.disc.onnx", progress=False)
     assert not (tmp_path / "x.npz").exists()
@@ -177,8 +187,9 @@ def _by_definition(oracle, method, seed, n):
 
 
 @pytest.mark.parametrize("method, proposal_values", [("drs", None), ("mh", None), ("mh", 600)])
-def test_refined_samples_are_the_one_generator_per_candidate_definition(oracle, tmp_path, monkeypatch, method,
-                                                                         proposal_values):
+def test_refined_samples_are_the_one_generator_per_candidate_definition(
+    oracle, tmp_path, monkeypatch, method, proposal_values
+):
     """The candidates are drawn for many samples and tries at once (latents.py); the samples are still those of
     the sample-by-sample definition, bit for bit. 600 proposal values: mh's chains drawn 3 tries at a time
     (100 samples of 2-d latents), the last draw 2 tries. The batches run in two lanes."""

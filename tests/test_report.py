@@ -62,13 +62,16 @@ def test_smoothing_is_a_bias_corrected_moving_average():
 
 
 def test_plots_render_with_axes_and_content():
-    rows = [{"step": s, "d_loss": 1.0 + 0.1 * np.sin(s), "g_loss": 0.7, "d_real": 0.2, "d_fake": -0.2}
-            for s in range(10, 210, 10)]
+    rows = [
+        {"step": s, "d_loss": 1.0 + 0.1 * np.sin(s), "g_loss": 0.7, "d_real": 0.2, "d_fake": -0.2}
+        for s in range(10, 210, 10)
+    ]
     curves = np.asarray(training_curves(rows))
     assert curves.shape[0] > 400 and len(np.unique(curves.reshape(-1, 3), axis=0)) > 50
     centers = np.array([[1.0, 0.0], [-1.0, 0.0]])
-    picture = np.asarray(scatter_plot(np.random.default_rng(0).normal(size=(500, 2)) * 0.02 + centers[0], centers,
-                                      0.05))
+    picture = np.asarray(
+        scatter_plot(np.random.default_rng(0).normal(size=(500, 2)) * 0.02 + centers[0], centers, 0.05)
+    )
     red = (picture[..., 0] > 200) & (picture[..., 1] < 80) & (picture[..., 2] < 80)
     blue = (picture[..., 2] > 150) & (picture[..., 0] < 120)
     assert red.sum() > 50 and blue.sum() > 50  # the modes' centres and circles, and the samples
@@ -89,8 +92,21 @@ def ring_report(tmp_path_factory, exported):
 
     cli("train", "--data", "ring", "--steps", 60, "--sample-every", 20, "--log-every", 10, "--out", run, "-q")
     for seed in (0, 1):
-        cli("score", exported["ring"], "--real", "ring", "--metrics", "fid,modes", "--max", "fid=5", "--seed", seed,
-            "--log", log, "-q")
+        cli(
+            "score",
+            exported["ring"],
+            "--real",
+            "ring",
+            "--metrics",
+            "fid,modes",
+            "--max",
+            "fid=5",
+            "--seed",
+            seed,
+            "--log",
+            log,
+            "-q",
+        )
     cli("report", run, "-o", root / "report.html", "--model", exported["ring"], "--scores", log)
     return run, root / "report.html"
 
@@ -101,8 +117,14 @@ def test_training_writes_a_report_and_report_command_adds_model_and_scores(ring_
     assert own.h2 == ["Training curves", "Samples during training", "Configuration"]
     assert len(own.images) == 1 + 3  # curves, snapshots at steps 20, 40, 60
     page = _check_self_contained(full.read_text())
-    assert page.h2 == ["Training curves", "Samples during training", "Samples from the exported generator", "Scores",
-                       "Trends over 2 score records", "Configuration"]
+    assert page.h2 == [
+        "Training curves",
+        "Samples during training",
+        "Samples from the exported generator",
+        "Scores",
+        "Trends over 2 score records",
+        "Configuration",
+    ]
     text = full.read_text()
     assert "≤ 5" in text and "pass" in text  # the gate and its verdict
     assert len(page.images) == 1 + 3 + 1 + 4  # + the model's samples, + trends of fid, modes, hq_fraction, rkl
@@ -110,8 +132,23 @@ def test_training_writes_a_report_and_report_command_adds_model_and_scores(ring_
 
 def test_score_report_shows_samples_and_nearest_real_neighbours(tmp_path, cli, exported, digits_classifier):
     out = tmp_path / "score.html"
-    code, stdout, err = cli("score", exported["cdcgan"], "--real", "digits:test", "-n", 100, "--metrics", "fid,kid",
-                            "--extractor", "classifier", "--classifier", digits_classifier, "--report", out, "-q")
+    code, stdout, err = cli(
+        "score",
+        exported["cdcgan"],
+        "--real",
+        "digits:test",
+        "-n",
+        100,
+        "--metrics",
+        "fid,kid",
+        "--extractor",
+        "classifier",
+        "--classifier",
+        digits_classifier,
+        "--report",
+        out,
+        "-q",
+    )
     assert code == 0, err
     page = _check_self_contained(out.read_text())
     assert page.h2 == ["Scores", "Scored samples", "Nearest real neighbours"]
@@ -129,10 +166,16 @@ def test_report_errors_are_one_line(cli, tmp_path, ring_report):
     good = '{"fid": 1.5, "gates": [{"metric": "fid", "op": "max", "threshold": 2, "passed": true}]}\n'
     for bad in ("{not json\n", "[1, 2]\n", '{"gates": 5}\n', '{"fid": "low"}\n', '{"gates": [{"metric": 1}]}\n'):
         (tmp_path / "bad.jsonl").write_text(good + bad)
-        assert_usage_error(cli("report", run, "-o", tmp_path / "r.html", "--scores", tmp_path / "bad.jsonl"),
-                           "line 2", "not a score record")
-    assert_usage_error(cli("score", "ring", "--real", "ring", "--metrics", "modes", "--report", tmp_path / "x.txt"),
-                       "--report", ".html")
+        assert_usage_error(
+            cli("report", run, "-o", tmp_path / "r.html", "--scores", tmp_path / "bad.jsonl"),
+            "line 2",
+            "not a score record",
+        )
+    assert_usage_error(
+        cli("score", "ring", "--real", "ring", "--metrics", "modes", "--report", tmp_path / "x.txt"),
+        "--report",
+        ".html",
+    )
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "x.txt").exists()
 
 
@@ -140,23 +183,43 @@ def test_tensorboard_logs_scalars_and_samples(tmp_path, cli):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"
-    assert cli("train", "--data", "ring", "--steps", 20, "--log-every", 5, "--sample-every", 10, "--tensorboard",
-               "--out", run, "-q")[0] == 0
+    assert (
+        cli(
+            "train",
+            "--data",
+            "ring",
+            "--steps",
+            20,
+            "--log-every",
+            5,
+            "--sample-every",
+            10,
+            "--tensorboard",
+            "--out",
+            run,
+            "-q",
+        )[0]
+        == 0
+    )
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
-    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/steps_per_s"} <= \
-        set(events.Tags()["scalars"])
+    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/steps_per_s"} <= set(
+        events.Tags()["scalars"]
+    )
     logged = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines()]
     assert [e.step for e in events.Scalars("train/d_loss")] == [r["step"] for r in logged]
-    np.testing.assert_allclose([e.value for e in events.Scalars("train/d_loss")], [r["d_loss"] for r in logged],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        [e.value for e in events.Scalars("train/d_loss")], [r["d_loss"] for r in logged], rtol=1e-6
+    )
     assert [e.step for e in events.Images("samples")] == [10, 20]
 
 
 def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
-    assert_usage_error(cli("train", "--data", "ring", "--steps", 5, "--tensorboard", "--out", tmp_path / "run"),
-                       "gantools[tensorboard]")
+    assert_usage_error(
+        cli("train", "--data", "ring", "--steps", 5, "--tensorboard", "--out", tmp_path / "run"),
+        "gantools[tensorboard]",
+    )
     assert not (tmp_path / "run").exists()
 
 

@@ -17,8 +17,15 @@ from gantools.metrics.stats import load_ref_stats, save_ref_stats
 
 def test_model_and_the_folder_it_generates_score_the_same(exported, tmp_path):
     generate(exported["dcgan"], 40, tmp_path / "pngs", seed=3, progress=False)
-    kw = dict(real="digits", metrics=["fid", "kid", "prdc"], extractor="raw", n_real=300, progress=False,
-              kid_subsets=5, kid_subset_size=30)
+    kw = dict(
+        real="digits",
+        metrics=["fid", "kid", "prdc"],
+        extractor="raw",
+        n_real=300,
+        progress=False,
+        kid_subsets=5,
+        kid_subset_size=30,
+    )
     a = score(exported["dcgan"], n=40, seed=3, **kw)
     b = score(tmp_path / "pngs", seed=3, **kw)  # the seed also picks the real subset
     for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage"):
@@ -77,20 +84,32 @@ def test_reference_statistics_round_trip(tmp_path, cli):
 def test_damaged_reference_statistics_are_refused_by_score(cli, tmp_path):
     np.savez(tmp_path / "nan.npz", mu=np.array([0.0, np.nan]), sigma=np.eye(2))
     np.savez(tmp_path / "skew.npz", mu=np.zeros(2), sigma=np.array([[1.0, 0.5], [-0.5, 1.0]]))
-    assert_usage_error(cli("score", "grid", "--real", tmp_path / "nan.npz", "--metrics", "fid", "-q"),
-                       "nan.npz", "NaN or Inf", "gantools stats")
-    assert_usage_error(cli("score", "grid", "--real", tmp_path / "skew.npz", "--metrics", "fid", "-q"),
-                       "skew.npz", "not symmetric")
+    assert_usage_error(
+        cli("score", "grid", "--real", tmp_path / "nan.npz", "--metrics", "fid", "-q"),
+        "nan.npz",
+        "NaN or Inf",
+        "gantools stats",
+    )
+    assert_usage_error(
+        cli("score", "grid", "--real", tmp_path / "skew.npz", "--metrics", "fid", "-q"), "skew.npz", "not symmetric"
+    )
 
 
 def test_statistics_of_one_precision_are_refused_at_another(cli, tmp_path, monkeypatch):
     save_ref_stats(tmp_path / "fp32.npz", np.zeros(2048), np.eye(2048), "inception-v3-2015-12-05/pool3", "", 10)
     monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
-    assert_usage_error(cli("score", "digits", "--real", tmp_path / "fp32.npz", "-n", "10", "--precision", "fp16",
-                           "-q"), "fp32.npz", "pool3/fp16", "--precision")
+    assert_usage_error(
+        cli("score", "digits", "--real", tmp_path / "fp32.npz", "-n", "10", "--precision", "fp16", "-q"),
+        "fp32.npz",
+        "pool3/fp16",
+        "--precision",
+    )
     assert not (tmp_path / "cache").exists()  # refused before the fp16 model was built
-    assert_usage_error(cli("score", "ring", "--real", "ring", "--metrics", "fid", "--precision", "fp16", "-q"),
-                       "--precision fp16 applies to the inception extractor", "--extractor raw")
+    assert_usage_error(
+        cli("score", "ring", "--real", "ring", "--metrics", "fid", "--precision", "fp16", "-q"),
+        "--precision fp16 applies to the inception extractor",
+        "--extractor raw",
+    )
 
 
 def test_pytorch_fid_style_stats_file_is_read_as_inception(tmp_path):
@@ -103,14 +122,16 @@ def test_pytorch_fid_style_stats_file_is_read_as_inception(tmp_path):
 
 def test_gates_exit_codes_and_json(cli, tmp_path):
     args = ["score", "grid", "--real", "grid", "--metrics", "fid,modes", "-n", "2500", "-q"]
-    code, out, _ = cli(*args, "--max", "fid=1", "--min", "modes=25", "--json", tmp_path / "ok.json",
-                       "--log", tmp_path / "log.jsonl")
+    code, out, _ = cli(
+        *args, "--max", "fid=1", "--min", "modes=25", "--json", tmp_path / "ok.json", "--log", tmp_path / "log.jsonl"
+    )
     assert code == 0, out
     result = json.loads((tmp_path / "ok.json").read_text())
     assert result["passed"] is True and len(result["gates"]) == 2
     assert {"fid", "modes", "hq_fraction", "reverse_kl", "n", "extractor", "gates", "passed"} <= set(result)
-    code, out, _ = cli(*args, "--max", "fid=0.000001", "--json", tmp_path / "fail.json",
-                       "--log", tmp_path / "log.jsonl")
+    code, out, _ = cli(
+        *args, "--max", "fid=0.000001", "--json", tmp_path / "fail.json", "--log", tmp_path / "log.jsonl"
+    )
     assert code == 1 and "FAIL" in out
     assert json.loads((tmp_path / "fail.json").read_text())["passed"] is False
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
@@ -121,9 +142,18 @@ def test_gates_exit_codes_and_json(cli, tmp_path):
 
 
 def test_all_json_keys_can_be_produced(tmp_path, exported, digits_classifier):
-    images = score(exported["cdcgan"], "digits", ["fid", "kid", "prdc", "disc", "c2st", "classes"], n=60,
-                   n_real=200, extractor="raw", classifier=digits_classifier, kid_subsets=3, kid_subset_size=20,
-                   progress=False)
+    images = score(
+        exported["cdcgan"],
+        "digits",
+        ["fid", "kid", "prdc", "disc", "c2st", "classes"],
+        n=60,
+        n_real=200,
+        extractor="raw",
+        classifier=digits_classifier,
+        kid_subsets=3,
+        kid_subset_size=20,
+        progress=False,
+    )
     points = score("ring", "ring", ["modes"], progress=False)
     produced = set(images) | set(points)
     assert set(GATE_KEYS) - {"is_mean", "is_std"} <= produced
@@ -135,19 +165,27 @@ def test_bad_inputs(cli, tmp_path):
     (tmp_path / "one").mkdir()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "one" / "a.png")
     for metric in ("prdc", "kid", "c2st", "fid"):  # one image: refused before any extraction, naming the fix
-        assert_usage_error(cli("score", tmp_path / "one", "--real", "digits", "--metrics", metric, "--extractor",
-                               "raw", "-q"), f"--metrics {metric} needs at least", "one has 1", "-n/--n-real")
+        assert_usage_error(
+            cli("score", tmp_path / "one", "--real", "digits", "--metrics", metric, "--extractor", "raw", "-q"),
+            f"--metrics {metric} needs at least",
+            "one has 1",
+            "-n/--n-real",
+        )
     assert_usage_error(cli("score", "ring", "--real", "digits", "-q"), "points")
     assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "modes", "-q"), "ring")
     assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "disc", "-q"), "--discriminator")
     assert_usage_error(cli("score", "ring", "--real", "ring", "--extractor", "inception", "-q"), "images")
     assert_usage_error(cli("score", "digits", "--real", "digits", "--extractor", "classifier", "-q"), "--classifier")
     assert_usage_error(cli("score", "digits", "--real", "nowhere", "-q"), "nowhere")
-    assert_usage_error(cli("score", "digits", "--real", "digits", "--extractor", "raw", "--classifier",
-                           tmp_path / "clf.onnx", "-q"), "--classifier", "--extractor classifier")
+    assert_usage_error(
+        cli("score", "digits", "--real", "digits", "--extractor", "raw", "--classifier", tmp_path / "clf.onnx", "-q"),
+        "--classifier",
+        "--extractor classifier",
+    )
     assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "is", "-q"), "logits")
-    assert_usage_error(cli("stats", "digits", "-o", tmp_path / "s.npz", "--inception-weights", tmp_path / "x.pth",
-                           "-q"), "x.pth")
+    assert_usage_error(
+        cli("stats", "digits", "-o", tmp_path / "s.npz", "--inception-weights", tmp_path / "x.pth", "-q"), "x.pth"
+    )
     assert not (tmp_path / "s.npz").exists()
 
 
@@ -160,8 +198,15 @@ def test_classifier_extractor_and_domain_inception_score(cli, tmp_path):
     meta = json.loads(out)["metadata"]
     assert code == 0 and meta["role"] == "classifier"
     assert float(meta["heldout_accuracy"]) == pytest.approx(accuracy, abs=1e-4)
-    got = score("digits", "digits", ["is", "fid"], extractor="classifier", classifier=tmp_path / "clf.onnx",
-                n_real=900, progress=False)
+    got = score(
+        "digits",
+        "digits",
+        ["is", "fid"],
+        extractor="classifier",
+        classifier=tmp_path / "clf.onnx",
+        n_real=900,
+        progress=False,
+    )
     assert got["is_mean"] > 7.0 and got["extractor"].startswith("classifier:")
     assert_usage_error(cli("train-classifier", "--data", "ring", "-o", tmp_path / "c.onnx", "-q"), "labelled")
 
@@ -177,8 +222,17 @@ def test_feature_cache_of_real_data_gives_identical_results(tmp_path, monkeypatc
 
     monkeypatch.setenv("GANTOOLS_CACHE", str(tmp_path / "cache"))
     train_classifier("digits", tmp_path / "clf.onnx", epochs=1, progress=False)
-    kw = dict(real="digits", metrics=["fid", "kid"], n=50, n_real=400, extractor="classifier",
-              classifier=tmp_path / "clf.onnx", kid_subsets=3, kid_subset_size=40, progress=False)
+    kw = dict(
+        real="digits",
+        metrics=["fid", "kid"],
+        n=50,
+        n_real=400,
+        extractor="classifier",
+        classifier=tmp_path / "clf.onnx",
+        kid_subsets=3,
+        kid_subset_size=40,
+        progress=False,
+    )
     first = score(exported["dcgan"], **kw)
     cached = list((tmp_path / "cache" / "features").glob("*.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (400, 128)
@@ -200,8 +254,9 @@ def test_a_cached_image_folder_is_not_decoded_again(tmp_path, monkeypatch, expor
     x, _ = load_source("digits").take(120, seed=0)
     for i, im in enumerate(np.rint(x[:, 0] * 255).astype(np.uint8)):
         Image.fromarray(im).save(tmp_path / f"{i:03d}.png")
-    kw = dict(real=str(tmp_path), metrics=["fid"], n=40, extractor="classifier", classifier=digits_classifier,
-              progress=False)
+    kw = dict(
+        real=str(tmp_path), metrics=["fid"], n=40, extractor="classifier", classifier=digits_classifier, progress=False
+    )
     first = score(exported["dcgan"], **kw)
 
     def no_decoding(self, idx):
@@ -248,12 +303,36 @@ def test_classes_of_real_data_against_itself(digits_classifier):
 
 def test_classes_errors(cli, tmp_path, digits_classifier):
     assert_usage_error(cli("score", "digits", "--real", "digits", "--metrics", "classes", "-q"), "--classifier")
-    assert_usage_error(cli("score", "ring", "--real", "ring", "--metrics", "classes", "--classifier",
-                           digits_classifier, "-q"), "modes")
-    cli("stats", "digits", "-o", tmp_path / "ref.npz", "--extractor", "classifier", "--classifier", digits_classifier,
-        "-q")
-    assert_usage_error(cli("score", "digits", "--real", tmp_path / "ref.npz", "--metrics", "classes",
-                           "--extractor", "classifier", "--classifier", digits_classifier, "-q"), "real samples")
+    assert_usage_error(
+        cli("score", "ring", "--real", "ring", "--metrics", "classes", "--classifier", digits_classifier, "-q"), "modes"
+    )
+    cli(
+        "stats",
+        "digits",
+        "-o",
+        tmp_path / "ref.npz",
+        "--extractor",
+        "classifier",
+        "--classifier",
+        digits_classifier,
+        "-q",
+    )
+    assert_usage_error(
+        cli(
+            "score",
+            "digits",
+            "--real",
+            tmp_path / "ref.npz",
+            "--metrics",
+            "classes",
+            "--extractor",
+            "classifier",
+            "--classifier",
+            digits_classifier,
+            "-q",
+        ),
+        "real samples",
+    )
 
 
 def test_samples_of_another_shape_than_the_real_data(tmp_path, cli, exported):
@@ -263,9 +342,13 @@ def test_samples_of_another_shape_than_the_real_data(tmp_path, cli, exported):
 
     for i in range(6):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
-            tmp_path / f"{i}.png")
-    assert_usage_error(cli("score", exported["dcgan"], "-n", 6, "--real", tmp_path, "--metrics", "kid",
-                           "--extractor", "raw", "-q"), "1x8x8", "3x16x16")
+            tmp_path / f"{i}.png"
+        )
+    assert_usage_error(
+        cli("score", exported["dcgan"], "-n", 6, "--real", tmp_path, "--metrics", "kid", "--extractor", "raw", "-q"),
+        "1x8x8",
+        "3x16x16",
+    )
     assert cli("stats", tmp_path, "-o", tmp_path / "ref.npz", "-q")[0] == 0
     code, out, err = cli("score", exported["dcgan"], "-n", 6, "--real", tmp_path / "ref.npz", "-q")
     assert code == 0 and "warning" in err and "1x8x8" in err and "3x16x16" in err
@@ -273,8 +356,15 @@ def test_samples_of_another_shape_than_the_real_data(tmp_path, cli, exported):
 
 def test_scores_do_not_depend_on_the_batch_size_or_repeat(exported, digits_classifier):
     """Same settings, same numbers (bit-identical on a rerun); another --batch-size: within 1e-6."""
-    kw = dict(real="digits:test", metrics=["fid", "kid", "prdc", "c2st"], n=200, extractor="classifier",
-              classifier=digits_classifier, cache=False, progress=False)
+    kw = dict(
+        real="digits:test",
+        metrics=["fid", "kid", "prdc", "c2st"],
+        n=200,
+        extractor="classifier",
+        classifier=digits_classifier,
+        cache=False,
+        progress=False,
+    )
     runs = [score(exported["cdcgan"], batch_size=b, **kw) for b in (64, 64, 7, 200)]
     keys = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "c2st_accuracy"]
     assert [runs[0][k] for k in keys] == [runs[1][k] for k in keys]

@@ -16,14 +16,17 @@ from gantools.train import lr_factor, r1_weight, train
 SMALL = dict(checkpoint_every=1000, sample_every=1000, log_every=2)
 
 
-@pytest.mark.parametrize("options", [
-    dict(data="ring", model="mlp", loss="ns"),
-    dict(data="grid", model="mlp", loss="wgan-gp", n_critic=2),
-    dict(data="digits", model="mlp", loss="hinge", spectral_norm=True, conditional=True),
-    dict(data="digits", model="dcgan", loss="ns", width=8),
-    dict(data="digits", model="dcgan", loss="wgan-gp", width=8, image_size=16, n_critic=2),
-    dict(data="digits", model="dcgan", loss="hinge", width=8, conditional=True, spectral_norm=True, ema=0.0),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(data="ring", model="mlp", loss="ns"),
+        dict(data="grid", model="mlp", loss="wgan-gp", n_critic=2),
+        dict(data="digits", model="mlp", loss="hinge", spectral_norm=True, conditional=True),
+        dict(data="digits", model="dcgan", loss="ns", width=8),
+        dict(data="digits", model="dcgan", loss="wgan-gp", width=8, image_size=16, n_critic=2),
+        dict(data="digits", model="dcgan", loss="hinge", width=8, conditional=True, spectral_norm=True, ema=0.0),
+    ],
+)
 def test_each_model_and_loss_trains_a_few_steps(tmp_path, options):
     ckpt = train(tmp_path / "run", progress=False, steps=4, **SMALL, **options)
     state = load_checkpoint(ckpt)
@@ -65,14 +68,19 @@ def _assert_same_state(a, b):
 
 
 def _log_rows(run):
-    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
-            for line in (run / "log.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "seconds"}
+        for line in (run / "log.jsonl").read_text().splitlines()
+    ]
 
 
-@pytest.mark.parametrize("options", [
-    dict(data="digits", model="dcgan", width=8, loss="wgan-gp", n_critic=2),
-    dict(data="ring", model="mlp", loss="ns", conditional=True),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(data="digits", model="dcgan", width=8, loss="wgan-gp", n_critic=2),
+        dict(data="ring", model="mlp", loss="ns", conditional=True),
+    ],
+)
 def test_interrupted_then_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, options):
     opts = dict(steps=12, checkpoint_every=4, sample_every=3, log_every=3, **options)
     full = train(tmp_path / "full", progress=False, **opts)
@@ -127,12 +135,15 @@ def test_learning_rate_schedules_are_pure_functions_of_the_step():
     assert lr_factor("constant", 7, 8) == 1.0
 
 
-@pytest.mark.parametrize("options", [
-    dict(data="ring", model="mlp", loss="ns", r1=0.0),
-    dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0),
-    dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0, r1_every=2),
-    dict(data="digits", model="mlp", loss="hinge", conditional=True, r1=0.0),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(data="ring", model="mlp", loss="ns", r1=0.0),
+        dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0),
+        dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0, r1_every=2),
+        dict(data="digits", model="mlp", loss="hinge", conditional=True, r1=0.0),
+    ],
+)
 def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     """The loop against the algorithm written out (Goodfellow et al.'s, with Adam): D steps on real samples and
     on G's fakes (plus, every r1_every-th step, r1_every x the R1 penalty), then G steps through the updated D on
@@ -148,8 +159,9 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     source, seed, B, L = load_source(config["data"]), config["seed"], config["batch_size"], config["latent_dim"]
     torch.manual_seed(seed)
     G, D = build_models(config)
-    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=config["lr"], betas=(config["beta1"], config["beta2"]))
-                    for m in (G, D))
+    opt_g, opt_d = (
+        torch.optim.Adam(m.parameters(), lr=config["lr"], betas=(config["beta1"], config["beta2"])) for m in (G, D)
+    )
     every = config["r1_every"]  # as recorded: the ring recipe's 4, or the option given
     for t in range(5):
         x, y = source.draw(B, seed, t)
@@ -191,8 +203,9 @@ def test_built_in_data_sets_train_with_their_recipe_and_given_options_win(tmp_pa
     train(tmp_path / "grid", progress=False, data="grid", steps=2, **SMALL)
     cfg = json.loads((tmp_path / "grid" / "config.json").read_text())
     assert cfg["recipe"] == "grid/mlp" and cfg["model"] == "mlp"
-    assert {k: cfg[k] for k in RECIPES[("grid", "mlp")] if k != "steps"} == \
-        {k: v for k, v in RECIPES[("grid", "mlp")].items() if k != "steps"}
+    assert {k: cfg[k] for k in RECIPES[("grid", "mlp")] if k != "steps"} == {
+        k: v for k, v in RECIPES[("grid", "mlp")].items() if k != "steps"
+    }
     train(tmp_path / "mine", progress=False, data="grid", steps=2, lr=5e-4, mixture=0, **SMALL)
     cfg = json.loads((tmp_path / "mine" / "config.json").read_text())
     assert cfg["lr"] == 5e-4 and cfg["mixture"] == 0 and cfg["r1"] == RECIPES[("grid", "mlp")]["r1"]
@@ -270,8 +283,9 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_nothing_half_made(tm
 
 
 def test_checkpoints_keep_only_the_newest(tmp_path):
-    train(tmp_path / "r", progress=False, data="ring", steps=10, checkpoint_every=2, keep=2,
-          sample_every=100, log_every=5)
+    train(
+        tmp_path / "r", progress=False, data="ring", steps=10, checkpoint_every=2, keep=2, sample_every=100, log_every=5
+    )
     assert [p.name for p in list_checkpoints(tmp_path / "r")] == ["step_0000008.pt", "step_0000010.pt"]
 
 
@@ -309,8 +323,22 @@ def test_kill_9_then_resume_ends_bit_identical(tmp_path):
     import sys
     import time
 
-    args = ["train", "--data", "ring", "--steps", "200", "--checkpoint-every", "25", "--log-every", "10",
-            "--sample-every", "100", "--keep", "20", "-q"]
+    args = [
+        "train",
+        "--data",
+        "ring",
+        "--steps",
+        "200",
+        "--checkpoint-every",
+        "25",
+        "--log-every",
+        "10",
+        "--sample-every",
+        "100",
+        "--keep",
+        "20",
+        "-q",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = [sys.executable, "-m", "gantools"]
     killed = subprocess.Popen([*run, *args, "--out", str(tmp_path / "cut")], env=env)
@@ -324,8 +352,10 @@ def test_kill_9_then_resume_ends_bit_identical(tmp_path):
     assert not (tmp_path / "cut" / "checkpoints" / "step_0000200.pt").exists()  # killed before the end
     assert subprocess.run([*run, "train", "--resume", "--out", str(tmp_path / "cut"), "-q"], env=env).returncode == 0
     assert subprocess.run([*run, *args, "--out", str(tmp_path / "full")], env=env).returncode == 0
-    _assert_same_state(load_checkpoint(list_checkpoints(tmp_path / "full")[-1]),
-                       load_checkpoint(list_checkpoints(tmp_path / "cut")[-1]))
+    _assert_same_state(
+        load_checkpoint(list_checkpoints(tmp_path / "full")[-1]),
+        load_checkpoint(list_checkpoints(tmp_path / "cut")[-1]),
+    )
     assert _log_rows(tmp_path / "full") == _log_rows(tmp_path / "cut")
 
 
@@ -368,11 +398,21 @@ def test_others_busy_subtracts_this_process_and_divides_by_wall_time():
     assert others_busy((10.0, 5.0, 100.0), (10.0, 5.0, 100.0)) == 0.0  # no time passed
 
 
-@pytest.mark.parametrize("others,cores,full,expected", [
-    (0.0, 2, 2, 2), (0.49, 2, 2, 2), (0.5, 2, 2, 1), (1.0, 2, 2, 1), (2.0, 2, 2, 1),  # never below one
-    (1.0, 16, 16, 15), (3.4, 16, 16, 13), (3.6, 16, 16, 12),  # a big machine gives up only the cores taken
-    (1.0, 16, 8, 8), (9.0, 16, 8, 7),  # never above the count training started with
-])
+@pytest.mark.parametrize(
+    "others,cores,full,expected",
+    [
+        (0.0, 2, 2, 2),
+        (0.49, 2, 2, 2),
+        (0.5, 2, 2, 1),
+        (1.0, 2, 2, 1),
+        (2.0, 2, 2, 1),  # never below one
+        (1.0, 16, 16, 15),
+        (3.4, 16, 16, 13),
+        (3.6, 16, 16, 12),  # a big machine gives up only the cores taken
+        (1.0, 16, 8, 8),
+        (9.0, 16, 8, 7),  # never above the count training started with
+    ],
+)
 def test_threads_beside_leave_one_core_per_busy_core(others, cores, full, expected):
     from gantools.threads import threads_beside
 
@@ -385,8 +425,10 @@ def test_load_watch_fits_threads_to_the_free_cores_and_restores_them(monkeypatch
     import gantools.threads as threads
 
     start = torch.get_num_threads()
-    for cores, load in ((2, ((1.0, 1), (1.0, None), (0.0, 2), (0.3, None), (0.6, 1))),
-                        (4, ((2.0, 2), (1.0, 3), (0.2, 4), (3.0, 1)))):
+    for cores, load in (
+        (2, ((1.0, 1), (1.0, None), (0.0, 2), (0.3, None), (0.6, 1))),
+        (4, ((2.0, 2), (1.0, 3), (0.2, 4), (3.0, 1))),
+    ):
         watch = threads.LoadWatch(cores, cores)
         clock = {"wall": watch._last[0], "own": watch._last[1], "busy": watch._last[2]}
         monkeypatch.setattr(watch, "_clock", lambda clock=clock: clock["wall"])
@@ -432,8 +474,9 @@ def _train_process(out, *args):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "gantools", "train", *map(str, args), "--out", str(out), "-q"],
-                          env=_env_without_openmp()).returncode
+    return subprocess.run(
+        [sys.executable, "-m", "gantools", "train", *map(str, args), "--out", str(out), "-q"], env=_env_without_openmp()
+    ).returncode
 
 
 def test_the_recipes_train_the_same_weights_at_one_and_two_threads(tmp_path, monkeypatch):
@@ -465,9 +508,26 @@ def test_load_that_starts_mid_run_makes_training_use_fewer_threads_and_log_it(tm
     import time
 
     run = tmp_path / "run"
-    job = subprocess.Popen([sys.executable, "-m", "gantools", "train", "--data", "ring", "--steps", "100000",
-                            "--log-every", "50", "--checkpoint-every", "100000", "--out", str(run), "-q"],
-                           env=_env_without_openmp())
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gantools",
+            "train",
+            "--data",
+            "ring",
+            "--steps",
+            "100000",
+            "--log-every",
+            "50",
+            "--checkpoint-every",
+            "100000",
+            "--out",
+            str(run),
+            "-q",
+        ],
+        env=_env_without_openmp(),
+    )
     try:
         deadline = time.monotonic() + 60
         while not (run / "log.jsonl").exists() and time.monotonic() < deadline:  # training has started
@@ -500,5 +560,6 @@ def test_training_beside_a_cpu_hog_uses_fewer_threads_and_gives_bit_identical_we
     loaded = json.loads((tmp_path / "loaded" / "config.json").read_text())
     assert loaded["omp_wait_policy"] == "default"  # no PASSIVE: libgomp's spinning stays, with fewer threads
     assert loaded["torch_threads"] <= max(1, min(torch.get_num_threads(), usable_cores() - 1))
-    _assert_same_state(load_checkpoint(latest_checkpoint(tmp_path / "idle")),
-                       load_checkpoint(latest_checkpoint(tmp_path / "loaded")))
+    _assert_same_state(
+        load_checkpoint(latest_checkpoint(tmp_path / "idle")), load_checkpoint(latest_checkpoint(tmp_path / "loaded"))
+    )

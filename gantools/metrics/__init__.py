@@ -8,5 +8,16 @@ from .modes import mode_metrics
 from .prdc import prdc
 from .stats import StreamingStats, features_to_stats
 
-__all__ = ["frechet_distance", "kernel_inception_distance", "inception_score", "softmax", "prdc", "mode_metrics",
-           "disc_metrics", "roc_auc", "c2st", "StreamingStats", "features_to_stats"]
+__all__ = [
+    "frechet_distance",
+    "kernel_inception_distance",
+    "inception_score",
+    "softmax",
+    "prdc",
+    "mode_metrics",
+    "disc_metrics",
+    "roc_auc",
+    "c2st",
+    "StreamingStats",
+    "features_to_stats",
+]

@@ -33,6 +33,10 @@ def kid_interval(f1, f2, replicates: int, subsets: int, subset_size: int, seed: 
     """KID percentile interval: each replicate resamples both sides, then averages its subsets."""
     rng = np.random.default_rng(seed)
     pairs = KernelPairs(f1, f2)
-    values = [subset_mmd2(pairs, rng.integers(0, len(f1), len(f1)), rng.integers(0, len(f2), len(f2)),
-                          subsets, subset_size, rng).mean() for _ in range(replicates)]
+    values = [
+        subset_mmd2(
+            pairs, rng.integers(0, len(f1), len(f1)), rng.integers(0, len(f2), len(f2)), subsets, subset_size, rng
+        ).mean()
+        for _ in range(replicates)
+    ]
     return _interval(values, level)

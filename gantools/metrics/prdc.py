@@ -31,10 +31,10 @@ def knn_sq_radii(x, ks) -> dict:
         raise ValueError(f"k-nearest neighbours with k={kmax} need more than {kmax} samples, got {len(x)}")
     out = {k: np.empty(len(x)) for k in ks}
     for start in range(0, len(x), CHUNK):
-        d = sq_dists(x[start:start + CHUNK], norms[start:start + CHUNK], x, norms)
-        nearest = np.sort(np.partition(d, kmax, axis=1)[:, :kmax + 1], axis=1)  # column 0 is the row itself
+        d = sq_dists(x[start : start + CHUNK], norms[start : start + CHUNK], x, norms)
+        nearest = np.sort(np.partition(d, kmax, axis=1)[:, : kmax + 1], axis=1)  # column 0 is the row itself
         for k in ks:
-            out[k][start:start + CHUNK] = nearest[:, k]
+            out[k][start : start + CHUNK] = nearest[:, k]
     return out
 
 
@@ -46,10 +46,10 @@ def prdc(real, fake, k_pr: int = 3, k_dc: int = 5) -> dict:
     real_r = knn_sq_radii(real, ks)
     fake_r = knn_sq_radii(fake, [k_pr])[k_pr]
     real_norms, fake_norms = sq_norms(real), sq_norms(fake)
-    in_real_ball = np.zeros(len(fake), dtype=bool)       # precision: fake inside some real k_pr-ball
+    in_real_ball = np.zeros(len(fake), dtype=bool)  # precision: fake inside some real k_pr-ball
     density_count = np.zeros(len(fake), dtype=np.int64)  # density: number of real k_dc-balls holding it
-    recalled = np.zeros(len(real), dtype=bool)            # recall: real inside some fake k_pr-ball
-    covered = np.zeros(len(real), dtype=bool)             # coverage: nearest fake inside the real k_dc-ball
+    recalled = np.zeros(len(real), dtype=bool)  # recall: real inside some fake k_pr-ball
+    covered = np.zeros(len(real), dtype=bool)  # coverage: nearest fake inside the real k_dc-ball
     for start in range(0, len(real), CHUNK):
         rows = slice(start, start + CHUNK)
         d = sq_dists(real[rows], real_norms[rows], fake, fake_norms)

