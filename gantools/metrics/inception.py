@@ -433,7 +433,7 @@ def load_inception(path: Path) -> FIDInception:
         raise GanToolsError(f"{path} does not hold an Inception state dict")
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     model = FIDInception(with_logits="fc.weight" in state)
-    missing, unexpected = model.load_state_dict(state, strict=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         shown = ", ".join((missing or unexpected)[:3])
         raise GanToolsError(f"{path} is not FID Inception-v3 weights (mismatched layers: {shown}, ...)")
