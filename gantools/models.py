@@ -180,11 +180,11 @@ class SideStretchedTanh(nn.Module):
     """clamp(s tanh(x), -1, 1) with its own stretch s on each side (`stretch` = [dark, bright]), the clamp
     straight-through in training: for 8-bit images, where one extreme level is common and the other rare.
 
-    MNIST is 81% exact black and 0.6% exact white. Stretched on the dark side, the background is black exactly at
-    moderate pre-activations (a plain tanh left 8% of pixels at 1..31 where MNIST has 2%); unstretched on the
-    bright side, strokes saturate towards white as MNIST's do (stretched, 6% of pixels were exact white).
-    A pixel C2ST tells either from real digits at once. The straight-through clamp lets a clamped pixel still
-    hear the discriminator: with a plain clamp a generator parked every pixel in black and stayed there.
+    On MNIST (mostly exact black, little exact white) the stretched dark side makes the background exactly
+    black at moderate pre-activations, where a plain tanh leaves it a few levels grey; the unstretched bright
+    side lets strokes approach white without piling up on it. A pixel C2ST tells either fault from real
+    digits at once (bench/README.md has the comparison). The straight-through clamp lets a clamped pixel
+    still hear the discriminator: with a plain clamp a generator can park every pixel in black and stay there.
     """
 
     def __init__(self, stretch):
