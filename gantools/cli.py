@@ -544,7 +544,10 @@ def stats(
     help="Real data: as SOURCE, or a reference-statistics .npz from `gantools stats` (FID only).",
 )
 @click.option(
-    "--metrics", default="fid", show_default=True, help="Comma-separated: fid, is, kid, prdc, modes, disc, c2st."
+    "--metrics",
+    default="fid",
+    show_default=True,
+    help="Comma-separated: fid, is, kid, prdc, modes, disc, c2st, classes, copying.",
 )
 @click.option(
     "-n",
@@ -593,6 +596,18 @@ def stats(
     help="Cross-validation folds of --metrics c2st: every real sample and as many generated are each "
     "predicted once by a classifier trained on the other folds.",
 )
+@click.option(
+    "--train",
+    default=None,
+    help="The generator's training data, for --metrics copying (as SOURCE; --real is then held-out data, "
+    "such as --train mnist:train --real mnist:test).",
+)
+@click.option(
+    "--copying-cells",
+    type=click.IntRange(min=1),
+    default=None,
+    help="k-means cells of --metrics copying [default: one per 100 --real samples, 2 to 50].",
+)
 @_extractor_options
 def score(
     source,
@@ -608,6 +623,8 @@ def score(
     bootstrap,
     discriminator,
     c2st_folds,
+    train,
+    copying_cells,
     extractor,
     inception_weights,
     classifier,
@@ -625,7 +642,7 @@ def score(
     from .metrics.score import score as run_score
 
     for flag, path in (("--json", json_out), ("--log", log_out), ("--report", report_out)):
-        check_output(path, flag, [source, real])
+        check_output(path, flag, [source, real, *([train] if train else [])])
     gates = [parse_gate("max", g) for g in max_gates] + [parse_gate("min", g) for g in min_gates]
     result = run_score(
         source,
@@ -642,6 +659,8 @@ def score(
         batch_size=batch_size,
         bootstrap=bootstrap,
         c2st_folds=c2st_folds,
+        train=train,
+        copying_cells=copying_cells,
         gates=gates,
         image_size=image_size,
         cache=not no_cache,

@@ -299,8 +299,11 @@ def _model_samples(model, device: str) -> str:
     return _figure(model_picture(g, x, y), caption, f"samples of {Path(model).name}", plot=g.kind != "image")
 
 
-def score_report(result: dict, out, *, samples_picture_img, points: bool, neighbours_img=None) -> Path:
-    """The page of a scoring job: the score table, the scored samples, nearest real neighbours."""
+def score_report(
+    result: dict, out, *, samples_picture_img, points: bool, neighbours_img=None, suspects_img=None
+) -> Path:
+    """The page of a scoring job: the score table, the scored samples, nearest real neighbours, and the
+    copying test's generated samples nearest to the training data."""
     what = "scatter plot of the first scored points over the true modes" if points else "the first scored samples"
     sections = [
         f"<h1>gantools score: {html.escape(Path(str(result['source'])).name)}</h1>",
@@ -315,6 +318,16 @@ def score_report(result: dict, out, *, samples_picture_img, points: bool, neighb
             '<p class="muted">Each row: a generated sample (left column) and the real samples closest to it '
             "in the extractor's feature space. Near-copies of real samples suggest memorisation.</p>",
             _figure(neighbours_img, "generated | nearest real, nearer first", "nearest real neighbours"),
+        ]
+    if suspects_img is not None:
+        ids = ", ".join(str(s["sample"]) for s in result["copying_suspects"])
+        sections += [
+            "<h2>Nearest to the training data</h2>",
+            '<p class="muted">The generated samples closest to a training sample in the extractor\'s feature '
+            f"space (ids {html.escape(ids)}), each beside that training sample. Copies look identical; C_T "
+            f"{result['copying_ct']:.3g} (below -3: copying), {result['copying_share']:.1%} of samples nearer "
+            "a training sample than the closest 1% of held-out samples are (about 1% without copying).</p>",
+            _figure(suspects_img, "generated | its nearest training sample", "samples nearest the training data"),
         ]
     write_text_atomic(out, _page(f"gantools score {Path(str(result['source'])).name}", sections))
     return Path(out)

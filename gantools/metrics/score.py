@@ -38,14 +38,21 @@ METRIC_KEYS = {
     "disc": ("disc_accuracy", "disc_auc"),
     "c2st": ("c2st_accuracy",),
     "classes": ("class_max_dev", "class_accuracy"),
+    "copying": ("copying_ct", "copying_share"),
 }
 METRICS = tuple(METRIC_KEYS)
 GATE_KEYS = tuple(key for keys in METRIC_KEYS.values() for key in keys)
 METRIC_OF = {key: metric for metric, keys in METRIC_KEYS.items() for key in keys}
-FEATURE_METRICS = ("fid", "is", "kid", "prdc", "c2st")  # need extractor features of SOURCE
-PAIRED_METRICS = ("kid", "prdc", "c2st")  # need every feature of both sides, not just statistics
+FEATURE_METRICS = ("fid", "is", "kid", "prdc", "c2st", "copying")  # need extractor features of SOURCE
+PAIRED_METRICS = ("kid", "prdc", "c2st", "copying")  # need every feature of both sides, not just statistics
 FID_FEW_ROWS = 4096  # sides with fewer samples keep their features: FID may then solve an n x n problem
-ALIASES = {"kid": "kid_mean", "is": "is_mean", "c2st": "c2st_accuracy", "disc": "disc_accuracy"}
+ALIASES = {
+    "kid": "kid_mean",
+    "is": "is_mean",
+    "c2st": "c2st_accuracy",
+    "disc": "disc_accuracy",
+    "copying": "copying_ct",
+}
 DEFAULT_GENERATED = 10_000
 DEFAULT_POINTS = 2_500  # the mode-collapse literature scores 2,500 samples
 _KIND_WORDS = {"image": "images", "points": "points"}
@@ -339,6 +346,8 @@ def score(
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     c2st_folds: int = 5,
+    train=None,
+    copying_cells: int | None = None,
     cache: bool = True,
     progress: bool = True,
     report=None,
@@ -374,6 +383,19 @@ def score(
         raise GanToolsError(
             "--classifier is used by --extractor classifier and --metrics classes; add one of them or drop --classifier"
         )
+    if ("copying" in metrics) != (train is not None):
+        raise GanToolsError(
+            "--metrics copying needs --train SOURCE, the data the generator was trained on"
+            if train is None
+            else "--train is used by --metrics copying; add copying to --metrics or drop --train"
+        )
+    if train is not None and str(train) == str(real):
+        raise GanToolsError(
+            f"--train and --real are both {real}: the copying test compares distances to the training data with "
+            "those of held-out data (such as --train SOURCE:train --real SOURCE:test)"
+        )
+    if copying_cells is not None and copying_cells < 1:
+        raise GanToolsError(f"--copying-cells must be at least 1, got {copying_cells}")
     if bootstrap and not {"fid", "kid"} & set(metrics):
         raise GanToolsError("--bootstrap gives intervals on fid and kid; add one of them to --metrics or drop it")
     if real is None:
@@ -400,6 +422,15 @@ def score(
             raise GanToolsError(
                 f"{source} holds {_KIND_WORDS[fake.kind]} but {real} holds "
                 f"{_KIND_WORDS[real_side.kind]}; score samples against real data of the same kind"
+            )
+    train_side = None
+    if train is not None:
+        train_side = open_samples(train, None, seed + 2, image_size, device, skip_bad_images)
+        if train_side.kind != fake.kind or tuple(train_side.sample_shape) != tuple(real_shape):
+            raise GanToolsError(
+                f"--train {train} holds {_KIND_WORDS[train_side.kind]} of shape "
+                f"{'x'.join(map(str, train_side.sample_shape))} but --real {real} "
+                f"{'x'.join(map(str, real_shape))}: give both splits of the same data"
             )
     _check_counts(metrics, fake, real_side, k_pr, k_dc, c2st_folds)
     featured = any(m in FEATURE_METRICS for m in metrics)
@@ -489,6 +520,19 @@ def score(
             progress=progress,
             cache=cache,
         )
+    train_x = None
+    if train_side is not None:
+        train_x = _extract(
+            train_side,
+            ex,
+            stats=False,
+            features=True,
+            logits=False,
+            raw=False,
+            batch_size=batch_size,
+            progress=progress,
+            cache=cache,
+        )
     if not world.main:
         return None
 
@@ -555,6 +599,13 @@ def score(
                 file=sys.stderr,
             )
 
+    if "copying" in metrics:
+        from .copying import copying_test
+
+        assert train_x is not None and f_real is not None and f_fake is not None  # "copying" needs --train
+        f_train = np.concatenate(train_x.features)
+        result.update(_guarded(lambda: copying_test(f_train, f_real, f_fake, copying_cells, seed)))
+
     checked = [_check_gate(op, key, limit, result[key]) for op, key, limit in gates]
     result.update(
         n=fake.count,
@@ -568,7 +619,9 @@ def score(
         passed=all(g["passed"] for g in checked),
     )
     if report is not None:
-        _write_report(report, result, fake, fake_x, real_side, f_fake if neighbours else None, f_real, batch_size)
+        _write_report(
+            report, result, fake, fake_x, real_side, f_fake if neighbours else None, f_real, batch_size, train_side
+        )
     return result
 
 
@@ -577,9 +630,18 @@ REPORT_NEIGHBOURS = (8, 4)  # generated samples shown, and their nearest real ne
 
 
 def _write_report(
-    path, result: dict, fake: Samples, fake_x: Extracted, real_side, f_fake, f_real, batch_size: int
+    path,
+    result: dict,
+    fake: Samples,
+    fake_x: Extracted,
+    real_side,
+    f_fake,
+    f_real,
+    batch_size: int,
+    train_side: Samples | None = None,
 ) -> None:
-    """The score page: table, the first scored samples and, for images, their nearest real neighbours."""
+    """The score page: table, the first scored samples and, for images, their nearest real neighbours and
+    the generated samples nearest to the training data, beside those training samples."""
     from ..data import true_modes
     from ..plots import image_grid, samples_picture
     from ..report import score_report
@@ -605,7 +667,22 @@ def _write_report(
             cells.append(_as_rgb(x[i : i + 1]))
             cells += [_as_rgb(real_rows[j][None]) for j in nearest[i]]
         grid = image_grid(np.concatenate(cells), ncols=k + 1)
-    score_report(result, path, samples_picture_img=picture, points=fake.kind != "image", neighbours_img=grid)
+    suspects = None
+    if train_side is not None and fake.kind == "image" and result.get("copying_suspects"):
+        pairs = [(s["sample"], s["train"]) for s in result["copying_suspects"]]
+        made = _rows_of(fake, sorted({i for i, _ in pairs}), batch_size)
+        trained = _rows_of(train_side, sorted({j for _, j in pairs}), batch_size)
+        suspects = image_grid(
+            np.concatenate([_as_rgb(row[None]) for i, j in pairs for row in (made[i], trained[j])]), ncols=2
+        )
+    score_report(
+        result,
+        path,
+        samples_picture_img=picture,
+        points=fake.kind != "image",
+        neighbours_img=grid,
+        suspects_img=suspects,
+    )
 
 
 def _rows_of(side: Samples, wanted: list[int], batch_size: int) -> dict:
