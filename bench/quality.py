@@ -6,7 +6,9 @@ MNIST baseline --model mlp), then exported and scored with `gantools score`.
 The 2-D models are also sampled with `gantools generate --refine drs|mh` and
 scored again, as separate rows. Digits and MNIST models train on the `:train`
 split and are scored against `:test` (every fourth image, never seen in
-training) with a classifier trained on `:train` alone. Each MNIST figure
+training) with a classifier trained on `:train` alone, and the data-copying
+test in that classifier's features asks whether the samples sit closer to
+`:train` than `:test` does. Each MNIST figure
 stands beside the same figure of the real floor: the 3,750 `mnist:train`
 digits scored against `mnist:test` as a generator's 3,750 samples are.
 
@@ -94,7 +96,7 @@ def score_one(name: str, seed: int, root: Path, env: dict, classifiers: dict) ->
     """Score one run's exported generator; its figures (without the training time)."""
     onnx, out = root / f"{name}-s{seed}.onnx", {}
     if name in MNIST_RECIPES:
-        return score_mnist(onnx, env, classifiers["mnist"])
+        return {**score_mnist(onnx, env, classifiers["mnist"]), **copying_figures(name, seed, root, env, classifiers)}
     classifier = classifiers.get("digits")
     if name in POINT_RECIPES:
         keys = ("modes", "hq_fraction", "reverse_kl")
@@ -149,7 +151,31 @@ def score_one(name: str, seed: int, root: Path, env: dict, classifiers: dict) ->
     )
     if "class_accuracy" in classes:
         out["class_accuracy"] = classes["class_accuracy"]
-    return out
+    return {**out, **copying_figures(name, seed, root, env, classifiers)}
+
+
+def copying_figures(name: str, seed: int, root: Path, env: dict, classifiers: dict) -> dict:
+    """The data-copying test of a digits or MNIST run, in its domain classifier's features: its generated
+    samples and the held-out split against the training split it learnt from."""
+    data = "mnist" if name in MNIST_RECIPES else "digits"
+    n = N_MNIST if data == "mnist" else N_DIGITS
+    got = score_json(
+        root / f"{name}-s{seed}.onnx",
+        "-n",
+        n,
+        "--real",
+        f"{data}:test",
+        "--train",
+        f"{data}:train",
+        "--metrics",
+        "copying",
+        "--extractor",
+        "classifier",
+        "--classifier",
+        classifiers[data],
+        env=env,
+    )
+    return {"copying_ct": got["copying_ct"], "copying_share": got["copying_share"]}
 
 
 def score_mnist(side, env: dict, classifier: Path) -> dict:
@@ -289,6 +315,13 @@ def mean_se(values, percent: bool = False) -> str:
     return f"{statistics.mean(v):.1%} ± {se:.1%}" if percent else f"{statistics.mean(v):.3g} ± {se:.2g}"
 
 
+def copying_cell(rows) -> str:
+    """C_T mean ± SE and its lowest seed (below -3 flags copying), or - for runs scored before the test."""
+    if not all("copying_ct" in r for r in rows):
+        return "-"
+    return f"{mean_se([r['copying_ct'] for r in rows])} (min {min(r['copying_ct'] for r in rows):.2f})"
+
+
 def modes_cell(values) -> str:
     return f"{min(values)} / {statistics.mean(values):.4g}"
 
@@ -322,8 +355,8 @@ def point_table(results: list[dict], seeds: int) -> str:
 def digits_table(results: list[dict], baseline_fid: float) -> str:
     lines = [
         f"| model | C2ST pixels | C2ST pixels, mean of {PIXEL_DRAWS} draws | C2ST classifier features | "
-        "domain FID (÷ halves) | class max dev | conditional accuracy | train s (median) |",
-        "|---" * 8 + "|",
+        "domain FID (÷ halves) | class max dev | conditional accuracy | copying C_T | train s (median) |",
+        "|---" * 9 + "|",
     ]
     for name in DIGIT_RECIPES:
         rows = [r for r in results if r["recipe"] == name]
@@ -335,7 +368,7 @@ def digits_table(results: list[dict], baseline_fid: float) -> str:
         lines.append(
             f"| {name} ({len(rows)} seeds) | {mean_se([r['c2st_pixels'] for r in rows])} | {draws} | "
             f"{mean_se([r['c2st_features'] for r in rows])} | {mean_se([r['fid'] for r in rows])} ({ratio}) | "
-            f"{mean_se([r['class_max_dev'] for r in rows], percent=True)} | {acc} | "
+            f"{mean_se([r['class_max_dev'] for r in rows], percent=True)} | {acc} | {copying_cell(rows)} | "
             f"{statistics.median(r['train_seconds'] for r in rows):.0f} |"
         )
     return "\n".join(lines)
@@ -356,11 +389,11 @@ def mnist_table(results: list[dict], floor: dict) -> str:
 
     lines = [
         "| model | Inception FID (× floor) | domain FID (× floor) | precision (× floor) | recall (× floor) | "
-        "C2ST features | C2ST pixels | class max dev | conditional accuracy | train s (median) |",
-        "|---" * 10 + "|",
+        "C2ST features | C2ST pixels | class max dev | conditional accuracy | copying C_T | train s (median) |",
+        "|---" * 11 + "|",
         f"| real: mnist:train (3,750) | {floor['fid_inception']:.3g} | {floor['fid']:.3g} | "
         f"{floor['precision']:.3f} | {floor['recall']:.3f} | {floor['c2st_features']:.3f} | "
-        f"{floor['c2st_pixels']:.3f} | - | - | - |",
+        f"{floor['c2st_pixels']:.3f} | - | - | - | - |",
     ]
     for name in MNIST_RECIPES:
         rows = [r for r in results if r["recipe"] == name]
@@ -371,7 +404,7 @@ def mnist_table(results: list[dict], floor: dict) -> str:
             f"| {name} ({len(rows)} seeds) | {cell(rows, 'fid_inception', True)} | "
             f"{cell(rows, 'fid', True)} | {cell(rows, 'precision', True)} | {cell(rows, 'recall', True)} | "
             f"{cell(rows, 'c2st_features')} | {cell(rows, 'c2st_pixels')} | "
-            f"{cell(rows, 'class_max_dev', percent=True)} | {acc} | "
+            f"{cell(rows, 'class_max_dev', percent=True)} | {acc} | {copying_cell(rows)} | "
             f"{statistics.median(r['train_seconds'] for r in rows):.0f} |"
         )
     return "\n".join(lines)
@@ -429,6 +462,12 @@ def main():
     results = [r for key, r in latest.items() if key in wanted]
     jobs = sorted(wanted - {(r["recipe"], r["seed"]) for r in results}, key=lambda j: (j[1], names.index(j[0])))
 
+    # runs scored before the data-copying test get its figures alone (seconds, not a whole rescore)
+    lacking = [r for r in results if r["recipe"] in many and "copying_ct" not in r and not args.rescore]
+
+    def add_copying(done_run):
+        return log.append({**done_run, **copying_figures(done_run["recipe"], done_run["seed"], root, env, classifiers)})
+
     def rescore_and_log(done_run):
         return log.append({**done_run, **score_one(done_run["recipe"], done_run["seed"], root, env, classifiers)})
 
@@ -436,6 +475,9 @@ def main():
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         if args.rescore:
             results = list(pool.map(rescore_and_log, results))
+        elif lacking:
+            added = {(r["recipe"], r["seed"]): r for r in pool.map(add_copying, lacking)}
+            results = [added.get((r["recipe"], r["seed"]), r) for r in results]
         results += list(pool.map(lambda job: log.append(run_one(*job, root, env, classifiers)), jobs))
 
     print(
