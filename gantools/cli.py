@@ -410,6 +410,66 @@ def generate(
         click.echo(f"wrote {r.grid}")
 
 
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The walks, one per row (PNG).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Latents of the walks' ends.")
+@click.option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True, help="Walks (rows).")
+@click.option("--steps", type=click.IntRange(2, 64), default=10, show_default=True, help="Samples along each walk.")
+@click.option(
+    "--slerp/--lerp",
+    "spherical",
+    default=True,
+    show_default=True,
+    help="Along great circles (the norm of a Gaussian latent stays typical), or straight lines.",
+)
+@click.option(
+    "--dim",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Instead of walks between latents, sweep latent coordinate DIM from -3 to 3 (0 is a mixture's component).",
+)
+@click.option(
+    "--class",
+    "fixed_class",
+    type=int,
+    default=None,
+    help="Class of the per-walk rows of a conditional model [default: 0]; the first walk is also drawn once per class.",
+)
+@click.option(
+    "--gif", type=click.Path(dir_okay=False), default=None, help="Also a looping animation (.gif, or an animated .png)."
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the smoothness as JSON.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+def walk(model, out, seed, pairs, steps, spherical, dim, fixed_class, gif, json_out, device):
+    """Latent walks of an exported generator: interpolations between latents (within and across the
+    components of a mixture), or one coordinate swept; a row per class for conditional models; and how smooth
+    they are (neighbouring samples' distance as a share of the mean distance between random samples)."""
+    from .files import check_output, write_text_atomic
+    from .walk import walk as draw_walks
+
+    check_output(json_out, "--json", [model])
+    r = draw_walks(
+        model,
+        out,
+        seed=seed,
+        pairs=pairs,
+        steps=steps,
+        spherical=spherical,
+        dim=dim,
+        fixed_class=fixed_class,
+        gif=gif,
+        device=device,
+    )
+    if json_out:
+        write_text_atomic(json_out, json.dumps(r, indent=2) + "\n")
+    click.echo(f"wrote {r['out']}" + (f" and {r['gif']}" if r["gif"] else "") + f": {r['walks']} walks of {steps}")
+    click.echo(
+        f"smoothness: mean step {r['step_mean']:.3f}, largest step {r['step_max']:.3f} "
+        "(of the mean distance between two random samples)"
+    )
+
+
 _SOURCE_HELP = (
     "a built-in name (digits, mnist, ring, grid), a folder of images, an .npz/.npy file, an MNIST IDX "
     "file, or an exported generator .onnx (sampled with -n and --seed)"

@@ -94,6 +94,7 @@ def _metadata(state: dict, role: str) -> dict:
         "conditional": c["conditional"],
         "spectral_norm": c["spectral_norm"],
         "ema": c["ema"],
+        "mixture": c.get("mixture") or 0,  # components picked by z[:, 0]: what a latent walk must keep or cross
         "steps": state["step"],
         "seed": c["seed"],
         "gantools_version": __version__,

@@ -23,6 +23,30 @@ def save_png(img: Image.Image, path) -> None:
         img.save(tmp, format="PNG")
 
 
+def save_animation(frames: list[Image.Image], path, frame_ms: int = 120) -> None:
+    """A looping animation: a GIF, or an animated PNG (full colour) when `path` ends in .png."""
+    fmt = "PNG" if str(path).lower().endswith(".png") else "GIF"
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format=fmt, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+
+
+def labelled_rows(x: np.ndarray, labels: list[str]) -> Image.Image:
+    """Rows of images ([rows, steps, C, H, W] in [0, 1]) as one sheet, each row's label on its left."""
+    from PIL import ImageDraw
+
+    rows, steps = x.shape[:2]
+    sheet = image_grid(x.reshape(rows * steps, *x.shape[2:]), ncols=steps)
+    draw = ImageDraw.Draw(sheet)
+    width = max(int(draw.textlength(label)) for label in labels) + 8
+    out = Image.new("RGB", (sheet.width + width, sheet.height), "white")
+    out.paste(sheet, (width, 0))
+    draw = ImageDraw.Draw(out)
+    row_height = sheet.height / rows
+    for i, label in enumerate(labels):
+        draw.text((4, (i + 0.5) * row_height - 5), label, fill="black")
+    return out
+
+
 def image_grid(x: np.ndarray, ncols: int | None = None, min_cell: int = 48, pad: int = 2) -> Image.Image:
     """Float NCHW images in [0, 1] -> one contact sheet; small images are upscaled (nearest)."""
     n, c, h, w = x.shape
@@ -79,9 +103,15 @@ def _to_image(fig) -> Image.Image:
 
 
 def scatter_plot(
-    points: np.ndarray, centers: np.ndarray | None = None, sigma: float | None = None, size: float = 5.5
+    points: np.ndarray,
+    centers: np.ndarray | None = None,
+    sigma: float | None = None,
+    size: float = 5.5,
+    paths: np.ndarray | None = None,
+    marks: np.ndarray | None = None,
 ) -> Image.Image:
-    """2-D samples as dots over the true modes: red centres inside their 3-sigma circles, equal axes."""
+    """2-D samples as dots over the true modes: red centres inside their 3-sigma circles, equal axes; and
+    `paths` ([rows, steps, 2], latent walks) as lines from a circle to a square, `marks` ([rows, 2]) on them."""
     plt = _pyplot()
     pts = np.asarray(points, dtype=np.float64)[:, :2]
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
@@ -105,6 +135,15 @@ def scatter_plot(
         ax.scatter(
             centers[:, 0], centers[:, 1], s=40, marker="+", lw=1, color="#d62728", zorder=3, label="mode centres"
         )
+    if paths is not None:
+        for i, path in enumerate(np.asarray(paths, dtype=np.float64)[:, :, :2]):
+            colour = f"C{i % 10}"
+            ax.plot(path[:, 0], path[:, 1], "-", lw=1, color=colour, zorder=4, label="latent walks" if i == 0 else None)
+            ax.plot(*path[0], "o", ms=4, color=colour, zorder=5)
+            ax.plot(*path[-1], "s", ms=4, color=colour, zorder=5)
+    if marks is not None:
+        m = np.asarray(marks, dtype=np.float64)
+        ax.scatter(m[:, 0], m[:, 1], s=50, marker="*", color="black", zorder=6)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")

@@ -273,6 +273,7 @@ def run_report(run, out, *, model=None, scores=None, device: str = "auto", curve
         sections.append("</div>")
     if model is not None:
         sections += ["<h2>Samples from the exported generator</h2>", _model_samples(model, device)]
+        sections += ["<h2>Latent walks</h2>", _model_walk(model, device)]
     if records is not None:
         sections.append(_scores_section(records))
     config_rows = [[html.escape(k), _fmt(v)] for k, v in config.items()]
@@ -284,6 +285,26 @@ def run_report(run, out, *, model=None, scores=None, device: str = "auto", curve
     ]
     write_text_atomic(out, _page(f"gantools run {run.name}", sections))
     return out
+
+
+def _model_walk(model, device: str) -> str:
+    """The exported generator's latent walks (as `gantools walk MODEL`), with their smoothness."""
+    from .runtime import OnnxGenerator
+    from .walk import run_walks, smoothness, walk_latents, walk_picture, with_classes
+
+    g = OnnxGenerator(model, device)
+    mixture = int(g.metadata.get("mixture") or 0)
+    walks = walk_latents(g.latent_dim, 0, 8, 10, True, mixture)
+    if g.num_classes:
+        walks = with_classes(walks, g.num_classes, 0, g.class_names)
+    walks = run_walks(g, walks)
+    s = smoothness(g, walks, 0)
+    caption = (
+        f"spherical walks between latents of seed 0{', within and across mixture components' if mixture else ''}"
+        f"{'; the first walk once per class' if g.num_classes else ''}. Neighbouring samples lie {s['step_mean']:.2f} "
+        f"apart on average and at most {s['step_max']:.2f} (1 = the mean distance between two random samples)"
+    )
+    return _figure(walk_picture(g, walks), caption, f"latent walks of {Path(model).name}", plot=g.kind != "image")
 
 
 def _model_samples(model, device: str) -> str:

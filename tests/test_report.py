@@ -121,13 +121,16 @@ def test_training_writes_a_report_and_report_command_adds_model_and_scores(ring_
         "Training curves",
         "Samples during training",
         "Samples from the exported generator",
+        "Latent walks",
         "Scores",
         "Trends over 2 score records",
         "Configuration",
     ]
     text = full.read_text()
     assert "≤ 5" in text and "pass" in text  # the gate and its verdict
-    assert len(page.images) == 1 + 3 + 1 + 4  # + the model's samples, + trends of fid, modes, hq_fraction, rkl
+    assert "Neighbouring samples lie" in text  # the walks' smoothness
+    # + the model's samples and walks, + trends of fid, modes, hq_fraction, rkl
+    assert len(page.images) == 1 + 3 + 1 + 1 + 4
 
 
 def test_score_report_shows_samples_and_nearest_real_neighbours(tmp_path, cli, exported, digits_classifier):
