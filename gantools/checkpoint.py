@@ -68,6 +68,19 @@ def latest_checkpoint(run_dir) -> Path:
     return found[-1]
 
 
+def read_log(run) -> list[dict]:
+    """The lines of a run's log.jsonl (none when it has none; a line a killed run left half-written is skipped)."""
+    log, rows = Path(run) / "log.jsonl", []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
+
+
 def read_run_config(run_dir) -> dict:
     """A run's config.json as a dict; a missing or damaged file is a GanToolsError naming it."""
     path = Path(run_dir) / "config.json"

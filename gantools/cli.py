@@ -259,7 +259,10 @@ def train(ctx, out, resume, quiet, **_):
     ckpt = run_training(out, resume=resume, progress=not quiet, **options)
     if ckpt is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
+    from .health import run_verdicts, summary
+
     click.echo(f"trained: {ckpt}")
+    click.echo(f"health: {summary(run_verdicts(out))}")
     click.echo(f"next: gantools export {out} -o NAME.onnx")
 
 

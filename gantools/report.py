@@ -195,6 +195,8 @@ def _snapshots(run: Path) -> list[Path]:
 
 
 def _story(config: dict, rows: list[dict], steps_done: int) -> str:
+    from .health import diagnose, summary
+
     shape = config.get("sample_shape", [])
     samples = f"{shape[0]}-D points" if config.get("kind") == "points" else f"{'×'.join(map(str, shape))} images"
     kind = {"mlp": "MLP GAN", "dcgan": "DCGAN"}.get(str(config.get("model")), str(config.get("model")))
@@ -220,27 +222,16 @@ def _story(config: dict, rows: list[dict], steps_done: int) -> str:
         )
         if "seconds" in last:
             what += f" Training took {last['seconds']:.0f} s for the logged steps."
+        health = summary(diagnose(rows, str(config.get("loss", "ns"))))
+        what = f"<b>Health: {html.escape(health)}.</b> " + what
     return f'<p class="story">{what}</p>'
-
-
-def read_log(run) -> list[dict]:
-    """The lines of a run's log.jsonl (none when it has none; a line a killed run left half-written is skipped)."""
-    log, rows = Path(run) / "log.jsonl", []
-    for line in log.read_text().splitlines() if log.is_file() else []:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
-            rows.append(row)
-    return rows
 
 
 def run_report(run, out, *, model=None, scores=None, device: str = "auto", curves=None) -> Path:
     """report.html of a run directory: story, config, curves, sample strip, final samples, scores.
 
     `curves`: the training_curves picture when the caller has drawn it already."""
-    from .checkpoint import read_run_config
+    from .checkpoint import read_log, read_run_config
     from .plots import training_curves
 
     run, out = Path(run), Path(out)

@@ -401,6 +401,7 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
         out / "log.jsonl" if world.main else None, start, state["log_partial"] if ckpt is not None else None, board
     )
     G_run, D_run = _distribute(G, D, device, world)
+    health = _HealthWatch(G_ema, config, source, out / "log.jsonl") if world.main else None
 
     B, L, K = config["batch_size"], config["latent_dim"], config["num_classes"]
     b = config["batch_per_rank"]
@@ -474,13 +475,16 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
         step = t + 1
         bar.update(1)
         if step % config["log_every"] == 0 or step == config["steps"]:
-            row = log.flush(step)
+            if health is not None:
+                log.note(**health.look())
+            row = log.flush(step, annotate=None if health is None else health.judge)
             if not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
                 raise GanToolsError(
                     f"training diverged by step {step}: the losses are NaN or Inf; start a new run "
                     "with a lower --lr (or --r1, --spectral-norm)"
                 )
-            bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
+            flags = {"health": ",".join(row["health"])} if row.get("health") else {}
+            bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", **flags, refresh=False)
         if world.main and (step % config["sample_every"] == 0 or step == config["steps"]):
             picture = write_samples(G_ema, config, source, out / "samples" / f"step_{step:07d}.png")
             if board is not None:
@@ -560,6 +564,50 @@ def write_samples(G, config: dict, source, path: Path):
     return picture
 
 
+class _HealthWatch:
+    """The health module's look at the generator (its exported, moving-average copy) on fixed latents at each
+    log line, and the verdict over all lines so far (those before a resume included)."""
+
+    def __init__(self, G_ema, config: dict, source, log_path: Path):
+        from .data import true_modes
+        from .health import FIXED_IMAGES, FIXED_POINTS, mean_pairwise_distance
+        from .latents import labels_for, latents_for
+
+        self.G, self.loss = G_ema, config["loss"]
+        n = FIXED_IMAGES if config["kind"] == "image" else FIXED_POINTS
+        self.z = latents_for(config["seed"], 0, n, config["latent_dim"])
+        self.y = labels_for(0, n, config["num_classes"])
+        real, _ = source.draw(n, config["seed"], 0)  # a real batch, in the generator's output space
+        self.real_spread = mean_pairwise_distance(real)
+        modes = true_modes(source)
+        self.centers = None if modes is None else modes[0]
+        self.rows = []
+        if log_path.exists():  # a resumed run: the lines kept from before
+            self.rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+
+    def look(self) -> dict:
+        """diversity (fixed-latent samples' mean pairwise distance over the real batch's) and, for data with
+        known modes, mode_share (the share of those samples in their most popular mode)."""
+        import torch
+
+        from .health import mean_pairwise_distance, top_mode_share
+
+        device = next(self.G.parameters()).device
+        with torch.no_grad():
+            y = None if self.y is None else torch.as_tensor(self.y, device=device)
+            x = self.G(torch.as_tensor(self.z, device=device), y).float().cpu().numpy()
+        out = {"diversity": round(mean_pairwise_distance(x) / max(self.real_spread, 1e-12), 4)}
+        if self.centers is not None:
+            out["mode_share"] = round(top_mode_share(x, self.centers), 4)
+        return out
+
+    def judge(self, row: dict) -> dict:
+        from .health import diagnose
+
+        self.rows.append(row)
+        return {"health": [v.problem for v in diagnose(self.rows, self.loss)]}
+
+
 class _Log:
     """log.jsonl: means of each quantity over the steps since the last line.
 
@@ -591,19 +639,22 @@ class _Log:
         """The sums since the last line, saved in checkpoints so a resumed log matches."""
         return {"sums": dict(self.sums), "count": self.count}
 
-    def flush(self, step: int) -> dict:
+    def flush(self, step: int, annotate=None) -> dict:
+        """Write the line of `step`; `annotate(row)` may add values computed from it (the health verdict)."""
         row = {
             "step": step,
             **{k: v / self.count for k, v in self.sums.items()},
             "seconds": round(time.perf_counter() - self.t0, 3),
             **self.notes,
         }
+        if annotate is not None:
+            row.update(annotate(row))
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if self.board is not None:
             for key, value in row.items():
-                if key not in ("step", "seconds", *self.notes):
+                if key not in ("step", "seconds", "health", *self.notes):
                     self.board.add_scalar(f"train/{key}", value, step)
             (last_step, last_s), self.last = self.last, (step, row["seconds"])
             if row["seconds"] > last_s:
@@ -622,8 +673,9 @@ def _step_of(line: str) -> float:
 
 def _write_pictures(out: Path) -> None:
     """loss.png (losses and D outputs) and report.html, the run's page (see report.py)."""
+    from .checkpoint import read_log
     from .plots import save_png, training_curves
-    from .report import read_log, run_report
+    from .report import run_report
 
     rows = read_log(out)
     curves = training_curves(rows) if rows else None

@@ -69,8 +69,8 @@ def component_centre(k: int, components: int) -> float:
 
 def walk_latents(latent_dim: int, seed: int, pairs: int, steps: int, spherical: bool, mixture: int) -> Walks:
     """`pairs` walks between latent pairs of `seed` (samples 0..2*pairs-1 of `generate --seed`). For a mixture
-    of M components the first half of the walks stays in the first end's component, the rest cross to
-    another one (the one opposite, when both ends fell in the same)."""
+    of M components the first half of the walks stays in the first end's component, the rest switch
+    halfway to another one (the one opposite, when both ends fell in the same)."""
     ends = latents_for(seed, 0, 2 * pairs, latent_dim).astype(np.float64).reshape(pairs, 2, latent_dim)
     t = np.linspace(0.0, 1.0, steps)
     move = slerp if spherical else lerp
@@ -88,7 +88,7 @@ def walk_latents(latent_dim: int, seed: int, pairs: int, steps: int, spherical: 
             if kb == ka:
                 kb = (ka + mixture // 2) % mixture
                 b = np.concatenate([[component_centre(kb, mixture)], b[1:]])
-            first = lerp(a[:1], b[:1], t)[:, 0]
+            first = np.where(t < 0.5, a[0], b[0])  # one switch, halfway: no components between are visited
         rows.append(np.concatenate([first[:, None], move(a[1:], b[1:], t)], axis=1))
         labels.append(f"component {ka}" if ka == kb else f"component {ka} -> {kb}")
     return Walks(np.stack(rows).astype(np.float32), None, labels)

@@ -53,6 +53,7 @@ def test_mixture_walks_stay_in_a_component_or_cross_to_another_and_say_which():
         first, last = component_of(row[0, 0], m), component_of(row[-1, 0], m)
         if "->" in label:
             assert first != last and label == f"component {first} -> {last}"
+            assert len(set(row[:, 0].tolist())) == 2  # one switch: no components in between
         else:
             assert np.all(row[:, 0] == row[0, 0]) and label == f"component {first}"
     assert sum("->" in label for label in w.labels) == 3
