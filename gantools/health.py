@@ -11,6 +11,8 @@ samples in the most popular mode. From those lines alone this module names:
   (D tells every sample apart, and G gets little gradient from it);
 - collapse: the fixed-latent samples far less diverse than real data, or
   most of them in one mode of a mixture;
+- not converging (data with known modes): past a quarter of the run, most of
+  the fixed-latent samples still off every mode (beyond 3 sigma);
 - oscillation: D(real) - D(fake) swinging with growing amplitude;
 - divergence (NaN/Inf) stops training with its own error.
 
@@ -31,6 +33,7 @@ GAP_WIN = 4.0  # D(real) - D(fake) mean logits: D right about 88% of the time or
 G_LOSS_WIN = 2.0  # non-saturating G loss -log D(G(z)) >= 2: D(G(z)) <= 0.14 on average
 DIVERSITY_LOW = 0.35  # fixed-latent samples' mean pairwise distance over a real batch's
 MODE_SHARE_HIGH = 0.5  # share of the fixed-latent points in the most popular mode (uniform: 1 / modes)
+ON_MODES_LOW = 0.5  # share of the fixed-latent points within 3 sigma of a mode, past a quarter of the run
 WINDOW = 8  # log lines per amplitude window of the oscillation test
 SWING_GROWTH = 2.0  # each of two successive windows' swing this many times the one before
 SWING_MIN = 1.0  # and the last swing at least this large (logit units)
@@ -39,7 +42,7 @@ FIXED_POINTS, FIXED_IMAGES = 512, 64  # fixed latents whose samples are looked a
 
 @dataclass(frozen=True)
 class Verdict:
-    problem: str  # "d_wins", "collapse", "oscillation"
+    problem: str  # "d_wins", "collapse", "off_modes", "oscillation"
     since: int  # the step its streak began
     detail: str
     advice: str
@@ -51,6 +54,7 @@ class Verdict:
 ADVICE = {
     "d_wins": "try a stronger --r1 (or --r1 1 where it is off), --spectral-norm, or a lower --lr",
     "collapse": "try --mixture 50, a stronger --r1, or --loss hinge",
+    "off_modes": "try a lower --lr, a stronger --r1, or more --steps",
     "oscillation": "try a lower --lr or --lr-schedule linear, or --ema 0.999 for the exported generator",
 }
 
@@ -84,8 +88,9 @@ def _swing_since(rows: list[dict]) -> int | None:
     return None
 
 
-def diagnose(rows: list[dict], loss: str = "ns") -> list[Verdict]:
-    """The problems the log lines `rows` show at their last line (none: healthy)."""
+def diagnose(rows: list[dict], loss: str = "ns", steps: int | None = None) -> list[Verdict]:
+    """The problems the log lines `rows` show at their last line (none: healthy); `steps`, the run's length,
+    lets the mode test wait for a quarter of it."""
     rows = [r for r in rows if "d_real" in r and "d_fake" in r]
     found = []
     if loss != "wgan-gp":  # a critic's scores are not logits: no scale says "winning"
@@ -105,6 +110,22 @@ def diagnose(rows: list[dict], loss: str = "ns") -> list[Verdict]:
     def collapsed(r):
         return r.get("diversity", 1.0) < DIVERSITY_LOW or r.get("mode_share", 0.0) > MODE_SHARE_HIGH
 
+    settled = (steps or 0) / 4
+
+    def off_modes(r):
+        return r["step"] >= settled and r.get("on_modes", 1.0) < ON_MODES_LOW
+
+    since = _streak_start(rows, off_modes)
+    if since is not None:
+        found.append(
+            Verdict(
+                "off_modes",
+                since,
+                f"training is not converging (only {rows[-1]['on_modes']:.0%} of the fixed-latent samples within "
+                "3 sigma of a mode)",
+                ADVICE["off_modes"],
+            )
+        )
     since = _streak_start(rows, collapsed)
     if since is not None:
         last = rows[-1]
@@ -126,7 +147,8 @@ def run_verdicts(run) -> list[Verdict]:
     """The verdicts of a run directory's log.jsonl at its last line."""
     from .checkpoint import read_log, read_run_config
 
-    return diagnose(read_log(run), read_run_config(run).get("loss", "ns"))
+    config = read_run_config(run)
+    return diagnose(read_log(run), config.get("loss", "ns"), config.get("steps"))
 
 
 def summary(verdicts: list[Verdict]) -> str:
@@ -145,8 +167,13 @@ def mean_pairwise_distance(x: np.ndarray) -> float:
     return float(np.sqrt(d2)[np.triu_indices(n, 1)].mean()) if n > 1 else 0.0
 
 
-def top_mode_share(points: np.ndarray, centers: np.ndarray) -> float:
-    """The share of points whose nearest mode centre is the most common one."""
+def mode_look(points: np.ndarray, centers: np.ndarray, sigma: float) -> dict:
+    """mode_share: the share of points whose nearest mode centre is the most common one; on_modes: the share
+    within 3 sigma of their nearest centre (the mode metrics' "high quality")."""
     p, c = np.asarray(points, np.float64), np.asarray(centers, np.float64)
-    nearest = ((p[:, None, :] - c[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-    return float(np.bincount(nearest, minlength=len(c)).max() / len(p))
+    d2 = ((p[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+    nearest = d2.argmin(axis=1)
+    return {
+        "mode_share": float(np.bincount(nearest, minlength=len(c)).max() / len(p)),
+        "on_modes": float((np.sqrt(d2.min(axis=1)) <= 3.0 * sigma).mean()),
+    }

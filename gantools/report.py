@@ -222,7 +222,7 @@ def _story(config: dict, rows: list[dict], steps_done: int) -> str:
         )
         if "seconds" in last:
             what += f" Training took {last['seconds']:.0f} s for the logged steps."
-        health = summary(diagnose(rows, str(config.get("loss", "ns"))))
+        health = summary(diagnose(rows, str(config.get("loss", "ns")), config.get("steps")))
         what = f"<b>Health: {html.escape(health)}.</b> " + what
     return f'<p class="story">{what}</p>'
 

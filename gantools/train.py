@@ -573,39 +573,38 @@ class _HealthWatch:
         from .health import FIXED_IMAGES, FIXED_POINTS, mean_pairwise_distance
         from .latents import labels_for, latents_for
 
-        self.G, self.loss = G_ema, config["loss"]
+        self.G, self.loss, self.steps = G_ema, config["loss"], config["steps"]
         n = FIXED_IMAGES if config["kind"] == "image" else FIXED_POINTS
         self.z = latents_for(config["seed"], 0, n, config["latent_dim"])
         self.y = labels_for(0, n, config["num_classes"])
         real, _ = source.draw(n, config["seed"], 0)  # a real batch, in the generator's output space
         self.real_spread = mean_pairwise_distance(real)
-        modes = true_modes(source)
-        self.centers = None if modes is None else modes[0]
+        self.modes = true_modes(source)
         self.rows = []
         if log_path.exists():  # a resumed run: the lines kept from before
             self.rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
 
     def look(self) -> dict:
         """diversity (fixed-latent samples' mean pairwise distance over the real batch's) and, for data with
-        known modes, mode_share (the share of those samples in their most popular mode)."""
+        known modes, mode_share and on_modes (health.mode_look)."""
         import torch
 
-        from .health import mean_pairwise_distance, top_mode_share
+        from .health import mean_pairwise_distance, mode_look
 
         device = next(self.G.parameters()).device
         with torch.no_grad():
             y = None if self.y is None else torch.as_tensor(self.y, device=device)
             x = self.G(torch.as_tensor(self.z, device=device), y).float().cpu().numpy()
         out = {"diversity": round(mean_pairwise_distance(x) / max(self.real_spread, 1e-12), 4)}
-        if self.centers is not None:
-            out["mode_share"] = round(top_mode_share(x, self.centers), 4)
+        if self.modes is not None:
+            out.update({k: round(v, 4) for k, v in mode_look(x, *self.modes).items()})
         return out
 
     def judge(self, row: dict) -> dict:
         from .health import diagnose
 
         self.rows.append(row)
-        return {"health": [v.problem for v in diagnose(self.rows, self.loss)]}
+        return {"health": [v.problem for v in diagnose(self.rows, self.loss, self.steps)]}
 
 
 class _Log:

@@ -14,8 +14,8 @@ from gantools.health import (
     WINDOW,
     diagnose,
     mean_pairwise_distance,
+    mode_look,
     summary,
-    top_mode_share,
 )
 
 
@@ -60,6 +60,14 @@ def test_collapse_from_diversity_or_from_one_mode():
     assert [v.problem for v in one_mode] == ["collapse"] and "80% of the fixed-latent samples" in one_mode[0].detail
 
 
+def test_samples_off_the_modes_are_judged_only_past_a_quarter_of_the_run():
+    rows = _rows(np.full(20, 0.3), diversity=1.0, mode_share=0.13, on_modes=0.2)  # steps 50 .. 1,000
+    (verdict,) = diagnose(rows, steps=1000)
+    assert verdict.problem == "off_modes" and verdict.since == 250 and "20% of the fixed-latent" in verdict.detail
+    assert diagnose(rows[:6], steps=1000) == []  # up to step 300: only 2 lines past the quarter
+    assert diagnose(_rows(np.full(20, 0.3), on_modes=0.9), steps=1000) == []
+
+
 def test_oscillation_needs_a_growing_swing():
     t = np.arange(3 * WINDOW)
     growing = 0.5 + 0.05 * 3.0 ** (t / WINDOW * 1.2) * np.sin(t * 2.1)  # amplitude x2.3 a window
@@ -75,14 +83,14 @@ def test_the_distances_and_shares_are_the_plain_ones():
     assert mean_pairwise_distance(x) == pytest.approx(pdist(x.reshape(40, -1)).mean(), rel=1e-9)
     centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     points = np.array([[0.1, 0.0], [9.0, 0.2], [0.3, 0.1], [-0.2, 0.4], [0.0, 9.9]])
-    assert top_mode_share(points, centers) == 3 / 5
+    assert mode_look(points, centers, sigma=0.2) == {"mode_share": 3 / 5, "on_modes": 4 / 5}  # all but (9, 0.2)
 
 
 def test_training_logs_the_look_and_the_verdict_and_says_it_at_the_end(cli, tmp_path):
     code, out, _ = cli("train", "--data", "ring", "--steps", "150", "--out", tmp_path / "r", "-q")
     assert code == 0
     rows = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
-    assert all({"diversity", "mode_share", "health"} <= set(r) for r in rows)
-    assert all(0 < r["diversity"] and 0 < r["mode_share"] <= 1 for r in rows)
+    assert all({"diversity", "mode_share", "on_modes", "health"} <= set(r) for r in rows)
+    assert all(0 < r["diversity"] and 0 < r["mode_share"] <= 1 and 0 <= r["on_modes"] <= 1 for r in rows)
     assert "health: " in out
     assert "Health: " in (tmp_path / "r" / "report.html").read_text()
