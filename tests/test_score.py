@@ -155,7 +155,10 @@ def test_all_json_keys_can_be_produced(tmp_path, exported, digits_classifier):
         progress=False,
     )
     points = score("ring", "ring", ["modes"], progress=False)
-    produced = set(images) | set(points)
+    copying = score(
+        exported["cdcgan"], "digits:test", ["copying"], n=200, train="digits:train", extractor="raw", progress=False
+    )
+    produced = set(images) | set(points) | set(copying)
     assert set(GATE_KEYS) - {"is_mean", "is_std"} <= produced
 
 
