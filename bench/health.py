@@ -5,7 +5,9 @@ grid, the classic MLP on the ring, five D steps per G step, the classic MLP on
 MNIST) and the 2-D recipes over several seeds, each as a user would
 (`gantools train`, one thread, nothing else changed), then reads the verdict
 in every line of each log.jsonl. A miss is a failing run never flagged; a
-false alarm is a recipe run flagged on any line. Run directories trained
+false alarm is a recipe run flagged on any line. For the 2-D runs the final
+generator is also scored (`gantools score --metrics modes`, 2,500 samples):
+whether a run made to fail did fail is a fact to check, not an assumption. Run directories trained
 elsewhere (such as bench/quality.py's digits and MNIST runs) can be judged
 too, as recipe runs or as failing ones.
 
@@ -52,8 +54,10 @@ FAILING = {
     ],
     "ring, 5 D steps per G step": ["--data", "ring", "--n-critic", "5"],
     "mnist, the classic MLP GAN (mnist/mlp)": ["--data", "mnist:train", "--model", "mlp"],
+    "grid, R1 off and no latent mixture": ["--data", "grid", "--r1", "0", "--mixture", "0"],
 }
 RECIPES = {"ring": ["--data", "ring"], "grid": ["--data", "grid"]}
+MODES = {"ring": 8, "grid": 25}
 
 
 def train(args: list, out: Path) -> None:
@@ -66,6 +70,22 @@ def train(args: list, out: Path) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def outcome(run: Path) -> str:
+    """Modes found and high-quality share of a 2-D run's final generator, '-' for images."""
+    config = json.loads((run / "config.json").read_text())
+    if config["kind"] != "points":
+        return "-"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    onnx, got = run.with_suffix(".onnx"), run.with_suffix(".json")
+    for args in (
+        ["export", str(run), "-o", str(onnx), "--overwrite"],
+        ["score", str(onnx), "--real", config["data"], "--metrics", "modes", "--json", str(got), "-q"],
+    ):
+        subprocess.run([sys.executable, "-m", "gantools", *args], env=env, check=True, capture_output=True)
+    r = json.loads(got.read_text())
+    return f"{r['modes']}/{MODES[config['data']]} modes, {r['hq_fraction']:.1%} high quality"
 
 
 def judge(run: Path) -> dict:
@@ -107,14 +127,15 @@ def main():
     runs += [(str(d), False, Path(d)) for d in args.recipe_runs]
     runs += [(str(d), True, Path(d)) for d in args.failing_runs]
 
-    results = [{"run": name, "made_to_fail": fail, **judge(out)} for name, fail, out in runs]
-    print("| run | made to fail | flagged lines | first flagged | problems | verdict at the end |")
-    print("|---|---|---|---|---|---|")
+    results = [{"run": name, "made_to_fail": fail, "outcome": outcome(out), **judge(out)} for name, fail, out in runs]
+    print("| run | made to fail | final samples | flagged lines | first flagged | problems | verdict at the end |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         first = f"{r['first']:,}" if r["first"] is not None else "-"
         end = "; ".join(r["end"]) or "healthy"
         print(
-            f"| {r['run']} | {'yes' if r['made_to_fail'] else 'no'} | {r['flagged_lines']} of {r['lines']} | "
+            f"| {r['run']} | {'yes' if r['made_to_fail'] else 'no'} | {r['outcome']} | "
+            f"{r['flagged_lines']} of {r['lines']} | "
             f"{first} | {', '.join(r['problems']) or '-'} | {end} |"
         )
     misses = [r for r in results if r["made_to_fail"] and not r["flagged_lines"]]
