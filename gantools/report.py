@@ -281,17 +281,12 @@ def run_report(run, out, *, model=None, scores=None, device: str = "auto", curve
 def _model_walk(model, device: str) -> str:
     """The exported generator's latent walks (as `gantools walk MODEL`), with their smoothness."""
     from .runtime import OnnxGenerator
-    from .walk import run_walks, smoothness, walk_latents, walk_picture, with_classes
+    from .walk import model_walks, walk_picture
 
     g = OnnxGenerator(model, device)
-    mixture = int(g.metadata.get("mixture") or 0)
-    walks = walk_latents(g.latent_dim, 0, 8, 10, True, mixture)
-    if g.num_classes:
-        walks = with_classes(walks, g.num_classes, 0, g.class_names)
-    walks = run_walks(g, walks)
-    s = smoothness(g, walks, 0)
+    walks, s = model_walks(g)
     caption = (
-        f"spherical walks between latents of seed 0{', within and across mixture components' if mixture else ''}"
+        f"spherical walks between latents of seed 0{', within and across mixture components' if s['mixture'] else ''}"
         f"{'; the first walk once per class' if g.num_classes else ''}. Neighbouring samples lie {s['step_mean']:.2f} "
         f"apart on average and at most {s['step_max']:.2f} (1 = the mean distance between two random samples)"
     )

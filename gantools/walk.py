@@ -148,6 +148,28 @@ def smoothness(model, walks: Walks, seed: int) -> dict:
     }
 
 
+def model_walks(
+    model,
+    seed: int = 0,
+    pairs: int = 8,
+    steps: int = 10,
+    spherical: bool = True,
+    dim: int | None = None,
+    fixed_class: int | None = None,
+) -> tuple[Walks, dict]:
+    """A generator's walks (between latents, or along coordinate `dim`; a conditional model's once per class
+    first) with its samples, and their smoothness."""
+    mixture = int(model.metadata.get("mixture") or 0)
+    if dim is None:
+        walks = walk_latents(model.latent_dim, seed, pairs, steps, spherical, mixture)
+    else:
+        walks = dim_latents(model.latent_dim, seed, pairs, steps, dim, mixture)
+    if model.num_classes:
+        walks = with_classes(walks, model.num_classes, fixed_class or 0, model.class_names)
+    walks = run_walks(model, walks)
+    return walks, {"mixture": mixture, **smoothness(model, walks, seed)}
+
+
 def walk_picture(model, walks: Walks, t: int | None = None):
     """Images: one labelled row per walk. Points: the walks' paths over samples of the model and the modes of
     its built-in data set; `t` marks each walk's frame t (an animation's frame)."""
@@ -204,15 +226,7 @@ def walk(
         check_output(path, flag, [model_path])
     g = OnnxGenerator(model_path, device)
     check_class(g, fixed_class)
-    mixture = int(g.metadata.get("mixture") or 0)
-    if dim is None:
-        walks = walk_latents(g.latent_dim, seed, pairs, steps, spherical, mixture)
-    else:
-        walks = dim_latents(g.latent_dim, seed, pairs, steps, dim, mixture)
-    if g.num_classes:
-        walks = with_classes(walks, g.num_classes, fixed_class or 0, g.class_names)
-    walks = run_walks(g, walks)
-    smooth = smoothness(g, walks, seed)
+    walks, smooth = model_walks(g, seed, pairs, steps, spherical, dim, fixed_class)
     save_png(walk_picture(g, walks), out)
     if gif is not None:
         save_animation(animation_frames(g, walks), gif)
@@ -221,7 +235,6 @@ def walk(
         "gif": None if gif is None else str(gif),
         "walks": len(walks.labels),
         "steps": steps,
-        "mixture": mixture,
         "spherical": spherical,
         "dim": dim,
         **smooth,
