@@ -72,18 +72,20 @@ def outcome(run: Path) -> str:
 
 
 def judge(run: Path) -> dict:
-    """Verdicts of a run: on every line (as training printed them) and at the end."""
-    from gantools.checkpoint import read_log
-    from gantools.health import run_verdicts
+    """Verdicts of a run on every line (recomputed from the lines up to it, as training computes them, so
+    that logs written before the verdict existed are judged too) and at the end."""
+    from gantools.checkpoint import read_log, read_run_config
+    from gantools.health import diagnose
 
-    rows = read_log(run)
-    flagged = [r for r in rows if r.get("health")]
+    rows, config = read_log(run), read_run_config(run)
+    verdicts = [diagnose(rows[: i + 1], config.get("loss", "ns"), config.get("steps")) for i in range(len(rows))]
+    flagged = [(row, v) for row, v in zip(rows, verdicts, strict=True) if v]
     return {
         "flagged_lines": len(flagged),
         "lines": len(rows),
-        "first": flagged[0]["step"] if flagged else None,
-        "problems": sorted({p for r in flagged for p in r["health"]}),
-        "end": [v.line() for v in run_verdicts(run)],
+        "first": flagged[0][0]["step"] if flagged else None,
+        "problems": sorted({x.problem for _, v in flagged for x in v}),
+        "end": [v.line() for v in verdicts[-1]] if verdicts else [],
     }
 
 
