@@ -71,6 +71,13 @@ def outcome(run: Path) -> str:
     return f"{r['modes']}/{MODES[config['data']]} modes, {r['hq_fraction']:.1%} high quality"
 
 
+def survived(outcome: str) -> bool:
+    """Whether a 2-D run's final samples ('m/M modes, q% high quality') found every mode at >= 90% quality."""
+    modes, rest = outcome.split(" modes, ")
+    found, total = modes.split("/")
+    return found == total and float(rest.split("%")[0]) >= 90.0
+
+
 def judge(run: Path) -> dict:
     """Verdicts of a run on every line (recomputed from the lines up to it, as training computes them, so
     that logs written before the verdict existed are judged too) and at the end."""
@@ -123,12 +130,14 @@ def main():
             f"{r['flagged_lines']} of {r['lines']} | "
             f"{first} | {', '.join(r['problems']) or '-'} | {end} |"
         )
-    misses = [r for r in results if r["made_to_fail"] and not r["flagged_lines"]]
+    fine = [r for r in results if r["made_to_fail"] and r["outcome"] != "-" and survived(r["outcome"])]
+    misses = [r for r in results if r["made_to_fail"] and r not in fine and not r["flagged_lines"]]
     alarms = [r for r in results if not r["made_to_fail"] and r["flagged_lines"]]
     failing = sum(r["made_to_fail"] for r in results)
     print(
-        f"\nmisses: {len(misses)} of {failing} runs made to fail; "
-        f"false alarms: {len(alarms)} of {len(results) - failing} recipe runs"
+        f"\nmisses: {len(misses)} of the {failing - len(fine)} runs made to fail that failed ({len(fine)} more did "
+        f"not fail: every mode, >= 90% high quality); false alarms: {len(alarms)} of {len(results) - failing} "
+        "recipe runs"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
