@@ -66,13 +66,17 @@ def outcome(run: Path) -> str:
         ["export", str(run), "-o", str(onnx), "--overwrite"],
         ["score", str(onnx), "--real", config["data"], "--metrics", "modes", "--json", str(got), "-q"],
     ):
-        subprocess.run([sys.executable, "-m", "gantools", *args], env=env, check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "gantools", *args], env=env, capture_output=True, text=True)
+        if done.returncode:  # a generator whose weights blew up fails export's parity check
+            return f"not exported: {done.stderr.strip().removeprefix('gantools: error: ')[:60]}"
     r = json.loads(got.read_text())
     return f"{r['modes']}/{MODES[config['data']]} modes, {r['hq_fraction']:.1%} high quality"
 
 
 def survived(outcome: str) -> bool:
     """Whether a 2-D run's final samples ('m/M modes, q% high quality') found every mode at >= 90% quality."""
+    if " modes, " not in outcome:
+        return False
     modes, rest = outcome.split(" modes, ")
     found, total = modes.split("/")
     return found == total and float(rest.split("%")[0]) >= 90.0
