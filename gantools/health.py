@@ -12,7 +12,8 @@ samples in the most popular mode. From those lines alone this module names:
 - collapse: the fixed-latent samples far less diverse than real data, or
   most of them in one mode of a mixture;
 - not converging (data with known modes): past half the run, three quarters
-  of the fixed-latent samples or more still off every mode (beyond 3 sigma);
+  of the fixed-latent samples or more still off every mode (beyond 3 sigma),
+  or fewer than half of the modes reached by them (modes dropped);
 - oscillation: D(real) - D(fake) swinging with growing amplitude;
 - divergence (NaN/Inf) stops training with its own error.
 
@@ -36,6 +37,7 @@ MODE_SHARE_HIGH = 0.5  # share of the fixed-latent points in the most popular mo
 # share of the fixed-latent points within 3 sigma of a mode, past half the run (the recipes' R1 fades over the
 # run, and their samples may stray from the modes for a while before it has)
 ON_MODES_LOW = 0.25
+COVERED_LOW = 0.5  # share of the modes the fixed-latent points reach, past half the run
 WINDOW = 8  # log lines per amplitude window of the oscillation test
 SWING_GROWTH = 2.0  # each of two successive windows' swing this many times the one before
 SWING_MIN = 1.0  # and the last swing at least this large (logit units)
@@ -115,7 +117,9 @@ def diagnose(rows: list[dict], loss: str = "ns", steps: int | None = None) -> li
     settled = (steps or 0) / 2
 
     def off_modes(r):
-        return r["step"] >= settled and r.get("on_modes", 1.0) < ON_MODES_LOW
+        return r["step"] >= settled and (
+            r.get("on_modes", 1.0) < ON_MODES_LOW or r.get("modes_covered", 1.0) < COVERED_LOW
+        )
 
     since = _streak_start(rows, off_modes)
     if since is not None:
@@ -123,8 +127,8 @@ def diagnose(rows: list[dict], loss: str = "ns", steps: int | None = None) -> li
             Verdict(
                 "off_modes",
                 since,
-                f"training is not converging (only {rows[-1]['on_modes']:.0%} of the fixed-latent samples within "
-                "3 sigma of a mode)",
+                f"training is not converging ({rows[-1]['on_modes']:.0%} of the fixed-latent samples within 3 "
+                f"sigma of a mode, {rows[-1].get('modes_covered', 1.0):.0%} of the modes reached)",
                 ADVICE["off_modes"],
             )
         )
@@ -171,11 +175,15 @@ def mean_pairwise_distance(x: np.ndarray) -> float:
 
 def mode_look(points: np.ndarray, centers: np.ndarray, sigma: float) -> dict:
     """mode_share: the share of points whose nearest mode centre is the most common one; on_modes: the share
-    within 3 sigma of their nearest centre (the mode metrics' "high quality")."""
+    within 3 sigma of their nearest centre (the mode metrics' "high quality"); modes_covered: the share of
+    modes holding at least a fifth of their expected count of such points (the mode metrics' "captured")."""
     p, c = np.asarray(points, np.float64), np.asarray(centers, np.float64)
     d2 = ((p[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
     nearest = d2.argmin(axis=1)
+    near = np.sqrt(d2.min(axis=1)) <= 3.0 * sigma
+    on_each = np.bincount(nearest[near], minlength=len(c))
     return {
         "mode_share": float(np.bincount(nearest, minlength=len(c)).max() / len(p)),
-        "on_modes": float((np.sqrt(d2.min(axis=1)) <= 3.0 * sigma).mean()),
+        "on_modes": float(near.mean()),
+        "modes_covered": float((on_each >= len(p) / len(c) / 5).mean()),
     }

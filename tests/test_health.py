@@ -66,6 +66,8 @@ def test_samples_off_the_modes_are_judged_only_past_half_the_run():
     assert verdict.problem == "off_modes" and verdict.since == 500 and "20% of the fixed-latent" in verdict.detail
     assert diagnose(rows[:11], steps=1000) == []  # up to step 550: only 2 lines past half the run
     assert diagnose(_rows(np.full(20, 0.3), on_modes=0.9), steps=1000) == []
+    dropped = diagnose(_rows(np.full(20, 0.3), on_modes=0.9, modes_covered=0.36), steps=1000)
+    assert [v.problem for v in dropped] == ["off_modes"] and "36% of the modes reached" in dropped[0].detail
 
 
 def test_oscillation_needs_a_growing_swing():
@@ -83,7 +85,8 @@ def test_the_distances_and_shares_are_the_plain_ones():
     assert mean_pairwise_distance(x) == pytest.approx(pdist(x.reshape(40, -1)).mean(), rel=1e-9)
     centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     points = np.array([[0.1, 0.0], [9.0, 0.2], [0.3, 0.1], [-0.2, 0.4], [0.0, 9.9]])
-    assert mode_look(points, centers, sigma=0.2) == {"mode_share": 3 / 5, "on_modes": 4 / 5}  # all but (9, 0.2)
+    # on a mode: all but (9, 0.2); so the mode at (10, 0) holds none and 2 of the 3 modes are reached
+    assert mode_look(points, centers, sigma=0.2) == {"mode_share": 3 / 5, "on_modes": 4 / 5, "modes_covered": 2 / 3}
 
 
 def test_training_logs_the_look_and_the_verdict_and_says_it_at_the_end(cli, tmp_path):
