@@ -123,12 +123,14 @@ def diagnose(rows: list[dict], loss: str = "ns", steps: int | None = None) -> li
 
     since = _streak_start(rows, off_modes)
     if since is not None:
+        last = rows[-1]
+        reached = f", {last['modes_covered']:.0%} of the modes reached" if "modes_covered" in last else ""
         found.append(
             Verdict(
                 "off_modes",
                 since,
-                f"training is not converging ({rows[-1]['on_modes']:.0%} of the fixed-latent samples within 3 "
-                f"sigma of a mode, {rows[-1].get('modes_covered', 1.0):.0%} of the modes reached)",
+                f"training is not converging ({last['on_modes']:.0%} of the fixed-latent samples within 3 sigma of "
+                f"a mode{reached})",
                 ADVICE["off_modes"],
             )
         )
