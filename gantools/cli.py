@@ -572,7 +572,7 @@ def stats(
     skip_bad_images,
     quiet,
 ):
-    from .metrics.score import compute_stats
+    from .metrics.reference import compute_stats
 
     r = compute_stats(
         source,
@@ -701,7 +701,7 @@ def score(
     quiet,
 ):
     from .files import check_output, write_text_atomic
-    from .metrics.score import format_table, parse_gate
+    from .metrics.gates import format_table, parse_gate
     from .metrics.score import score as run_score
 
     for flag, path in (("--json", json_out), ("--log", log_out), ("--report", report_out)):

@@ -89,7 +89,7 @@ def _fmt(value) -> str:
 
 def score_table(result: dict) -> str:
     """Every metric of a score result with its gate and pass/fail."""
-    from .metrics.score import GATE_KEYS
+    from .metrics.registry import GATE_KEYS
 
     gates = {g["metric"]: g for g in result.get("gates", [])}
     rows = []
@@ -114,7 +114,7 @@ def score_table(result: dict) -> str:
 
 def _is_score_record(record) -> bool:
     """A JSON object as `score --log` writes it: numbers (or null) for metrics, well-formed gates."""
-    from .metrics.score import GATE_KEYS
+    from .metrics.registry import GATE_KEYS
 
     if not isinstance(record, dict):
         return False
@@ -158,7 +158,7 @@ def read_score_log(path) -> list[dict]:
 
 
 def _scores_section(records: list[dict]) -> str:
-    from .metrics.score import GATE_KEYS
+    from .metrics.registry import GATE_KEYS
     from .plots import metric_trend
 
     latest = records[-1]

@@ -8,7 +8,12 @@ the class they were asked for says whether the condition is obeyed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .registry import Inputs
 
 
 def class_metrics(fake_pred, real_pred, num_classes: int, requested=None) -> dict:
@@ -24,3 +29,14 @@ def class_metrics(fake_pred, real_pred, num_classes: int, requested=None) -> dic
     if requested is not None:
         out["class_accuracy"] = float((np.asarray(fake_pred) == np.asarray(requested)).mean())
     return out
+
+
+def score_classes(inputs: Inputs) -> dict:
+    """Class metrics of both sides as the domain classifier sees them."""
+    fake, real = inputs.fake, inputs.real
+    return class_metrics(
+        np.concatenate(fake.classes),
+        np.concatenate(real.classes),
+        inputs.classifier.num_classes,
+        np.concatenate(fake.labels) if fake.labels else None,
+    )

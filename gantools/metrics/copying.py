@@ -18,8 +18,12 @@ that copies in one region and underfits in another is still caught.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .registry import Inputs
 
 MIN_CELL_GENERATED = 20  # cells with fewer generated samples are left out (Meehan et al.'s Pi_tau)
 # The default cell count leaves about this many held-out samples in a cell (Meehan et al.: 50 cells of 10,000
@@ -117,3 +121,9 @@ def copying_test(train, heldout, generated, cells: int | None = None, seed: int 
         "copying_threshold": threshold,
         "copying_suspects": [{"sample": int(i), "train": int(nearest[i]), "distance": float(d_q[i])} for i in order],
     }
+
+
+def score_copying(inputs: Inputs) -> dict:
+    """The copying test of the generated features against the training (--train) and held-out (--real) ones."""
+    o = inputs.options
+    return copying_test(inputs.rows("train"), inputs.rows("real"), inputs.rows("fake"), o.copying_cells, o.seed)

@@ -7,8 +7,12 @@ equals the area under the ROC curve without building the curve.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .registry import Inputs
 
 
 def roc_auc(positive, negative) -> float:
@@ -86,3 +90,25 @@ def c2st(real, fake, seed: int = 0, folds: int = C2ST_FOLDS) -> dict:
         "c2st_folds": folds,
         "c2st_n": n,
     }
+
+
+def score_disc(inputs: Inputs) -> dict:
+    """The exported discriminator's accuracy and AUC over both sides."""
+    real, fake = np.concatenate(inputs.real.disc_logits), np.concatenate(inputs.fake.disc_logits)
+    return disc_metrics(real, fake, inputs.disc.threshold)
+
+
+def score_c2st(inputs: Inputs) -> dict:
+    """The C2ST of the two sides' feature rows; says when fewer generated samples limit its power."""
+    import warnings
+
+    f_real, f_fake = inputs.rows("real"), inputs.rows("fake")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn's convergence notices
+        out = c2st(f_real, f_fake, inputs.options.seed, inputs.options.c2st_folds)
+    if len(f_fake) < len(f_real):
+        inputs.warn(
+            f"C2ST used {len(f_fake)} of the {len(f_real)} real samples, as many as were generated: "
+            "give -n at least --n-real for its full power"
+        )
+    return out

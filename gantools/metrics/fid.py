@@ -14,9 +14,14 @@ sqrtm, pytorch-fid's way) and never complex numbers:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import GanToolsError
+
+if TYPE_CHECKING:
+    from .registry import Inputs
 
 
 def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
@@ -77,3 +82,26 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, rows1=None, rows2=None) -> float:
     diff = mu1 - mu2
     # a distance: rounding can take the identical-sets case a hair below zero
     return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean))
+
+
+def score_fid(inputs: Inputs) -> dict:
+    """FID of the generated side against the real side or the reference statistics (+ a bootstrap interval)."""
+    s_fake, ref, real = inputs.fake.stats, inputs.ref, inputs.real
+    mu2, s2 = (ref["mu"], ref["sigma"]) if ref is not None else (real.stats.mean, real.stats.cov)
+    if len(s_fake.mean) != len(mu2):
+        raise GanToolsError(f"feature sizes differ: {len(s_fake.mean)} vs {len(mu2)} in the reference")
+    smallest = min(s_fake.n, ref["n"] or s_fake.n) if ref is not None else min(s_fake.n, real.stats.n)
+    if smallest < len(mu2):
+        inputs.warn(
+            f"FID from {smallest} samples, fewer than the {len(mu2)} feature dimensions: the covariance is "
+            "singular and FID is biased upwards; compare only at equal sample counts"
+        )
+    f_fake, f_real = inputs.rows("fake"), inputs.rows("real")
+    out = {"fid": frechet_distance(s_fake.mean, s_fake.cov, mu2, s2, rows1=f_fake, rows2=f_real)}
+    if inputs.options.bootstrap:
+        from .bootstrap import fid_interval
+
+        out["fid_ci_low"], out["fid_ci_high"] = fid_interval(
+            f_fake, (mu2, s2) if f_real is None else f_real, inputs.options.bootstrap, inputs.options.seed
+        )
+    return out

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .registry import Inputs
 
 
 def softmax(logits) -> np.ndarray:
@@ -26,3 +31,9 @@ def inception_score(probs, splits: int = 10) -> tuple[float, float]:
             kl = np.where(part > 0, part * (np.log(part) - np.log(py)), 0.0).sum(axis=1)
         scores.append(np.exp(kl.mean()))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+def score_is(inputs: Inputs) -> dict:
+    """Inception Score of the generated side's class logits."""
+    mean, std = inception_score(softmax(np.concatenate(inputs.fake.logits)))
+    return {"is_mean": mean, "is_std": std}

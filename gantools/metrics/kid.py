@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .registry import Inputs
 
 # Up to this many samples per side the three kernel matrices are computed once
 # and every subset indexes into them, instead of three matmuls per subset.
@@ -58,3 +63,22 @@ def kernel_inception_distance(f1, f2, subsets: int = 100, subset_size: int = 100
         pairs, np.arange(len(pairs.f1)), np.arange(len(pairs.f2)), subsets, subset_size, np.random.default_rng(seed)
     )
     return float(values.mean()), float(values.std())
+
+
+def score_kid(inputs: Inputs) -> dict:
+    """KID of the two sides' feature rows (+ a bootstrap interval)."""
+    o, f_real, f_fake = inputs.options, inputs.rows("real"), inputs.rows("fake")
+    out = dict(
+        zip(
+            ("kid_mean", "kid_std"),
+            kernel_inception_distance(f_real, f_fake, o.kid_subsets, o.kid_subset_size, o.seed),
+            strict=True,
+        )
+    )
+    if o.bootstrap:
+        from .bootstrap import kid_interval
+
+        out["kid_ci_low"], out["kid_ci_high"] = kid_interval(
+            f_real, f_fake, o.bootstrap, o.kid_subsets, o.kid_subset_size, o.seed
+        )
+    return out

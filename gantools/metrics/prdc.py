@@ -8,7 +8,12 @@ radii (the same order, no square roots).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .registry import Inputs
 
 CHUNK = 512
 
@@ -63,3 +68,8 @@ def prdc(real, fake, k_pr: int = 3, k_dc: int = 5) -> dict:
         "density": float(density_count.sum() / (k_dc * len(fake))),
         "coverage": float(covered.mean()),
     }
+
+
+def score_prdc(inputs: Inputs) -> dict:
+    """Precision, recall, density and coverage of the two sides' feature rows."""
+    return prdc(inputs.rows("real"), inputs.rows("fake"), inputs.options.k_pr, inputs.options.k_dc)
