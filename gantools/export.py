@@ -149,9 +149,9 @@ def split_narrow_convs(model) -> int:
     one-hot kernel adds each output's tap planes at their offsets: the same products, added in another
     order (about 1e-6 apart in float32). ONNX Runtime's CPU kernels run a convolution onto one channel as a
     matrix-vector product per image; the product here has Cout * k * k rows and needs no layout reorder, and
-    the sum is a col2im: 1.6-7.4x faster than the convolution, 1.2-3.5x than a 1 x 1 and a one-hot convolution,
-    for 1 and 3 outputs at 8x8 to 64x64 images on 1 and 2 threads (bench/README.md). Every op here has a CUDA
-    kernel in ONNX Runtime (its Col2Im has none). Returns how many were rewritten."""
+    the sum is a col2im, faster than the convolution and than a 1 x 1 and a one-hot convolution
+    (bench/generate_speed.py measures the generators that use it). Every op here has a CUDA kernel in ONNX
+    Runtime (its Col2Im has none). Returns how many were rewritten."""
     from onnx import helper, numpy_helper
 
     from .models import tap_sum_kernel

@@ -153,8 +153,7 @@ def _write_npy(f, chunks) -> None:
 
 def _row_blocks(chunks, rows: int):
     """The rows of `chunks` in order, as arrays of `rows` rows or more (at most 2 * rows - 1; the last may be
-    shorter): small chunks are joined, since each write into a zip entry has a fixed cost (391 chunks of 256
-    ring samples took 7.5 ms to write as they came, 4.0 ms as one array), and big ones split."""
+    shorter): small chunks are joined, since each write into a zip entry has a fixed cost, and big ones split."""
     import numpy as np
 
     def joined(parts):

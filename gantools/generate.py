@@ -74,11 +74,10 @@ def _inputs_ahead(pool, model, seed: int, fixed_class, plan):
     """(z, y) for each planned batch (first, m, ...), in order.
 
     Latents are made for runs of consecutive batches of up to LATENT_VALUES values at once: latents_for is
-    vectorised over samples, and switching between it and ONNX Runtime is slow on the CPU (100k 4-d latents
-    made in blocks of 8192 samples, between the batches, cost the ring 0.04 s more than made in one go). On a
-    GPU the next run is made in `pool` while this one runs through the model. On the CPU it is made in this
-    thread: ONNX Runtime's threads already keep every core busy, and a thread beside them stalls their parallel
-    loops (0.03 s of latents made beside them slowed the ring's inference by 0.08 s)."""
+    vectorised over samples, and switching between it and ONNX Runtime costs time on the CPU. On a GPU the
+    next run is made in `pool` while this one runs through the model. On the CPU it is made in this thread:
+    ONNX Runtime's threads already keep every core busy, and a thread beside them stalls their parallel loops
+    for longer than the latents take (bench/generate_speed.py times `generate` against bare inference)."""
     block = max(1, LATENT_VALUES // model.latent_dim)
     runs: list[list[tuple[int, int]]] = []
     size = 0  # samples in runs[-1]

@@ -137,7 +137,7 @@ class NarrowConv2d(nn.Conv2d):
     def forward(self, x):
         """In training, the GEMM form with the rows of each product in NHWC order: the output is channels-last,
         as the convolutions beside it compute, and an activation whose input and gradient have different
-        layouts takes PyTorch's strided path (14x slower for a leaky ReLU's gradient)."""
+        layouts takes PyTorch's slow strided path."""
         if not self.training:
             return super().forward(x)
         n, cin, h, w = x.shape

@@ -39,13 +39,12 @@ _POINTS = dict(
     mixture=100,
     latent_dim=4,
     ema=0.0,
-    r1_every=4,  # at 16 the ring's high quality fell to 97.7% over 10 seeds, two at 88% and 92%
-    # (bench/README.md)
+    r1_every=4,  # at 16 the ring's samples strayed from its modes in some seeds (bench/quality.py)
 )
 
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("ring", "mlp"): dict(_POINTS, steps=8000),  # 8 modes settle sooner; longer runs drifted off a mode late
-    ("grid", "mlp"): dict(_POINTS, r1_final=0.1),  # at 0.01 a mode's samples could end 0.2 off centre (bench/README.md)
+    ("grid", "mlp"): dict(_POINTS, r1_final=0.1),  # at 0.01 a mode's samples could end outside 3 sigma of its centre
     ("digits", "dcgan"): dict(
         steps=10000,
         batch_size=64,
@@ -57,15 +56,14 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
         mixture=50,
         ema=0.999,
         width=32,
-        g_norm="none",  # as good as width 48 at 8,000 steps (bench/README.md), in 0.72x the time
+        g_norm="none",  # width 32 for 10,000 steps: as good as width 48 for 8,000, in less time (bench/quality.py)
     ),
     # the classic MLP GAN exactly, as the baseline the MNIST recipes are measured against: 100-d latent, 3 x 128
     # leaky ReLU 0.2, the ns loss, Adam 2e-4 (beta 0.5, 0.999), batches of 128, no moving average. On 3,750 digits
     # its discriminator wins outright within a few thousand steps; it is stopped where its samples were best
-    # (bench/README.md)
     ("mnist", "mlp"): dict(steps=2000, batch_size=128, latent_dim=100, width=128, ema=0.0),
     # the digits recipe's optimiser at MNIST's 28 x 28, R1 a little stronger, cut to what trains in 15 minutes on
-    # 2 cores; without the latent mixture the domain FID doubled (bench/README.md)
+    # 2 cores; without the latent mixture the domain FID doubled (bench/quality.py)
     ("mnist", "dcgan"): dict(
         steps=5000,
         batch_size=64,
@@ -84,9 +82,9 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 
 # what changes when the model is --conditional (a recipe of its own, "digits/dcgan+conditional")
 CONDITIONAL: dict[tuple[str, str], dict[str, Any]] = {
-    # R1 decaying to 0.1: at a constant 1 the class-projection D went flat (loss ln 4, no signal to G) by step
-    # ~3,000, and pixel C2ST over 8 seeds was 0.611; 0.591 with the decay, 0.578 with R1 on every 16th step too.
-    # The unconditional D stays alive at 1 and did worse with the decay (bench/README.md)
+    # R1 decaying to 0.1: at a constant 1 the class-projection D went flat (loss ln 4, no signal to G) midway,
+    # and the pixel C2ST was worse over 8 seeds. The unconditional D stays alive at 1 and did worse with the
+    # decay (bench/quality.py)
     ("digits", "dcgan"): dict(steps=8000, r1_final=0.1),
 }
 

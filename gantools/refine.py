@@ -121,10 +121,8 @@ class Refiner:
 
         On the CPU, several items run in lanes (map_on_lanes): on a copy of this refiner per lane, over that
         lane's single-threaded sessions of both models, each taking the next item when it is free. A refined
-        batch is dozens of small model calls with NumPy between them, which one session's threads cannot fill:
-        two lanes refined 2,048 digits at batch 256 1.55-1.63x (drs) and 1.93-2.08x (mh) as fast as one
-        session, and 20,000 ring points 1.11-1.26x and 1.74-1.80x (bench/generate_speed.py --runs 9, paired,
-        three runs)."""
+        batch is dozens of small model calls with NumPy between them, which one session's threads cannot fill
+        (bench/generate_speed.py measures lanes against one session)."""
         items = list(items)
         lanes = self.lanes if len(items) > 1 else []
         if not lanes:

@@ -68,7 +68,7 @@ def check_external_data(path: Path) -> None:
         return  # nothing to refer to anything: ONNX Runtime reports the empty file below
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         if data.find(b"location") < 0:  # every external-data entry has the key "location": none here
-            return  # (and the onnx package is not imported: 1.0-1.4 s with ml_dtypes 0.7.0, bench/README.md)
+            return  # (and the onnx package, slow to import, is not imported)
     import onnx
 
     try:
@@ -276,12 +276,9 @@ class OnnxGenerator(_OnnxModel):
         On the CPU, when the first batch holds at least LANE_MIN_FLOPS of arithmetic (sample_flops per sample),
         the batches run in lanes (map_on_lanes): one single-threaded session per core, each taking the next
         batch when it is free. Smaller batches cost more to hand over than they save and stay on the main
-        session. Each mode in a process of its own, on a 2-core Xeon (bench/README.md, four runs), lanes made
-        0.69-0.73x the main session's samples/s for the ring MLP at batch 16 (1.1 MFLOP), 0.86-1.05x at 32,
-        1.06-1.34x at 64 to 256 (4.5 to 18 MFLOP); for the digits DCGAN 0.73-1.04x at batch 1 (2.7 MFLOP),
-        0.98-1.22x at 2 and 1.29-1.69x at 4 and 8. ONNX Runtime's ConvTranspose works one image at a time, so
-        its threads only split each image's small GEMM; an MLP's GEMMs are small at these batches and its
-        threads mostly wait."""
+        session (bench/generate_speed.py measures both modes, which is how LANE_MIN_FLOPS was set). ONNX
+        Runtime's ConvTranspose works one image at a time, so its threads only split each image's small GEMM;
+        an MLP's GEMMs are small at these batches and its threads mostly wait."""
         inputs = iter(inputs)
         first = next(inputs, None)
         if first is None:
@@ -330,7 +327,7 @@ def sample_flops(path) -> float:
     """2 x the multiply-adds of one sample through an ONNX file's Conv, ConvTranspose, Gemm and MatMul nodes,
     from the shapes ONNX Runtime's profiler records in one run at batch 1 (zeros in; basic optimisation and no
     prepacking, so that every node keeps its weights among its inputs). ONNX shape inference cannot resolve
-    the reshapes PyTorch's exporter computes from shapes, and importing `onnx` took 1.1 s with ml_dtypes 0.7."""
+    the reshapes PyTorch's exporter computes from shapes, and the `onnx` package is slow to import."""
     import tempfile
 
     ort = _ort()

@@ -4,11 +4,11 @@ with --precision bf16), chosen before torch loads.
 
 libgomp's default lets a waiting thread spin: fastest on an idle machine.
 But when another process holds a core, each of a training step's many small
-parallel regions waits for a descheduled thread, for up to a time slice: the
-digits DCGAN ran 3.4-3.8x and the ring MLP 4.1-5.6x slower beside one
-CPU-bound process (bench/train_speed.py, fixed threads). Threads that sleep
-while waiting (OMP_WAIT_POLICY=PASSIVE) lose less under load but train 16-58%
-slower on an idle machine, and libgomp reads the policy once, at start.
+parallel regions waits for a descheduled thread, for up to a time slice, and
+training runs several times slower beside one CPU-bound process
+(bench/train_speed.py measures it). Threads that sleep while waiting
+(OMP_WAIT_POLICY=PASSIVE) lose less under load but train slower on an idle
+machine, and libgomp reads the policy once, at start.
 
 Training therefore keeps libgomp's default and fits the thread count to the
 free cores (LoadWatch): as it starts (a 0.1 s probe) and then every 2 s, it

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def roc_auc(positive, negative) -> float:
     """P(score of a random positive > score of a random negative), ties counted half."""
     pos, neg = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
-    from scipy.stats import rankdata  # scipy.stats takes 1.6 s to import: only when used
+    from scipy.stats import rankdata  # scipy.stats is slow to import: only when used
 
     ranks = rankdata(np.concatenate([pos, neg]))
     u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2

@@ -88,8 +88,8 @@ class TorchBf16Extractor:
 
     On a CPU with AVX512-BF16 or AMX oneDNN computes bf16 at up to twice fp32's rate (two bf16 products
     per fp32 lane); elsewhere it emulates it, several times slower than fp32 (make_extractor refuses there;
-    tests and benchmarks build it anyway). It runs CHUNK images at a time, whatever the batch: on an AMX
-    Xeon 8 to 16 ran 1.15-1.4x faster than 32 to 64 (scratch probe), the activations staying in its caches.
+    tests and benchmarks build it anyway). It runs CHUNK images at a time, whatever the batch, so that the
+    activations stay in the CPU's caches (bench/extractor_speed.py measures it).
     """
 
     channels = 3

