@@ -128,6 +128,24 @@ def _recipes_epilog() -> str:
     return "\n".join(lines)
 
 
+def _default_run_dir(data: str, resume: bool) -> str:
+    """runs/NAME for --data NAME (a path's last part, without its split or extension), or the first of
+    runs/NAME-2, -3, ... that holds no run yet."""
+    from .data import split_spec
+    from .distributed import launched_size
+
+    if resume:
+        raise GanToolsError("--resume needs --out, the run directory to continue")
+    if launched_size() > 1:
+        raise GanToolsError("under torchrun, give --out: every process must write to the same run directory")
+    name = Path(split_spec(data)[0].rstrip("/")).name
+    for suffix in (".gz", ".npz", ".npy", "-idx3-ubyte"):
+        name = name.removesuffix(suffix)
+    base = Path("runs") / (name or "run")
+    candidates = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
+    return str(next(p for p in candidates if not (p.is_dir() and any(p.iterdir()))))
+
+
 @cli.command(epilog=_recipes_epilog())
 @click.option(
     "--data",
@@ -136,7 +154,12 @@ def _recipes_epilog() -> str:
     help="digits, mnist, ring, grid, a folder of images, an .npz/.npy file or an MNIST IDX file; "
     "add :train to hold out every fourth sample (SOURCE:test).",
 )
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run directory to create.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Run directory to create [default: runs/DATA, or runs/DATA-2, -3, ... when that holds a run].",
+)
 @click.option(
     "--model",
     type=click.Choice(["mlp", "dcgan"]),
@@ -253,6 +276,8 @@ def train(ctx, out, resume, quiet, **_):
     from .files import check_output
     from .train import train as run_training
 
+    if out is None:
+        out = _default_run_dir(ctx.params["data"], resume)
     check_output(out, "--out", [ctx.params["data"]])
 
     options = _given(ctx, [n for n in ctx.params if n not in ("out", "resume", "quiet")])

@@ -54,6 +54,17 @@ def test_train_export_info_generate_end_to_end(cli, tmp_path):
     assert np.load(tmp_path / "p.npz")["x"].shape == (10, 2)
 
 
+def test_train_without_out_writes_a_new_run_under_runs(cli, tmp_path, monkeypatch):
+    """`gantools train --data X` alone: runs/X, then runs/X-2 (never into a finished run); --resume needs --out."""
+    monkeypatch.chdir(tmp_path)
+    for expected in ("ring", "ring-2"):
+        code, out, _ = cli("train", "--data", "ring", "--steps", "3", "-q")
+        assert code == 0
+        assert f"runs/{expected}/checkpoints" in out
+        assert (tmp_path / "runs" / expected / "config.json").is_file()
+    assert_usage_error(cli("train", "--resume"), "--resume needs --out")
+
+
 def test_resume_through_the_cli(cli, tmp_path):
     run = tmp_path / "run"
     assert (
