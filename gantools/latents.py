@@ -59,10 +59,8 @@ def _seeded_draws(seed: int, idx: np.ndarray, latent_dim: int, tail, uniform: bo
                 u[row] = g.random()
         return out, u if uniform else None
     # Lanes that leave the fast path are finished once _GATHER_VALUES of their values have gathered (or at the
-    # end): that work has a fixed cost per call, and a chunk of small latents has few such lanes (about 3% of
-    # 4-d samples, 36% of 64-d ones), while many long ones are slow to finish together. 100k latents, A/B in
-    # one process (median of 41, twice) against finishing every 1,024 lanes: 4-d 7% less time, 16-d 9-11%,
-    # 64-d the same.
+    # end): that work has a fixed cost per call, and a chunk of small latents has few such lanes, while many
+    # long ones are slow to finish together.
     slow, pending = [], 0  # _finish_lanes' arguments per chunk (rows of `out`), and how many lanes they hold
     for first in range(0, n, _CHUNK):
         m = min(_CHUNK, n - first)

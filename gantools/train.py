@@ -461,7 +461,7 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
         rng = np.random.default_rng([seed, t, 2])
         z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
         y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
-        D.requires_grad_(False)  # G's step needs gradients through D, not D's own (7% of a digits step's FLOPs)
+        D.requires_grad_(False)  # G's step needs gradients through D, not D's own
         lg = g_loss(loss, D(G_run(z, y), y))
         opt_g.zero_grad(set_to_none=True)
         lg.backward()
