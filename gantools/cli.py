@@ -254,12 +254,6 @@ def _default_run_dir(data: str, resume: bool) -> str:
     "levels when it has at most 64 (digits: 17), else 0].",
 )
 @click.option(
-    "--match-levels/--no-match-levels",
-    default=None,
-    help="Map the generator's output through the data's grey-level quantiles, so its pixels take each level "
-    f"as often as the data's do (images held in memory). {_RECIPE}",
-)
-@click.option(
     "--spectral-norm/--no-spectral-norm", default=None, help=f"Spectral normalisation on the discriminator. {_RECIPE}"
 )
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, show_default=True)

@@ -223,16 +223,6 @@ def extreme_shares(source) -> tuple[float, float]:
     return float((x == black).mean()), float((x == white).mean())
 
 
-def level_quantiles(source, knots: int = 257) -> list[float]:
-    """The pixel values of an image source held in memory, in [-1, 1], at `knots` evenly spaced fractions
-    of all its pixels (0, 1/(knots-1), ..., 1): the knots of the generator's LevelMap."""
-    if not isinstance(source, ArraySource) or source.kind != "image":
-        raise GanToolsError("--match-levels reads the grey levels of images held in memory; give such --data")
-    x = source.x
-    unit = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else np.asarray(x, np.float64)
-    return (np.quantile(unit, np.linspace(0.0, 1.0, knots)) * 2.0 - 1.0).tolist()
-
-
 def true_modes(source) -> tuple[np.ndarray, float] | None:
     """(centres, sigma) of a Gaussian-mixture source, for pictures of samples over their modes; else None."""
     return (source.centers, source.sigma) if isinstance(source, MixtureSource) else None

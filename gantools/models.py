@@ -198,37 +198,12 @@ class SideStretchedTanh(nn.Module):
         return y + (clamped - y).detach() if self.training else clamped
 
 
-class LevelMap(nn.Module):
-    """[-1, 1] -> the data's grey level at the same quantile: piecewise linear through `knots`, the data's
-    pixel values (in [-1, 1]) at evenly spaced fractions 0, 1/K, ..., 1 of all its pixels.
-
-    A generator whose tanh outputs spread over [-1, 1] then takes each grey level about as often as the
-    data does, and exactly the levels the data piles up on (MNIST's black background, its strokes'
-    plateau just under white), which a smooth output ramps through and a pixel C2ST counts. The map is
-    flat on those levels, so in training its gradient is the identity's (straight-through).
-    """
-
-    def __init__(self, knots):
-        super().__init__()
-        self.register_buffer("knots", torch.tensor(knots, dtype=torch.float32), persistent=False)
-
-    def forward(self, t):
-        k = len(self.knots) - 1
-        u = (t + 1.0) * (0.5 * k)
-        i = torch.clamp(torch.floor(u), 0, k - 1)
-        lo, hi = self.knots[i.long()], self.knots[i.long() + 1]
-        y = lo + (u - i) * (hi - lo)
-        return t + (y - t).detach() if self.training else y
-
-
 FEW_LEVELS = 64  # up to this many grey levels (the digits' 17) the output is StretchedTanh; above, 8-bit images
 
 
-def _image_output(levels: int, stretch=None, level_map=None) -> nn.Module:
+def _image_output(levels: int, stretch=None) -> nn.Module:
     """tanh; when rounded to `levels` grey levels, a stretched tanh before the rounding (both sides for a few
-    levels, each side by its `stretch` for 8-bit images), or tanh through the data's `level_map`."""
-    if level_map is not None:
-        return nn.Sequential(nn.Tanh(), LevelMap(level_map), *([RoundToLevels(levels)] if levels else []))
+    levels, each side by its `stretch` for 8-bit images)."""
     if not levels:
         return nn.Tanh()
     squash = StretchedTanh() if levels <= FEW_LEVELS else SideStretchedTanh(stretch or (1.0, 1.0))
@@ -250,7 +225,6 @@ class MLPGenerator(nn.Module):
         point_center=None,
         mixture=0,
         stretch=None,
-        level_map=None,
     ):
         super().__init__()
         self.sample_shape = tuple(sample_shape)
@@ -266,7 +240,7 @@ class MLPGenerator(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Linear(hidden, out),
         )
-        self.out_act = _image_output(levels, stretch, level_map) if images else Affine(point_scale, point_center)
+        self.out_act = _image_output(levels, stretch) if images else Affine(point_scale, point_center)
 
     def forward(self, z, y=None):
         z = self.latent(z)
@@ -320,16 +294,7 @@ class DCGANGenerator(nn.Module):
     """
 
     def __init__(
-        self,
-        latent_dim,
-        sample_shape,
-        num_classes=0,
-        width=64,
-        levels=0,
-        mixture=0,
-        norm="batch",
-        stretch=None,
-        level_map=None,
+        self, latent_dim, sample_shape, num_classes=0, width=64, levels=0, mixture=0, norm="batch", stretch=None
     ):
         super().__init__()
         channels, size, _ = sample_shape
@@ -355,9 +320,7 @@ class DCGANGenerator(nn.Module):
             blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not bn), normalise(ch // 2), nn.ReLU()]
             ch //= 2
         self.blocks = nn.Sequential(*blocks)
-        self.to_image = nn.Sequential(
-            NarrowConv2d(ch, channels, 3, padding=1), _image_output(levels, stretch, level_map)
-        )
+        self.to_image = nn.Sequential(NarrowConv2d(ch, channels, 3, padding=1), _image_output(levels, stretch))
 
     def forward(self, z, y=None):
         z = self.latent(z)
@@ -407,7 +370,6 @@ def build_models(config: dict):
     k = config["num_classes"] if config["conditional"] else 0
     check_model_fits(config["model"], config["kind"], shape)
     levels, mixture, stretch = config.get("levels") or 0, config.get("mixture") or 0, config.get("stretch")
-    level_map = config.get("level_map")
     g: nn.Module
     d: nn.Module
     if config["model"] == "mlp":
@@ -425,7 +387,6 @@ def build_models(config: dict):
             point_center=center,
             mixture=mixture,
             stretch=stretch,
-            level_map=level_map,
         )
         d = MLPDiscriminator(shape, k, config["width"], point_scale=scale, point_center=center)
     else:
@@ -438,7 +399,6 @@ def build_models(config: dict):
             mixture=mixture,
             norm=config.get("g_norm", "batch"),
             stretch=stretch,
-            level_map=level_map,
         )
         d = DCGANDiscriminator(shape, k, config["width"])
     if config["spectral_norm"]:

@@ -138,7 +138,7 @@ def _check_options_fit(cfg: TrainConfig, c: dict, source) -> None:
 def resolve_config(cfg: TrainConfig, source) -> dict:
     """The config as saved in config.json: the recipe, then the options given, plus what the data implies."""
     from . import __version__
-    from .data import extreme_shares, grey_levels, level_quantiles, point_standardisation
+    from .data import extreme_shares, grey_levels, point_standardisation
     from .models import FEW_LEVELS, check_model_fits
     from .recipes import recipe_settings
 
@@ -152,9 +152,7 @@ def resolve_config(cfg: TrainConfig, source) -> dict:
     out["width"] = out.get("width") or (128 if out["model"] == "mlp" else 64)
     if out.get("levels") is None:  # neither given nor the recipe's: the data's own grey levels, if few
         out["levels"] = grey_levels(source)
-    if out.get("match_levels") and source.kind == "image":  # the output takes the data's levels as often
-        out["level_map"] = level_quantiles(source)
-    elif out["levels"] > FEW_LEVELS and source.kind == "image":  # 8-bit output: stretch the sides where data lies
+    if out["levels"] > FEW_LEVELS and source.kind == "image":  # 8-bit output: stretch the sides where data lies
         out["stretch"] = [STRETCH if share >= COMMON_EXTREME else 1.0 for share in extreme_shares(source)]
     _check_options(out)
     check_model_fits(out["model"], source.kind, source.sample_shape)  # also checks the model name

@@ -33,7 +33,6 @@ class TrainConfig:
     mixture: int | None = None
     g_norm: str | None = None  # dcgan generator: batch (BatchNorm) or none
     levels: int | None = None  # default: the data's grey levels when there are few, else 0 (continuous)
-    match_levels: bool | None = None  # images: the output through the data's grey-level quantiles (LevelMap)
     spectral_norm: bool | None = None
     seed: int = 0
     device: str = "auto"

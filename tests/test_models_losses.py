@@ -165,34 +165,6 @@ def test_round_to_levels_lands_on_the_grid_and_passes_gradients_straight_through
     torch.testing.assert_close(x.grad, torch.ones(101))
 
 
-def test_level_map_gives_uniform_outputs_the_data_s_level_histogram_and_passes_gradients_straight_through():
-    """Data with 80% black, a plateau at 253 and the rest spread: uniform tanh outputs through its LevelMap
-    (then rounded to 8 bits) take each level as often as the data does, to the map's 1/256 resolution."""
-    from gantools.data import ArraySource, level_quantiles
-    from gantools.models import LevelMap
-
-    rng = np.random.default_rng(0)
-    u = rng.random(200_000)
-    pixels = np.where(u < 0.8, 0, 253).astype(np.uint8)
-    spread = u >= 0.9
-    pixels[spread] = rng.integers(1, 256, spread.sum())
-    source = ArraySource("levels", "image", pixels.reshape(-1, 4, 5, 1))
-    knots = level_quantiles(source)
-    assert len(knots) == 257 and knots[0] == -1.0 and knots == sorted(knots)
-    level_map = LevelMap(knots).eval()
-    t = torch.linspace(-1.0, 1.0, 100_001)
-    out = RoundToLevels(256)(level_map(t))
-    made = np.rint((out.numpy() + 1.0) * 127.5).astype(int)
-    real = np.bincount(pixels, minlength=256) / len(pixels)
-    got = np.bincount(made, minlength=256) / len(made)
-    assert abs(got[0] - real[0]) < 1 / 256 and abs(got[253] - real[253]) < 2 / 256
-    assert np.abs(np.cumsum(got) - np.cumsum(real)).max() < 2 / 256  # the whole histogram, as CDFs
-    level_map.train()
-    x = torch.linspace(-0.9, 0.9, 7, requires_grad=True)
-    level_map(x).sum().backward()
-    assert torch.equal(x.grad, torch.ones(7))
-
-
 def test_latent_mixture_components_are_equally_likely_and_exactly_picked():
     mix = LatentMixture(10)
     z0 = torch.as_tensor(np.random.default_rng(0).standard_normal((200_000, 3)), dtype=torch.float32)
