@@ -67,6 +67,7 @@ def test_the_docs_exist():
     wanted = {"training.md", "generation.md", "scoring.md", "ci.md", "scaling.md", "api.md", "robustness.md"}
     assert wanted <= names
     assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+    assert len((ROOT / "bench" / "README.md").read_text().splitlines()) <= 300
 
 
 def test_every_example_runs_or_says_why():
