@@ -87,7 +87,6 @@ def test_resume_through_the_cli(cli, tmp_path):
         (["train", "--out", "r", "--data", "nowhere"], "nowhere"),
         (["train", "--out", "r", "--data", "ring", "--model", "dcgan"], "--model mlp"),
         (["train", "--out", "r", "--data", "digits", "--model", "dcgan", "--image-size", "24"], "--image-size"),
-        (["train", "--data", "ring"], "--out"),
         (["export", "missing_run", "-o", "m.onnx"], "missing_run"),
         (["generate", "missing.onnx", "-n", "4", "-o", "s"], "missing.onnx"),
         (["info", "missing.onnx"], "missing.onnx"),
