@@ -1,14 +1,16 @@
-"""What the pixel C2ST sees in a generator's MNIST digits: C2STs of the same samples through views that
-keep only part of each image, against the held-out digits of mnist:test.
+"""What the pixel C2ST sees in a generator's digits: C2STs of the same samples through views that keep
+only part of each image, against the held-out digits of DATA:test (mnist or digits).
 
-- pixels: the 784 values, as `gantools score --metrics c2st --extractor raw` sees them;
+- pixels: the values, as `gantools score --metrics c2st --extractor raw` sees them;
 - shape: the images binarised at 128;
+- sorted values: each image's pixel values in increasing order (its grey-level histogram, no shape);
 - top levels: per image, how many pixels take each value from 240 to 255;
 - level histogram: per image, how many pixels fall in each of 7 bands of grey;
 - matched pixels: the generated pixels mapped through a monotone curve that gives them the grey-level
-  histogram of mnist:train over all images (a fix of the histogram, not of each image's).
+  histogram of DATA:train over all images (a fix of the histogram, not of each image's).
 
-    python bench/mnist_pixels.py exported/mnist-dcgan.onnx --json mnist-pixels.json
+    python bench/pixel_c2st.py exported/mnist-dcgan.onnx --json bench/pixel-c2st-mnist.json
+    python bench/pixel_c2st.py exported/digits-dcgan.onnx --data digits --json bench/pixel-c2st-digits.json
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ def matched(x: np.ndarray, calibration: np.ndarray, target: np.ndarray) -> np.nd
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="an exported MNIST generator (.onnx)")
+    parser.add_argument("model", help="an exported generator of DATA (.onnx)")
+    parser.add_argument("--data", choices=["mnist", "digits"], default="mnist")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json")
     args = parser.parse_args()
 
-    real, train = as_bytes(load_source("mnist:test")), as_bytes(load_source("mnist:train"))
+    real, train = as_bytes(load_source(f"{args.data}:test")), as_bytes(load_source(f"{args.data}:train"))
     raw = generated(args.model, len(real), args.seed)
     fake = to_bytes(raw)
     calibration = to_bytes(generated(args.model, 2000, args.seed + 1000)).ravel()
@@ -70,12 +73,13 @@ def main():
     views = {
         "pixels": (real, fake),
         "shape (binarised at 128)": (real >= 128, fake >= 128),
+        "sorted values": (np.sort(real, axis=1), np.sort(fake, axis=1)),
         "top levels (counts of 240..255)": (top(real), top(fake)),
         "level histogram (7 bands)": (bands(real), bands(fake)),
         "matched pixels": (real, matched(fake, calibration, train.ravel())),
     }
-    out = {"model": args.model, "n": len(real), "c2st": {}}
-    print(f"{len(real)} generated digits against the {len(real)} of mnist:test, 5-fold C2ST:")
+    out = {"model": args.model, "data": f"{args.data}:test", "n": len(real), "c2st": {}}
+    print(f"{len(real)} generated digits against the {len(real)} of {args.data}:test, 5-fold C2ST:")
     for name, (r, f) in views.items():
         out["c2st"][name] = c2st(r.astype(np.float64), f.astype(np.float64))["c2st_accuracy"]
         print(f"  {name:34s} {out['c2st'][name]:.3f}")
