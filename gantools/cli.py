@@ -635,7 +635,7 @@ def stats(
     "--metrics",
     default="fid",
     show_default=True,
-    help="Comma-separated: fid, is, kid, prdc, modes, disc, c2st, classes, copying.",
+    help="Comma-separated: fid, kid, is, prdc, modes, disc, c2st, classes, copying.",
 )
 @click.option(
     "-n",

@@ -30,6 +30,14 @@ def test_declarations_are_whole():
     assert REGISTRY["c2st"].least(Options(c2st_folds=20)) == 20
 
 
+def test_the_cli_offers_every_registered_metric():
+    """score's --metrics help (written out, so --help imports no metric code) names the registry's metrics."""
+    from gantools.cli import cli
+
+    option = next(p for p in cli.commands["score"].params if p.name == "metrics")
+    assert option.help == f"Comma-separated: {', '.join(REGISTRY)}."
+
+
 def test_score_never_branches_on_a_metric_name():
     """score.py orchestrates from the declarations: no string literal in its code names a metric (the
     docstrings and score()'s default metric aside)."""

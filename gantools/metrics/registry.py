@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # What a metric may need from the scoring pass.
@@ -74,13 +74,19 @@ class Inputs:
     classifier: Any = None
     mixture: tuple | None = None
     warn: Callable[[str], None] = warn
+    _rows: dict = field(default_factory=dict, repr=False)
 
     def rows(self, side: str):
-        """Every feature row of 'fake', 'real' or 'train' as one array, or None when none were kept."""
+        """Every feature row of 'fake', 'real' or 'train' as one array (joined once, shared by the metrics),
+        or None when none were kept."""
         import numpy as np
 
-        extracted = getattr(self, side)
-        return np.concatenate(extracted.features) if extracted is not None and extracted.features else None
+        if side not in self._rows:
+            extracted = getattr(self, side)
+            self._rows[side] = (
+                np.concatenate(extracted.features) if extracted is not None and extracted.features else None
+            )
+        return self._rows[side]
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,6 @@ class Metric:
     keys: tuple[str, ...]  # JSON keys, each one a gate may name
     needs: frozenset[str]
     compute: str  # "module:function" in gantools.metrics, imported when the metric runs
-    summary: str  # one line for --help and the docs
     alias: str | None = None  # the key a gate on the bare metric name means
     least: Callable[[Options], int] = _always  # fewest samples per side it works with
     reference_ok: bool = False  # can take reference statistics as the real side
@@ -112,7 +117,6 @@ REGISTRY: dict[str, Metric] = {
             ("fid",),
             frozenset({STATISTICS}),
             "fid:score_fid",
-            "Fréchet distance between the two sides' feature Gaussians",
             least=lambda o: 2,
             reference_ok=True,
             bootstrap=True,
@@ -124,7 +128,6 @@ REGISTRY: dict[str, Metric] = {
             ("kid_mean", "kid_std"),
             frozenset({FEATURES}),
             "kid:score_kid",
-            "kernel (MMD) distance, unbiased at any n",
             alias="kid_mean",
             least=lambda o: 2,
             bootstrap=True,
@@ -135,7 +138,6 @@ REGISTRY: dict[str, Metric] = {
             ("is_mean", "is_std"),
             frozenset({LOGITS}),
             "inception_score:score_is",
-            "Inception Score of the generated side (10 splits)",
             alias="is_mean",
             reference_ok=True,
         ),
@@ -144,7 +146,6 @@ REGISTRY: dict[str, Metric] = {
             ("precision", "recall", "density", "coverage"),
             frozenset({FEATURES}),
             "prdc:score_prdc",
-            "precision, recall (k-NN manifolds), density and coverage",
             least=lambda o: max(o.k_pr, o.k_dc) + 1,
         ),
         Metric(
@@ -152,14 +153,12 @@ REGISTRY: dict[str, Metric] = {
             ("modes", "hq_fraction", "reverse_kl"),
             frozenset({SAMPLES, MIXTURE}),
             "modes:score_modes",
-            "modes captured, high-quality share and reverse KL of 2-D points",
         ),
         Metric(
             "disc",
             ("disc_accuracy", "disc_auc"),
             frozenset({DISCRIMINATOR}),
             "discriminator:score_disc",
-            "the exported discriminator's accuracy and ROC AUC",
             alias="disc_accuracy",
         ),
         Metric(
@@ -167,7 +166,6 @@ REGISTRY: dict[str, Metric] = {
             ("c2st_accuracy",),
             frozenset({FEATURES}),
             "discriminator:score_c2st",
-            "a fresh classifier's cross-validated accuracy at telling the sides apart",
             alias="c2st_accuracy",
             least=lambda o: max(10, o.c2st_folds),
             details=("c2st_ci_low", "c2st_ci_high", "c2st_folds", "c2st_n"),
@@ -177,14 +175,12 @@ REGISTRY: dict[str, Metric] = {
             ("class_max_dev", "class_accuracy"),
             frozenset({CLASSIFIER, LABELS}),
             "classes:score_classes",
-            "largest class-frequency gap, and accuracy on the asked class",
         ),
         Metric(
             "copying",
             ("copying_ct", "copying_share"),
             frozenset({FEATURES, TRAIN}),
             "copying:score_copying",
-            "data-copying test: closer to the training data than held-out data is",
             alias="copying_ct",
             details=("copying_cells", "copying_cells_total", "copying_tested", "copying_threshold", "copying_suspects"),
         ),
