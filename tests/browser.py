@@ -54,7 +54,9 @@ def load_page(path: Path) -> dict:
     import base64
 
     chromium = find_chromium()
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile after the browser exits: a profile left
+    # half-removed is harmless, a failed test is not
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [
                 chromium,
