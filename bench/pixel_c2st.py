@@ -7,7 +7,12 @@ only part of each image, against the held-out digits of DATA:test (mnist or digi
 - top levels: per image, how many pixels take each value from 240 to 255;
 - level histogram: per image, how many pixels fall in each of 7 bands of grey;
 - matched pixels: the generated pixels mapped through a monotone curve that gives them the grey-level
-  histogram of DATA:train over all images (a fix of the histogram, not of each image's).
+  histogram of DATA:train over all images (a fix of the histogram, not of each image's);
+- ceiling: each generated image clipped at a white level drawn from DATA:train's images (each one's most
+  common value of 248..255), a plateau where its strokes ramp above it;
+- top levels of a real digit: each generated image's pixels of 240 and above (its own or by rank) given,
+  rank for rank, the values of a DATA:train digit with about as much ink: the pixels as they would be if
+  the generator reproduced each image's white levels and nothing else changed.
 
     python bench/pixel_c2st.py exported/mnist-dcgan.onnx --json bench/pixel-c2st-mnist.json
     python bench/pixel_c2st.py exported/digits-dcgan.onnx --data digits --json bench/pixel-c2st-digits.json
@@ -51,6 +56,25 @@ def matched(x: np.ndarray, calibration: np.ndarray, target: np.ndarray) -> np.nd
     return np.rint(np.interp(x, source_q, np.quantile(target, q)[first]))
 
 
+def white_levels(train: np.ndarray) -> np.ndarray:
+    """Each training image's most common value of 248..255 (255 where it has none)."""
+    tops = [r[r >= 248].astype(int) - 248 for r in train]
+    return np.array([np.bincount(t).argmax() + 248 if len(t) else 255 for t in tops])
+
+
+def real_top_levels(fake: np.ndarray, train: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """fake with its brightest pixels' values taken, rank for rank, from a training digit of similar ink."""
+    by_ink = np.argsort(train.sum(1))
+    inks, donors = train.sum(1)[by_ink], np.sort(train, axis=1)
+    out = fake.copy()
+    for i, image in enumerate(fake):
+        k = np.clip(np.searchsorted(inks, image.sum()) + rng.integers(-10, 11), 0, len(train) - 1)
+        ranked = donors[by_ink[k]][np.argsort(np.argsort(image, kind="stable"), kind="stable")]
+        top = (ranked >= 240) | (image >= 240)
+        out[i, top] = ranked[top]
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="an exported generator of DATA (.onnx)")
@@ -63,6 +87,7 @@ def main():
     raw = generated(args.model, len(real), args.seed)
     fake = to_bytes(raw)
     calibration = to_bytes(generated(args.model, 2000, args.seed + 1000)).ravel()
+    rng = np.random.default_rng(args.seed)
 
     def top(x):
         return np.stack([(x == v).sum(1) for v in range(240, 256)], 1)
@@ -77,6 +102,8 @@ def main():
         "top levels (counts of 240..255)": (top(real), top(fake)),
         "level histogram (7 bands)": (bands(real), bands(fake)),
         "matched pixels": (real, matched(fake, calibration, train.ravel())),
+        "ceiling": (real, np.minimum(fake, rng.choice(white_levels(train), len(fake))[:, None])),
+        "top levels of a real digit": (real, real_top_levels(fake, train, rng)),
     }
     out = {"model": args.model, "data": f"{args.data}:test", "n": len(real), "c2st": {}}
     print(f"{len(real)} generated digits against the {len(real)} of {args.data}:test, 5-fold C2ST:")

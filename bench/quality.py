@@ -80,14 +80,16 @@ def score_json(*args, env=None) -> dict:
         os.unlink(path)
 
 
-def run_one(name: str, seed: int, root: Path, env: dict, classifiers: dict) -> dict:
-    """Train, export and score one recipe at one seed; return its figures."""
+def run_one(name: str, seed: int, root: Path, env: dict, classifiers: dict, extra: tuple = ()) -> dict:
+    """Train (with `extra` train options, if any), export and score one recipe at one seed; its figures."""
     run, onnx = root / f"{name}-s{seed}", root / f"{name}-s{seed}.onnx"
     recipe = {**POINT_RECIPES, **DIGIT_RECIPES, **MNIST_RECIPES}[name]
     shutil.rmtree(run, ignore_errors=True)  # a run left by an interrupted benchmark
     t0 = time.perf_counter()
-    gantools("train", *recipe, "--seed", seed, "--out", run, "-q", env=env)
+    gantools("train", *recipe, *extra, "--seed", seed, "--out", run, "-q", env=env)
     out = {"recipe": name, "seed": seed, "train_seconds": round(time.perf_counter() - t0, 1)}
+    if extra:
+        out["train_args"] = " ".join(extra)
     gantools("export", run, "-o", onnx, "--overwrite", env=env)
     return {**out, **score_one(name, seed, root, env, classifiers)}
 
@@ -440,7 +442,14 @@ def main():
         help="score the runs already in --workdir again (after a change to the scoring), keeping "
         "their training times; trains only the runs missing",
     )
+    parser.add_argument(
+        "--train-args",
+        default="",
+        help="extra options for every run's `gantools train`, to try a change to the recipes (give a --workdir "
+        "of its own: runs already there are not retrained)",
+    )
     args = parser.parse_args()
+    extra = tuple(args.train_args.split())
     seeds = 2 if args.quick else args.seeds
     digit_seeds = 2 if args.quick else (args.digits_seeds or seeds)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -478,7 +487,7 @@ def main():
         elif lacking:
             added = {(r["recipe"], r["seed"]): r for r in pool.map(add_copying, lacking)}
             results = [added.get((r["recipe"], r["seed"]), r) for r in results]
-        results += list(pool.map(lambda job: log.append(run_one(*job, root, env, classifiers)), jobs))
+        results += list(pool.map(lambda job: log.append(run_one(*job, root, env, classifiers, extra)), jobs))
 
     print(
         f"gantools quality benchmark: {seeds} seeds per 2-D recipe, {digit_seeds} per digits or MNIST recipe, "

@@ -254,6 +254,13 @@ def _default_run_dir(data: str, resume: bool) -> str:
     "levels when it has at most 64 (digits: 17), else 0].",
 )
 @click.option(
+    "--augment",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Probability with which D's inputs, real and generated, are shifted and partly erased "
+    f"(DiffAugment's translation and cutout): keeps D from memorising a small data set; 0 = off. {_RECIPE}",
+)
+@click.option(
     "--spectral-norm/--no-spectral-norm", default=None, help=f"Spectral normalisation on the discriminator. {_RECIPE}"
 )
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, show_default=True)

@@ -27,6 +27,7 @@ CLASSIC: dict[str, Any] = dict(
     r1_every=16,
     mixture=0,
     g_norm="batch",
+    augment=0.0,
 )
 
 _POINTS = dict(

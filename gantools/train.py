@@ -111,6 +111,8 @@ def _check_options(c: dict) -> None:
         raise GanToolsError(f"--r1-final must be positive (the penalty decays geometrically), got {c['r1_final']}")
     if not (0 <= c["beta1"] < 1 and 0 <= c["beta2"] < 1):
         raise GanToolsError("--beta1 and --beta2 must lie in [0, 1)")
+    if not 0 <= c["augment"] <= 1:
+        raise GanToolsError(f"--augment is a probability in [0, 1] (0 turns it off), got {c['augment']}")
     if not 0 <= c["ema"] < 1:
         raise GanToolsError(f"--ema must lie in [0, 1) (0 turns it off), got {c['ema']}")
     if c["seed"] < 0:
@@ -125,6 +127,8 @@ def _check_options_fit(cfg: TrainConfig, c: dict, source) -> None:
 
     if cfg.g_norm is not None and c["model"] != "dcgan":
         raise GanToolsError("--g-norm sets the dcgan generator's normalisation; drop it for --model mlp")
+    if cfg.augment and source.kind != "image":
+        raise GanToolsError(f"--augment shifts and erases images; {cfg.data} holds 2-D points, drop it")
     if cfg.levels is not None and source.kind != "image":
         raise GanToolsError(f"--levels rounds generated pixels; {cfg.data} holds 2-D points, drop it")
     for name in ("r1_final", "r1_every"):
@@ -368,6 +372,7 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     import numpy as np
     import torch
 
+    from .augment import augment, draw_params
     from .checkpoint import save_checkpoint
     from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
@@ -407,9 +412,15 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     b = config["batch_per_rank"]
     rows = slice(world.rank * b, (world.rank + 1) * b)  # this rank's rows of every global batch
     loss, seed = config["loss"], config["seed"]
+    augment_p = config.get("augment", 0.0)  # runs saved before augmentation existed had none
 
     def tensor(a, dtype=torch.float32):
         return None if a is None else torch.as_tensor(a, dtype=dtype, device=device)
+
+    def seen_by_d(images, stream):
+        """This rank's rows of a global batch of images, augmented as drawn from the seeded stream."""
+        params = draw_params(np.random.default_rng(stream), B, tuple(images.shape[2:]), augment_p)
+        return augment(images, torch.as_tensor(params[rows], device=device))
 
     def snapshot(step):
         return {
@@ -439,11 +450,14 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
             rng = np.random.default_rng([seed, sub, 1])
             x_real, y_real = source.draw(B, seed, sub, rows)
             lazy_r1 = bool(config["r1"]) and sub % config["r1_every"] == 0
-            x_real = tensor(x_real).requires_grad_(lazy_r1)
+            x_real = tensor(x_real)
             y = tensor(y_real, torch.int64) if K else None
             z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
             with torch.no_grad():
                 fake = G(z, y)
+            if augment_p:  # R1 then acts on the images D sees, the augmented ones
+                x_real, fake = seen_by_d(x_real, [seed, sub, 3]), seen_by_d(fake, [seed, sub, 4])
+            x_real.requires_grad_(lazy_r1)
             # one pass over real and fake together: half the calls of two passes, the same logits
             both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
             real_logits, fake_logits = both.split(b)
@@ -460,7 +474,8 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
         z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
         y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
         D.requires_grad_(False)  # G's step needs gradients through D, not D's own
-        lg = g_loss(loss, D(G_run(z, y), y))
+        fake = G_run(z, y)
+        lg = g_loss(loss, D(seen_by_d(fake, [seed, t, 5]) if augment_p else fake, y))
         opt_g.zero_grad(set_to_none=True)
         lg.backward()
         opt_g.step()

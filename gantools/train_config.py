@@ -34,6 +34,7 @@ class TrainConfig:
     g_norm: str | None = None  # dcgan generator: batch (BatchNorm) or none
     levels: int | None = None  # default: the data's grey levels when there are few, else 0 (continuous)
     spectral_norm: bool | None = None
+    augment: float | None = None  # probability of each of D's augmentations (translation, cutout); 0 = none
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500

@@ -304,6 +304,8 @@ def _options_corpus(root, exported) -> dict:
         "stats -o under a file": (["stats", "ring", "-o", root / "a-file" / "s.npz"], "a-file"),
         "train --g-norm for an mlp": (["train", "--data", "ring", "--out", "OUT/r", "--g-norm", "batch"], "--g-norm"),
         "train --levels for points": (["train", "--data", "ring", "--out", "OUT/r", "--levels", 17], "--levels"),
+        "train --augment for points": (["train", "--data", "ring", "--out", "OUT/r", "--augment", 0.5], "--augment"),
+        "train --augment above 1": (["train", "--data", "digits", "--out", "OUT/r", "--augment", 1.5], "--augment"),
         "train --r1-final without --r1": (
             ["train", "--data", root / "pts.npz", "--out", "OUT/r", "--r1", 0, "--r1-final", 0.1],
             "--r1",

@@ -79,6 +79,7 @@ def _log_rows(run):
     [
         dict(data="digits", model="dcgan", width=8, loss="wgan-gp", n_critic=2),
         dict(data="ring", model="mlp", loss="ns", conditional=True),
+        dict(data="digits", model="dcgan", width=8, augment=0.5),
     ],
 )
 def test_interrupted_then_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, options):
@@ -142,13 +143,16 @@ def test_learning_rate_schedules_are_pure_functions_of_the_step():
         dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0),
         dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0, r1_every=2),
         dict(data="digits", model="mlp", loss="hinge", conditional=True, r1=0.0),
+        dict(data="digits", model="dcgan", width=8, loss="ns", r1=2.0, r1_final=2.0, r1_every=2, augment=0.5),
     ],
 )
 def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     """The loop against the algorithm written out (Goodfellow et al.'s, with Adam): D steps on real samples and
     on G's fakes (plus, every r1_every-th step, r1_every x the R1 penalty), then G steps through the updated D on
     fresh latents (and fresh uniform labels, conditional); two D passes here, where train makes one pass over both
-    halves."""
+    halves. With --augment, D sees every image, real or G's, through its own seeded augmentation, and R1 acts on
+    the augmented real images."""
+    from gantools.augment import augment, draw_params
     from gantools.data import load_source
     from gantools.losses import d_loss, g_loss
     from gantools.models import build_models
@@ -163,13 +167,20 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
         torch.optim.Adam(m.parameters(), lr=config["lr"], betas=(config["beta1"], config["beta2"])) for m in (G, D)
     )
     every = config["r1_every"]  # as recorded: the ring recipe's 4, or the option given
+
+    def seen(images, stream):
+        if not options.get("augment"):
+            return images
+        params = draw_params(np.random.default_rng(stream), B, tuple(images.shape[2:]), options["augment"])
+        return augment(images, torch.as_tensor(params))
+
     for t in range(5):
         x, y = source.draw(B, seed, t)
-        x = torch.as_tensor(x, dtype=torch.float32).requires_grad_(True)
+        x = seen(torch.as_tensor(x, dtype=torch.float32), [seed, t, 3]).requires_grad_(True)
         y = torch.as_tensor(y) if config["conditional"] else None
         z = torch.as_tensor(np.random.default_rng([seed, t, 1]).standard_normal((B, L), dtype=np.float32))
         real_logits = D(x, y)
-        loss = d_loss(config["loss"], real_logits, D(G(z, y).detach(), y))
+        loss = d_loss(config["loss"], real_logits, D(seen(G(z, y).detach(), [seed, t, 4]), y))
         if t % every == 0:  # lazy R1 (StyleGAN2): every x gamma/2 E||grad_x D(x)||^2
             (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
             loss = loss + every * options["r1"] / 2 * grad.flatten(1).pow(2).sum(dim=1).mean()
@@ -180,7 +191,7 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
         z = torch.as_tensor(rng.standard_normal((B, L), dtype=np.float32))
         y = torch.as_tensor(rng.integers(0, config["num_classes"], size=B)) if config["conditional"] else None
         opt_g.zero_grad()
-        g_loss(config["loss"], D(G(z, y), y)).backward()
+        g_loss(config["loss"], D(seen(G(z, y), [seed, t, 5]), y)).backward()
         opt_g.step()
     for name, model in (("generator", G), ("discriminator", D)):
         for key, value in model.state_dict().items():
@@ -300,6 +311,11 @@ def test_training_errors(tmp_path, runs):
         train(tmp_path / "nothing", resume=True, progress=False)
     with pytest.raises(GanToolsError, match="--model mlp"):
         train(tmp_path / "c", progress=False, data="ring", model="dcgan", steps=1)
+    with pytest.raises(GanToolsError, match="--augment shifts and erases images; ring holds 2-D points"):
+        train(tmp_path / "d", progress=False, data="ring", augment=0.5, steps=1)
+    with pytest.raises(GanToolsError, match=r"--augment is a probability in \[0, 1\]"):
+        train(tmp_path / "e", progress=False, data="digits", augment=1.5, steps=1)
+    assert not any((tmp_path / name).exists() for name in "cde")
 
 
 def _unlabelled(tmp_path):
