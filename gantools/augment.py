@@ -5,8 +5,9 @@ On a few thousand images a discriminator learns the training images themselves (
 held-out ones), and the generator is then pulled towards those images, not the distribution. Showing D
 only randomly shifted and partly erased images, real and generated alike, takes that away; the same
 transforms run on G's images in G's step, so their gradient reaches G. Each transform is applied to an
-image with probability p < 1, so D still sees untransformed images and the generator cannot satisfy it with
-shifted or erased digits (the augmentation does not leak into the samples).
+image with probability p: below 1, D still sees untransformed images, so shifted or erased samples cannot
+satisfy it (the augmentation does not leak into the samples); at 1, DiffAugment's own setting, its authors
+found these two transforms do not leak either.
 
 The parameters are drawn by the caller from its seeded numpy generator (training stays a pure function
 of its seed); the transforms are pure torch functions.
