@@ -64,8 +64,9 @@ def white_levels(train: np.ndarray) -> np.ndarray:
 
 def real_top_levels(fake: np.ndarray, train: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """fake with its brightest pixels' values taken, rank for rank, from a training digit of similar ink."""
-    by_ink = np.argsort(train.sum(1))
-    inks, donors = train.sum(1)[by_ink], np.sort(train, axis=1)
+    ink = train.sum(1)
+    by_ink = np.argsort(ink)
+    inks, donors = ink[by_ink], np.sort(train, axis=1)
     out = fake.copy()
     for i, image in enumerate(fake):
         k = np.clip(np.searchsorted(inks, image.sum()) + rng.integers(-10, 11), 0, len(train) - 1)

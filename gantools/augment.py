@@ -21,11 +21,15 @@ import torch
 SHIFT, CUTOUT = 1 / 8, 1 / 2  # DiffAugment's ratios: shifts of up to 1/8 of the side, a square of half the side
 
 
+def _largest_shift(h: int, w: int) -> tuple[int, int]:
+    return int(h * SHIFT + 0.5), int(w * SHIFT + 0.5)
+
+
 def draw_params(rng: np.random.Generator, n: int, size: tuple[int, int], p: float) -> np.ndarray:
     """[n, 4] int: (dy, dx, cutout row, cutout column) per image; zero shift and a cutout row of -size (off the
     image) where a transform is not applied."""
     h, w = size
-    sy, sx = int(h * SHIFT + 0.5), int(w * SHIFT + 0.5)
+    sy, sx = _largest_shift(h, w)
     shift = np.stack([rng.integers(-sy, sy + 1, n), rng.integers(-sx, sx + 1, n)], axis=1)
     shift *= (rng.random(n) < p)[:, None]
     corner = np.stack([rng.integers(0, h, n), rng.integers(0, w, n)], axis=1) - np.array([h, w]) // 4
@@ -37,7 +41,7 @@ def augment(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """Images [n, c, h, w] translated by (dy, dx), zero-filled (mid-grey in [-1, 1]), then a square of half the
     side set to zero at (row, column): both as DiffAugment does them, differentiable in x."""
     n, _, h, w = x.shape
-    sy, sx = int(h * SHIFT + 0.5), int(w * SHIFT + 0.5)
+    sy, sx = _largest_shift(h, w)
     padded = torch.nn.functional.pad(x, (sx, sx, sy, sy))
     rows = torch.arange(h, device=x.device)[None, :] + sy - params[:, 0:1]  # [n, h]
     cols = torch.arange(w, device=x.device)[None, :] + sx - params[:, 1:2]  # [n, w]
