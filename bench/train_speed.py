@@ -43,8 +43,13 @@ from pathlib import Path
 
 from timing import bench_parser, cpu_hog, matmul_peak, openmp_env, save_json
 
-# data set, recipe's batch, model
-WORKLOADS = {"digits": ("digits", 64, "dcgan"), "ring": ("ring", 256, "mlp"), "mnist": ("mnist:train", 64, "dcgan")}
+# data set, recipe's batch, model, other training options
+WORKLOADS = {
+    "digits": ("digits", 64, "dcgan", {}),
+    "ring": ("ring", 256, "mlp", {}),
+    "mnist": ("mnist:train", 64, "dcgan", {}),
+    "mnist-bf16": ("mnist:train", 64, "dcgan", {"precision": "bf16"}),
+}
 CORES = str(len(os.sched_getaffinity(0)))
 REPO = Path(__file__).resolve().parent.parent  # this tree, for --against
 # environment of each configuration; OMP_NUM_THREADS set by the user turns gantools' LoadWatch off
@@ -56,13 +61,13 @@ POLICIES = {
 LOADS = ("idle", "from the start", "after the start")  # when the competing process starts, if at all
 
 
-def worker(data: str, model: str, short: int, long: int) -> None:
+def worker(data: str, model: str, options: dict, short: int, long: int) -> None:
     """Time the two runs, saying "run DIR" as each starts and "end" as it ends (measure starts a hog between)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from gantools.train import train
 
-    quiet = {"progress": False, "checkpoint_every": 10**9, "sample_every": 10**9, "log_every": 10**9}
+    quiet = {"progress": False, "checkpoint_every": 10**9, "sample_every": 10**9, "log_every": 10**9, **options}
     with tempfile.TemporaryDirectory() as tmp:
         with FlopCounterMode(display=False) as counter:
             train(f"{tmp}/flops", data=data, model=model, steps=8, **quiet)
@@ -127,8 +132,8 @@ def main():
     parser.add_argument("--idle", action="store_true", help="only idle, with the threads as gantools picks them")
     args = parser.parse_args()
     if args.worker:
-        data, _, model = WORKLOADS[args.worker]
-        return worker(data, model, args.short, args.long)
+        data, _, model, options = WORKLOADS[args.worker]
+        return worker(data, model, options, args.short, args.long)
     runs, short, long = (1, 20, 80) if args.quick else (args.runs, args.short, args.long)
     if args.against:
         with archived_tree(args.against) as old:

@@ -198,16 +198,24 @@ class SideStretchedTanh(nn.Module):
         return y + (clamped - y).detach() if self.training else clamped
 
 
+class Float32(nn.Module):
+    """Its input in fp32, whatever autocast computed it in: bf16 spaces values near 1 by 1/256, an 8-bit grey
+    level, so an output head that squashes and rounds in bf16 would lose the levels it is there to place."""
+
+    def forward(self, x):
+        return x.float()
+
+
 FEW_LEVELS = 64  # up to this many grey levels (the digits' 17) the output is StretchedTanh; above, 8-bit images
 
 
 def _image_output(levels: int, stretch=None) -> nn.Module:
-    """tanh; when rounded to `levels` grey levels, a stretched tanh before the rounding (both sides for a few
-    levels, each side by its `stretch` for 8-bit images)."""
+    """tanh, in fp32; when rounded to `levels` grey levels, a stretched tanh before the rounding (both sides for
+    a few levels, each side by its `stretch` for 8-bit images)."""
     if not levels:
-        return nn.Tanh()
+        return nn.Sequential(Float32(), nn.Tanh())
     squash = StretchedTanh() if levels <= FEW_LEVELS else SideStretchedTanh(stretch or (1.0, 1.0))
-    return nn.Sequential(squash, RoundToLevels(levels))
+    return nn.Sequential(Float32(), squash, RoundToLevels(levels))
 
 
 class MLPGenerator(nn.Module):

@@ -28,6 +28,7 @@ CLASSIC: dict[str, Any] = dict(
     mixture=0,
     g_norm="batch",
     augment=0.0,
+    precision="fp32",
 )
 
 _POINTS = dict(

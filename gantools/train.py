@@ -113,6 +113,8 @@ def _check_options(c: dict) -> None:
         raise GanToolsError("--beta1 and --beta2 must lie in [0, 1)")
     if not 0 <= c["augment"] <= 1:
         raise GanToolsError(f"--augment is a probability in [0, 1] (0 turns it off), got {c['augment']}")
+    if c["precision"] not in ("fp32", "bf16"):
+        raise GanToolsError(f"--precision must be fp32 or bf16, got {c['precision']!r}")
     if not 0 <= c["ema"] < 1:
         raise GanToolsError(f"--ema must lie in [0, 1) (0 turns it off), got {c['ema']}")
     if c["seed"] < 0:
@@ -377,6 +379,8 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
 
+    if config.get("precision") == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise GanToolsError(f"--precision bf16 needs a GPU with bf16 arithmetic; {device} has none: use fp32")
     config.update(
         world_size=world.size,
         batch_per_rank=config["batch_size"] // world.size,  # and what the
@@ -413,6 +417,13 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     rows = slice(world.rank * b, (world.rank + 1) * b)  # this rank's rows of every global batch
     loss, seed = config["loss"], config["seed"]
     augment_p = config.get("augment", 0.0)  # runs saved before augmentation existed had none
+
+    low = config.get("precision") == "bf16"  # runs saved before --precision existed are fp32
+
+    def in_precision():
+        """The passes under bf16 autocast when asked; weights, optimiser states, the EMA, the generator's output
+        head (models.Float32) and the losses stay fp32."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=low)
 
     def tensor(a, dtype=torch.float32):
         return None if a is None else torch.as_tensor(a, dtype=dtype, device=device)
@@ -453,18 +464,20 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
             x_real = tensor(x_real)
             y = tensor(y_real, torch.int64) if K else None
             z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
-            with torch.no_grad():
+            with torch.no_grad(), in_precision():
                 fake = G(z, y)
             if augment_p:  # R1 then acts on the images D sees, the augmented ones
                 x_real, fake = seen_by_d(x_real, [seed, sub, 3]), seen_by_d(fake, [seed, sub, 4])
             x_real.requires_grad_(lazy_r1)
             # one pass over real and fake together: half the calls of two passes, the same logits
-            both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
-            real_logits, fake_logits = both.split(b)
+            with in_precision():
+                both = D_run(torch.cat([x_real, fake]), None if y is None else torch.cat([y, y]))
+            real_logits, fake_logits = both.float().split(b)
             ld = d_loss(loss, real_logits, fake_logits)
             if config["gp_weight"]:
                 eps = tensor(rng.random(B, dtype=np.float32)[rows])
-                ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
+                with in_precision():
+                    ld = ld + config["gp_weight"] * gradient_penalty(D, x_real, fake, y, eps)
             if lazy_r1:
                 ld = ld + r1_weight(config, t) * config["r1_every"] * r1_penalty(real_logits, x_real)
             opt_d.zero_grad(set_to_none=True)
@@ -474,8 +487,10 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
         z = tensor(rng.standard_normal((B, L), dtype=np.float32)[rows])
         y = tensor(rng.integers(0, K, size=B)[rows], torch.int64) if K else None
         D.requires_grad_(False)  # G's step needs gradients through D, not D's own
-        fake = G_run(z, y)
-        lg = g_loss(loss, D(seen_by_d(fake, [seed, t, 5]) if augment_p else fake, y))
+        with in_precision():
+            fake = G_run(z, y)
+            fake_logits_g = D(seen_by_d(fake, [seed, t, 5]) if augment_p else fake, y)
+        lg = g_loss(loss, fake_logits_g.float())
         opt_g.zero_grad(set_to_none=True)
         lg.backward()
         opt_g.step()

@@ -6,7 +6,15 @@ import torch
 
 from gantools.errors import GanToolsError
 from gantools.losses import d_loss, g_loss, gradient_penalty, r1_penalty
-from gantools.models import Affine, LatentMixture, NarrowConv2d, RoundToLevels, build_models, fold_fixed_affines
+from gantools.models import (
+    Affine,
+    Float32,
+    LatentMixture,
+    NarrowConv2d,
+    RoundToLevels,
+    build_models,
+    fold_fixed_affines,
+)
 
 
 def _config(**kw):
@@ -163,6 +171,31 @@ def test_round_to_levels_lands_on_the_grid_and_passes_gradients_straight_through
     assert (y.detach() - x.detach()).abs().max() <= 1 / 16 + 1e-6
     y.sum().backward()
     torch.testing.assert_close(x.grad, torch.ones(101))
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+@pytest.mark.parametrize("levels", [0, 256])
+def test_generators_under_bf16_autocast_squash_and_round_in_fp32(model, levels):
+    """bf16 spaces values near 1 by 1/256, half an 8-bit grey level: under bf16 autocast (training's
+    --precision bf16) the output head takes the last layer's bf16 values and squashes and rounds them in fp32,
+    exactly as in fp32, so the pixel levels are placed as finely as fp32 training places them."""
+    config = dict(model=model, kind="image", sample_shape=[1, 28, 28], conditional=False, num_classes=0)
+    config.update(g_norm="none", spectral_norm=False, latent_dim=16, width=8, levels=levels, mixture=0)
+    G, _ = build_models(dict(config, stretch=[1.5, 1.0]) if levels else config)
+    G.eval()  # the plain convolutions, which return bf16 (NarrowConv2d's training form adds its fp32 bias after)
+    head = next(m for m in G.modules() if isinstance(m, torch.nn.Sequential) and isinstance(m[0], Float32))
+    seen = []
+    head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    z = torch.randn(64, 16, generator=torch.Generator().manual_seed(0)) * 4  # a spread of pre-activations
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        x = G(z)
+    assert seen[0].dtype == torch.bfloat16 and x.dtype == torch.float32
+    with torch.no_grad():
+        expected = head(seen[0].float()).reshape(x.shape)
+    assert torch.equal(x, expected)
+    if levels:
+        k = (x.double() + 1) * 127.5
+        assert (k - torch.round(k)).abs().max() < 1e-4
 
 
 def test_latent_mixture_components_are_equally_likely_and_exactly_picked():

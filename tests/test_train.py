@@ -80,6 +80,7 @@ def _log_rows(run):
         dict(data="digits", model="dcgan", width=8, loss="wgan-gp", n_critic=2),
         dict(data="ring", model="mlp", loss="ns", conditional=True),
         dict(data="digits", model="dcgan", width=8, augment=0.5),
+        dict(data="mnist", model="dcgan", width=8, precision="bf16"),
     ],
 )
 def test_interrupted_then_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, options):
@@ -144,6 +145,7 @@ def test_learning_rate_schedules_are_pure_functions_of_the_step():
         dict(data="ring", model="mlp", loss="ns", r1=2.0, r1_final=2.0, r1_every=2),
         dict(data="digits", model="mlp", loss="hinge", conditional=True, r1=0.0),
         dict(data="digits", model="dcgan", width=8, loss="ns", r1=2.0, r1_final=2.0, r1_every=2, augment=0.5),
+        dict(data="mnist", model="dcgan", width=8, loss="ns", r1=2.0, r1_final=2.0, r1_every=2, precision="bf16"),
     ],
 )
 def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
@@ -151,7 +153,7 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     on G's fakes (plus, every r1_every-th step, r1_every x the R1 penalty), then G steps through the updated D on
     fresh latents (and fresh uniform labels, conditional); two D passes here, where train makes one pass over both
     halves. With --augment, D sees every image, real or G's, through its own seeded augmentation, and R1 acts on
-    the augmented real images."""
+    the augmented real images. With --precision bf16 the passes run under bf16 autocast, the losses in fp32."""
     from gantools.augment import augment, draw_params
     from gantools.data import load_source
     from gantools.losses import d_loss, g_loss
@@ -174,13 +176,25 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
         params = draw_params(np.random.default_rng(stream), B, tuple(images.shape[2:]), options["augment"])
         return augment(images, torch.as_tensor(params))
 
+    low = options.get("precision") == "bf16"
+
+    def bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=low)
+
     for t in range(5):
         x, y = source.draw(B, seed, t)
         x = seen(torch.as_tensor(x, dtype=torch.float32), [seed, t, 3]).requires_grad_(True)
         y = torch.as_tensor(y) if config["conditional"] else None
         z = torch.as_tensor(np.random.default_rng([seed, t, 1]).standard_normal((B, L), dtype=np.float32))
-        real_logits = D(x, y)
-        loss = d_loss(config["loss"], real_logits, D(seen(G(z, y).detach(), [seed, t, 4]), y))
+        with bf16():
+            fake = seen(G(z, y).detach(), [seed, t, 4])
+            if low:  # bf16's rounding depends on the batch a convolution sees: train's one pass over both halves
+                real_logits, fake_logits = (
+                    D(torch.cat([x, fake]), None if y is None else torch.cat([y, y])).float().split(B)
+                )
+            else:
+                real_logits, fake_logits = D(x, y), D(fake, y)
+        loss = d_loss(config["loss"], real_logits, fake_logits)
         if t % every == 0:  # lazy R1 (StyleGAN2): every x gamma/2 E||grad_x D(x)||^2
             (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
             loss = loss + every * options["r1"] / 2 * grad.flatten(1).pow(2).sum(dim=1).mean()
@@ -191,7 +205,9 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
         z = torch.as_tensor(rng.standard_normal((B, L), dtype=np.float32))
         y = torch.as_tensor(rng.integers(0, config["num_classes"], size=B)) if config["conditional"] else None
         opt_g.zero_grad()
-        g_loss(config["loss"], D(seen(G(z, y), [seed, t, 5]), y)).backward()
+        with bf16():
+            fake_logits = D(seen(G(z, y), [seed, t, 5]), y).float()
+        g_loss(config["loss"], fake_logits).backward()
         opt_g.step()
     for name, model in (("generator", G), ("discriminator", D)):
         for key, value in model.state_dict().items():
@@ -315,7 +331,9 @@ def test_training_errors(tmp_path, runs):
         train(tmp_path / "d", progress=False, data="ring", augment=0.5, steps=1)
     with pytest.raises(GanToolsError, match=r"--augment is a probability in \[0, 1\]"):
         train(tmp_path / "e", progress=False, data="digits", augment=1.5, steps=1)
-    assert not any((tmp_path / name).exists() for name in "cde")
+    with pytest.raises(GanToolsError, match="--precision must be fp32 or bf16, got 'fp16'"):
+        train(tmp_path / "f", progress=False, data="digits", precision="fp16", steps=1)
+    assert not any((tmp_path / name).exists() for name in "cdef")
 
 
 def _unlabelled(tmp_path):
@@ -498,16 +516,16 @@ def _train_process(out, *args):
 def test_the_recipes_train_the_same_weights_at_one_and_two_threads(tmp_path, monkeypatch):
     """The thread counts gantools picks on a 2-core machine, idle or beside another process, change no bit of
     a recipe's training: the digits DCGAN (convolutions, lazy R1's double backward, a one-channel output whose
-    fused bias gradient oneDNN would split by thread) and the ring MLP. (From 3 threads on, PyTorch splits
-    more gradient sums by thread: threads.py.)"""
+    fused bias gradient oneDNN would split by thread), the ring MLP, and the MNIST DCGAN in bf16. (From 3
+    threads on, PyTorch splits more gradient sums by thread: threads.py.)"""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # no LoadWatch: the count set here stays
     start = torch.get_num_threads()
     try:
-        for data, steps in (("digits", 8), ("ring", 30)):
+        for data, steps, options in (("digits", 8, {}), ("ring", 30, {}), ("mnist", 6, {"precision": "bf16"})):
             states = []
             for n in (1, 2):
                 torch.set_num_threads(n)
-                ckpt = train(tmp_path / f"{data}{n}", data=data, steps=steps, progress=False)
+                ckpt = train(tmp_path / f"{data}{n}", data=data, steps=steps, progress=False, **options)
                 assert json.loads((tmp_path / f"{data}{n}" / "config.json").read_text())["torch_threads"] == n
                 states.append(load_checkpoint(ckpt))
             _assert_same_state(*states)
