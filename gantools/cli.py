@@ -265,11 +265,12 @@ def _default_run_dir(data: str, resume: bool) -> str:
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16"]),
+    type=click.Choice(["auto", "fp32", "bf16"]),
     default=None,
     help="Arithmetic of the training passes: bf16 runs them under autocast (weights, optimiser, EMA, the "
     "output head and the losses stay fp32), faster on CPUs with AVX512-BF16 or AMX and on GPUs with "
-    f"bf16, slower on other CPUs. {_RECIPE}",
+    "bf16, many times slower on other CPUs; auto picks bf16 where it is native, else fp32, and config.json "
+    f"records the choice. {_RECIPE}",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, show_default=True)
 @click.option("--device", type=DEVICE, default=_D.device, show_default=True)

@@ -113,8 +113,8 @@ def _check_options(c: dict) -> None:
         raise GanToolsError("--beta1 and --beta2 must lie in [0, 1)")
     if not 0 <= c["augment"] <= 1:
         raise GanToolsError(f"--augment is a probability in [0, 1] (0 turns it off), got {c['augment']}")
-    if c["precision"] not in ("fp32", "bf16"):
-        raise GanToolsError(f"--precision must be fp32 or bf16, got {c['precision']!r}")
+    if c["precision"] not in ("auto", "fp32", "bf16"):
+        raise GanToolsError(f"--precision must be auto, fp32 or bf16, got {c['precision']!r}")
     if not 0 <= c["ema"] < 1:
         raise GanToolsError(f"--ema must lie in [0, 1) (0 turns it off), got {c['ema']}")
     if c["seed"] < 0:
@@ -189,6 +189,17 @@ def _pick_device(name: str):
     device = torch.device("cuda", local_rank() if launched_size() > 1 else torch.cuda.current_device())
     torch.cuda.set_device(device)
     return device
+
+
+def native_bf16(device) -> bool:
+    """Whether `device` computes bf16 natively (a GPU with bf16; a CPU with AVX512-BF16 or AMX): elsewhere it
+    is emulated, and bf16 training is many times slower than fp32 (bench/README.md)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's, private: absent means no
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def _distribute(G, D, device, world):
@@ -379,6 +390,8 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
     from .models import build_models
 
+    if config.get("precision") == "auto":  # resolved once, so a resumed run keeps its arithmetic
+        config["precision"] = "bf16" if native_bf16(device) else "fp32"
     if config.get("precision") == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise GanToolsError(f"--precision bf16 needs a GPU with bf16 arithmetic; {device} has none: use fp32")
     config.update(

@@ -35,7 +35,7 @@ class TrainConfig:
     levels: int | None = None  # default: the data's grey levels when there are few, else 0 (continuous)
     spectral_norm: bool | None = None
     augment: float | None = None  # probability of each of D's augmentations (translation, cutout); 0 = none
-    precision: str | None = None  # arithmetic of the forward and backward passes: fp32, or bf16 (autocast)
+    precision: str | None = None  # the passes' arithmetic: fp32, bf16 (autocast), or auto (bf16 where native)
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500

@@ -331,7 +331,7 @@ def test_training_errors(tmp_path, runs):
         train(tmp_path / "d", progress=False, data="ring", augment=0.5, steps=1)
     with pytest.raises(GanToolsError, match=r"--augment is a probability in \[0, 1\]"):
         train(tmp_path / "e", progress=False, data="digits", augment=1.5, steps=1)
-    with pytest.raises(GanToolsError, match="--precision must be fp32 or bf16, got 'fp16'"):
+    with pytest.raises(GanToolsError, match="--precision must be auto, fp32 or bf16, got 'fp16'"):
         train(tmp_path / "f", progress=False, data="digits", precision="fp16", steps=1)
     assert not any((tmp_path / name).exists() for name in "cdef")
 
@@ -340,6 +340,25 @@ def _unlabelled(tmp_path):
     path = tmp_path / "unlabelled.npy"
     np.save(path, np.zeros((4, 8, 8), np.uint8))
     return path
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_where_it_is_native_and_is_recorded(tmp_path, monkeypatch, native, expected):
+    """The MNIST recipe's auto: bf16 where the device computes it natively, else fp32 (emulated bf16 is many
+    times slower); config.json and the checkpoint record the choice, so a resumed run keeps its arithmetic."""
+    monkeypatch.setattr(train_module, "native_bf16", lambda device: native)
+    ckpt = train(tmp_path / "run", progress=False, data="mnist", width=8, steps=2, **SMALL)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == expected
+    assert load_checkpoint(ckpt)["config"]["precision"] == expected
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo")
+def test_native_bf16_on_the_cpu_is_what_its_flags_say():
+    from pathlib import Path
+
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    expected = bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":")[1].split()))
+    assert train_module.native_bf16(torch.device("cpu")) == expected
 
 
 def test_cuda_request_without_cuda_is_a_clear_error(tmp_path):
