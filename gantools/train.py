@@ -392,7 +392,8 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
 
     if config.get("precision") == "auto":  # resolved once, so a resumed run keeps its arithmetic
         config["precision"] = "bf16" if native_bf16(device) else "fp32"
-    if config.get("precision") == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    low = config.get("precision") == "bf16"  # runs saved before --precision existed are fp32
+    if low and device.type == "cuda" and not native_bf16(device):
         raise GanToolsError(f"--precision bf16 needs a GPU with bf16 arithmetic; {device} has none: use fp32")
     config.update(
         world_size=world.size,
@@ -430,8 +431,6 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     rows = slice(world.rank * b, (world.rank + 1) * b)  # this rank's rows of every global batch
     loss, seed = config["loss"], config["seed"]
     augment_p = config.get("augment", 0.0)  # runs saved before augmentation existed had none
-
-    low = config.get("precision") == "bf16"  # runs saved before --precision existed are fp32
 
     def in_precision():
         """The passes under bf16 autocast when asked; weights, optimiser states, the EMA, the generator's output
