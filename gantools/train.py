@@ -27,6 +27,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,6 @@ def _distribute(G, D, device, world):
     same on every rank, and broadcasting them in place would break autograd.
     """
     import inspect
-    import sys
     import warnings
 
     import torch
@@ -301,8 +301,6 @@ def _load_newest_whole(ckpts, G, D, G_ema, opt_g, opt_d):
 
     Checkpoints are written atomically, so a damaged one was damaged afterwards (a disk, a copy): resuming
     from the one before it loses a few steps, not the run, and stays exactly reproducible."""
-    import sys
-
     import torch
 
     from .checkpoint import checkpoint_fits, load_checkpoint
@@ -393,8 +391,15 @@ def _train_steps(out: Path, config: dict, source, ckpts, progress: bool, device,
     if config.get("precision") == "auto":  # resolved once, so a resumed run keeps its arithmetic
         config["precision"] = "bf16" if native_bf16(device) else "fp32"
     low = config.get("precision") == "bf16"  # runs saved before --precision existed are fp32
-    if low and device.type == "cuda" and not native_bf16(device):
-        raise GanToolsError(f"--precision bf16 needs a GPU with bf16 arithmetic; {device} has none: use fp32")
+    if low and not native_bf16(device):
+        if device.type == "cuda":
+            raise GanToolsError(f"--precision bf16 needs a GPU with bf16 arithmetic; {device} has none: use fp32")
+        if world.main:
+            print(
+                "gantools: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 is emulated and "
+                "trains many times slower than fp32 (--precision fp32 or auto)",
+                file=sys.stderr,
+            )
     config.update(
         world_size=world.size,
         batch_per_rank=config["batch_size"] // world.size,  # and what the

@@ -352,6 +352,19 @@ def test_auto_precision_is_bf16_only_where_it_is_native_and_is_recorded(tmp_path
     assert load_checkpoint(ckpt)["config"]["precision"] == expected
 
 
+@pytest.mark.parametrize(
+    "native, precision, warned", [(False, "bf16", True), (True, "bf16", False), (False, "auto", False)]
+)
+def test_bf16_forced_on_a_cpu_without_it_warns_once(tmp_path, monkeypatch, capsys, native, precision, warned):
+    """Emulated bf16 trains many times slower than fp32: a user who forces it there is told at the start, and
+    training goes on; auto, which picks fp32 there, says nothing."""
+    monkeypatch.setattr(train_module, "native_bf16", lambda device: native)
+    train(tmp_path / "run", progress=False, data="digits", width=8, steps=2, precision=precision, **SMALL)
+    err = capsys.readouterr().err
+    assert err.count("no native bf16") == (1 if warned else 0)
+    assert (tmp_path / "run" / "config.json").exists()
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo")
 def test_native_bf16_on_the_cpu_is_what_its_flags_say():
     from pathlib import Path
