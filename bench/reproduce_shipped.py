@@ -16,7 +16,7 @@ fastest reproducible path), so only the machine the files were made on can
 expect identical bytes: a 2-core AVX-512 Intel Xeon for the 2-D and digits
 files, a 2-core AMD EPYC for the MNIST ones (PyTorch 2.13.0 for all).
 
-    python bench/reproduce_shipped.py            # about 40 minutes on 2 cores (the MNIST DCGANs: 30)
+    python bench/reproduce_shipped.py            # every file; the two MNIST DCGANs take 19 minutes side by side
     python bench/reproduce_shipped.py --only ring,grid
 """
 
