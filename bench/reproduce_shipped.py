@@ -104,7 +104,9 @@ def main():
                 f"{', '.join(sorted(n.removesuffix('.onnx') for n in commands))}"
             )
         commands = {n: c for n, c in commands.items() if n.removesuffix(".onnx") in wanted}
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    # the table's `gantools` is this interpreter's, whether or not its environment is activated
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), PATH=path)
     with tempfile.TemporaryDirectory(prefix="gantools-shipped-") as tmp:
         scratch = Path(tmp)
         (scratch / "exported").mkdir()
