@@ -170,10 +170,10 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     )
     every = config["r1_every"]  # as recorded: the ring recipe's 4, or the option given
 
-    def seen(images, stream):
-        if not options.get("augment"):
+    def seen(images, stream):  # the augmentation recorded: the option given, or the recipe's (MNIST's)
+        if not config["augment"]:
             return images
-        params = draw_params(np.random.default_rng(stream), B, tuple(images.shape[2:]), options["augment"])
+        params = draw_params(np.random.default_rng(stream), B, tuple(images.shape[2:]), config["augment"])
         return augment(images, torch.as_tensor(params))
 
     low = options.get("precision") == "bf16"
