@@ -225,8 +225,8 @@ def _default_run_dir(data: str, resume: bool) -> str:
     type=click.FloatRange(0, 1, max_open=True),
     default=None,
     help="Decay of the generator's moving average (exported); 0 turns it off. It warms up: step t uses "
-    "min(EMA, (1+t)/(10+t)), which reaches 0.999 only at step 8,990, so on shorter runs a larger EMA changes "
-    f"nothing. {_RECIPE}",
+    "min(EMA, (1+t)/(10+t)), which reaches 0.999 only at step 8,990, so on shorter runs an EMA above 0.999 "
+    f"changes nothing. {_RECIPE}",
 )
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None, help=_RECIPE)
 @click.option(

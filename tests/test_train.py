@@ -170,7 +170,7 @@ def test_training_steps_are_the_gan_algorithm_written_out(tmp_path, options):
     )
     every = config["r1_every"]  # as recorded: the ring recipe's 4, or the option given
 
-    def seen(images, stream):  # the augmentation recorded: the option given, or the recipe's (MNIST's)
+    def seen(images, stream):  # the augmentation config.json records: the option given, or a recipe's
         if not config["augment"]:
             return images
         params = draw_params(np.random.default_rng(stream), B, tuple(images.shape[2:]), config["augment"])
