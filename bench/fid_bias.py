@@ -19,7 +19,6 @@ import json
 
 import numpy as np
 
-from gantools.data import load_source
 from gantools.metrics.extract import extract_side
 from gantools.metrics.features import make_extractor
 from gantools.metrics.fid import frechet_distance
@@ -90,7 +89,6 @@ def main():
         f"real_{LUCIC}_{LUCIC}": a + (b + c) / LUCIC,
         "models": {},
     }
-    n_test = len(load_source("mnist:test"))
     for model in args.models:
         generated = inception_features(model, n=max(args.counts))
         rows = []
@@ -100,8 +98,8 @@ def main():
             ]
             rows.append((n, float(np.mean([fid(generated[d], test) for d in draws]))))
         infinite, b_model = fit([(n,) for n, _ in rows], [v for _, v in rows])
-        unbiased = infinite - c / n_test
-        as_ours = unbiased + b_model / 3750 + c / n_test
+        unbiased = infinite - c / len(test)
+        as_ours = unbiased + b_model / len(train) + c / len(test)  # generated as many as mnist:train holds
         as_lucic = unbiased + (b_model + c) / LUCIC
         out["models"][model] = {
             "fid_by_generated_count": rows,
@@ -110,7 +108,7 @@ def main():
             "fid_unbiased": unbiased,
             "fid_3750_1250": as_ours,
             f"fid_{LUCIC}_{LUCIC}": as_lucic,
-            "shift_to_lucic": as_ours - as_lucic,  # what comes off any FID of this model at 3,750 / 1,250
+            "shift_to_lucic": as_ours - as_lucic,  # what comes off this model's FIDs at our sizes
         }
         print(
             f"{model}: FID against mnist:test by count {', '.join(f'{n}: {v:.2f}' for n, v in rows)}; "
