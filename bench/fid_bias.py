@@ -48,7 +48,8 @@ def inception_features(spec: str, n: int | None = None) -> np.ndarray:
 
 
 def fid(a: np.ndarray, b: np.ndarray) -> float:
-    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    """FID of two feature sets, the rows given as `score` gives them (the n x n form where n < 2,048)."""
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False), rows1=a, rows2=b)
 
 
 def fit(sizes: list[tuple[float, ...]], values: list[float]) -> np.ndarray:
